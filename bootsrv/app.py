@@ -1,0 +1,110 @@
+"""Wiring: configuration objects -> stores, SCSI devices, iSCSI targets -> a
+running server on one asyncio loop. No protocol logic lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+
+from bootsrv.config import Config, DiskConfig
+from target.iscsi.chap import Credentials
+from target.iscsi.connection import IscsiServer, ServerSettings
+from target.iscsi.targets import TargetDirectory, TargetSpec
+from target.scsi.device import ScsiDevice
+from target.scsi.lu import LogicalUnit
+from target.stores.base import BlockStore, StoreError
+from target.stores.raw import RawStore
+
+log = logging.getLogger("bootsrv")
+
+
+class StartupError(Exception):
+    """One line telling the admin why the appliance cannot start."""
+
+
+@dataclass(slots=True)
+class Appliance:
+    config: Config
+    directory: TargetDirectory = field(default_factory=TargetDirectory)
+    stores: dict[str, BlockStore] = field(default_factory=dict)
+    server: IscsiServer | None = None
+    bound: list[tuple[str, int]] = field(default_factory=list)
+
+    def open_disks(self) -> None:
+        os.makedirs(self.config.server.state_dir, exist_ok=True)
+        for disk in self.config.disks:
+            self.stores[disk.name] = _open_disk(self.config, disk)
+        for target in self.config.targets:
+            units = [LogicalUnit(name, self.stores[name], target_name=target.iqn,
+                                 readonly=self.config.disk(name).readonly) for name in target.luns]
+            self.directory.add(TargetSpec(
+                name=target.iqn, device=ScsiDevice(units), alias=target.alias,
+                initiators=frozenset(target.initiators),
+                chap=Credentials(target.chap.user, target.chap.secret) if target.chap else None,
+                mutual_chap=(Credentials(target.mutual_chap.user, target.mutual_chap.secret)
+                             if target.mutual_chap else None)))
+
+    async def start(self) -> None:
+        iscsi = self.config.iscsi
+        settings = ServerSettings(queue_depth=iscsi.queue_depth, max_sessions=iscsi.max_sessions,
+                                  nop_interval=iscsi.nop_interval, nop_timeout=iscsi.nop_timeout,
+                                  login_timeout=iscsi.login_timeout)
+        self.server = IscsiServer(self.directory, settings)
+        try:
+            self.bound = await self.server.start([(p.host, p.port) for p in iscsi.portals])
+        except OSError as exc:
+            raise StartupError(f"{self.config.path}: iscsi.portals: cannot listen: {exc.strerror or exc}") from None
+        for host, port in self.bound:
+            log.info("iSCSI portal listening on %s", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        for target in self.config.targets:
+            for lun, name in enumerate(target.luns):
+                store = self.stores[name]
+                host, port = self.bound[0]
+                shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+                log.info("target %s LUN %d = disk %r (%.1f GiB%s): iscsi://%s:%d/%s/%d", target.iqn, lun, name,
+                         store.size / (1 << 30), ", read-only" if self.config.disk(name).readonly else "",
+                         shown, port, target.iqn, lun)
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            await self.server.stop()
+        for name, store in self.stores.items():
+            try:
+                store.flush()
+            except StoreError as exc:
+                log.error("flushing %s at shutdown: %s", name, exc)
+            store.close()
+
+
+def _open_disk(config: Config, disk: DiskConfig) -> BlockStore:
+    where = f"{config.path}: disk {disk.name!r}"
+    if not disk.path.exists():
+        if disk.size is None:
+            raise StartupError(f"{where}: {disk.path} does not exist (add size = \"1GiB\" to create it)")
+        disk.path.parent.mkdir(parents=True, exist_ok=True)
+        log.info("creating %s (%d bytes, sparse)", disk.path, disk.size)
+        RawStore.create(disk.path, disk.size)
+    try:
+        return RawStore(disk.path, readonly=disk.readonly)
+    except StoreError as exc:
+        raise StartupError(f"{where}: {exc}") from None
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT, then stop accepting, close sessions, flush, return."""
+    app = Appliance(config)
+    app.open_disks()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await app.start()
+        log.info("bootsrv ready")
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await app.stop()

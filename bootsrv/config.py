@@ -1,0 +1,295 @@
+"""The one configuration model: TOML -> validated, immutable objects.
+
+Every service reads these objects, never the TOML. Errors name the file, the
+key and what was expected, in one line, so an admin can fix them without a
+traceback. Relative paths are relative to the configuration file's folder.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_BASE_IQN = "iqn.2026-11.lan.bootsrv"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_IQN_RE = re.compile(r"^iqn\.\d{4}-\d{2}\.[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[a-z0-9.:-]+)?$")
+_EUI_RE = re.compile(r"^eui\.[0-9a-f]{16}$")
+_NAA_RE = re.compile(r"^naa\.([0-9a-f]{16}|[0-9a-f]{32})$")
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(Exception):
+    """One line: file, key, what was expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChapConfig:
+    user: str
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    state_dir: Path
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Portal:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class IscsiConfig:
+    portals: tuple[Portal, ...] = (Portal("0.0.0.0", 3260),)
+    base_iqn: str = DEFAULT_BASE_IQN
+    queue_depth: int = 64
+    max_sessions: int = 1024
+    nop_interval: float = 30.0  # seconds of silence before we ping the initiator; 0 = never
+    nop_timeout: float = 30.0
+    login_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DiskConfig:
+    name: str
+    path: Path
+    readonly: bool = False
+    size: int | None = None  # create a sparse raw image of this size when the file is missing
+
+
+@dataclass(frozen=True, slots=True)
+class TargetConfig:
+    iqn: str
+    luns: tuple[str, ...]
+    initiators: tuple[str, ...] = ()
+    alias: str = ""
+    chap: ChapConfig | None = None
+    mutual_chap: ChapConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    server: ServerConfig
+    iscsi: IscsiConfig
+    disks: tuple[DiskConfig, ...] = ()
+    targets: tuple[TargetConfig, ...] = ()
+    _disk_index: dict[str, DiskConfig] = field(default_factory=dict, compare=False, repr=False)
+
+    def disk(self, name: str) -> DiskConfig:
+        return self._disk_index[name]
+
+
+# ---- parsing helpers ----------------------------------------------------------
+
+class _Section:
+    """A TOML table being read: tracks the key path for errors and unknown keys."""
+
+    def __init__(self, file: Path, where: str, table: Any) -> None:
+        self.file, self.where = file, where
+        if not isinstance(table, dict):
+            self.fail("", "a table")
+        self.table: dict[str, Any] = table
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.where}.{name}" if self.where else name
+
+    def fail(self, name: str, expected: str, got: Any = None) -> None:
+        shown = f", got {got!r}" if got is not None else ""
+        raise ConfigError(f"{self.file}: {self.key(name) if name else self.where}: expected {expected}{shown}")
+
+    def get(self, name: str, kind: type | tuple[type, ...], expected: str, default: Any = None,
+            required: bool = False) -> Any:
+        self.seen.add(name)
+        if name not in self.table:
+            if required:
+                self.fail(name, f"{expected} (the key is required)")
+            return default
+        value = self.table[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # TOML booleans are Python ints: a `true` where a number belongs is a mistake.
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            self.fail(name, expected, value)
+        return value
+
+    def done(self) -> None:
+        unknown = sorted(set(self.table) - self.seen)
+        if unknown:
+            self.fail(unknown[0], f"one of {', '.join(sorted(self.seen))} (unknown key {unknown[0]!r})")
+
+
+def parse_size(text: Any) -> int | None:
+    if isinstance(text, int) and not isinstance(text, bool):
+        return text if text > 0 else None
+    if not isinstance(text, str):
+        return None
+    match = _SIZE_RE.match(text)
+    if not match:
+        return None
+    unit = (match.group(2) or "").lower()[:1]
+    return int(match.group(1)) * _SIZE_UNITS[unit]
+
+
+def parse_duration(text: Any) -> float | None:
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text) if text >= 0 else None
+    if not isinstance(text, str):
+        return None
+    match = _DURATION_RE.match(text)
+    if not match:
+        return None
+    return float(int(match.group(1)) * _DURATION_UNITS[match.group(2)])
+
+
+def valid_iscsi_name(name: str) -> bool:
+    name = name.lower()
+    return len(name) <= 223 and bool(_IQN_RE.match(name) or _EUI_RE.match(name) or _NAA_RE.match(name))
+
+
+def _parse_portal(section: _Section, text: Any) -> Portal:
+    expected = 'a "host:port" string such as "0.0.0.0:3260" or "[::1]:3260"'
+    if not isinstance(text, str):
+        section.fail("portals", expected, text)
+    host, sep, port = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        section.fail("portals", expected, text)
+    return Portal(host, int(port))
+
+
+def _parse_chap(section: _Section, name: str) -> ChapConfig | None:
+    raw = section.get(name, dict, '{ user = "...", secret = "..." }')
+    if raw is None:
+        return None
+    sub = _Section(section.file, section.key(name), raw)
+    user = sub.get("user", str, "a user name", required=True)
+    secret = sub.get("secret", str, "a secret of 12 to 255 characters", required=True)
+    sub.done()
+    if not user:
+        sub.fail("user", "a non-empty user name")
+    if not 12 <= len(secret) <= 255:
+        sub.fail("secret", "a secret of 12 to 255 characters (RFC 7143 asks for at least 96 bits)",
+                 f"{len(secret)} characters")
+    return ChapConfig(user, secret)
+
+
+# ---- the model ------------------------------------------------------------------
+
+def load_config(path: str | Path) -> Config:
+    file = Path(path)
+    try:
+        with open(file, "rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    return parse_config(raw, file)
+
+
+def parse_config(raw: dict[str, Any], file: Path) -> Config:
+    base = file.resolve().parent
+    top = _Section(file, "", raw)
+
+    server = _Section(file, "server", top.get("server", dict, "a [server] table", {}))
+    state_dir = server.get("state_dir", str, "a folder path", "state")
+    log_level = server.get("log_level", str, 'one of "debug", "info", "warning", "error"', "info")
+    if log_level not in ("debug", "info", "warning", "error"):
+        server.fail("log_level", 'one of "debug", "info", "warning", "error"', log_level)
+    server.done()
+
+    iscsi = _Section(file, "iscsi", top.get("iscsi", dict, "an [iscsi] table", {}))
+    portal_list = iscsi.get("portals", list, 'a list of "host:port" strings', ["0.0.0.0:3260"])
+    if not portal_list:
+        iscsi.fail("portals", "at least one portal")
+    portals = tuple(_parse_portal(iscsi, p) for p in portal_list)
+    base_iqn = iscsi.get("base_iqn", str, "an iqn. name", DEFAULT_BASE_IQN).lower()
+    if not valid_iscsi_name(base_iqn):
+        iscsi.fail("base_iqn", 'an iSCSI name like "iqn.2026-11.lan.example"', base_iqn)
+    queue_depth = iscsi.get("queue_depth", int, "an integer from 1 to 1024", 64)
+    if not 1 <= queue_depth <= 1024:
+        iscsi.fail("queue_depth", "an integer from 1 to 1024", queue_depth)
+    max_sessions = iscsi.get("max_sessions", int, "an integer from 1 to 65535", 1024)
+    if not 1 <= max_sessions <= 65535:
+        iscsi.fail("max_sessions", "an integer from 1 to 65535", max_sessions)
+    durations = {}
+    for key, default in (("nop_interval", 30), ("nop_timeout", 30), ("login_timeout", 30)):
+        value = parse_duration(iscsi.get(key, (int, float, str), 'seconds or a duration like "30s"', default))
+        if value is None:
+            iscsi.fail(key, 'seconds or a duration like "30s", "5m"', iscsi.table.get(key))
+        durations[key] = value
+    iscsi.done()
+
+    disks: list[DiskConfig] = []
+    for index, table in enumerate(top.get("disk", list, "[[disk]] tables", [])):
+        section = _Section(file, f"disk[{index}]", table)
+        name = section.get("name", str, "a disk name", required=True)
+        if not _NAME_RE.match(name):
+            section.fail("name", "letters, digits, '.', '_' or '-' (at most 64)", name)
+        if any(d.name == name for d in disks):
+            section.fail("name", "a name no other [[disk]] uses", name)
+        disk_path = section.get("path", str, "a file path", required=True)
+        readonly = section.get("readonly", bool, "true or false", False)
+        size = None
+        if "size" in section.table:
+            size = parse_size(section.get("size", (int, str), 'a size like "1GiB"'))
+            if size is None or size % 512:
+                section.fail("size", 'a size in bytes, a multiple of 512, like "1GiB" or "512MiB"',
+                             section.table["size"])
+        section.done()
+        disks.append(DiskConfig(name, (base / disk_path).resolve(), readonly, size))
+    disk_index = {d.name: d for d in disks}
+
+    targets: list[TargetConfig] = []
+    for index, table in enumerate(top.get("target", list, "[[target]] tables", [])):
+        section = _Section(file, f"target[{index}]", table)
+        iqn = section.get("iqn", str, "an iSCSI name", required=True).lower()
+        if not valid_iscsi_name(iqn):
+            section.fail("iqn", 'an iSCSI name like "iqn.2026-11.lan.bootsrv:disk1"', iqn)
+        if any(t.iqn == iqn for t in targets):
+            section.fail("iqn", "a name no other [[target]] uses", iqn)
+        luns = section.get("luns", list, "a list of disk names", required=True)
+        for lun in luns:
+            if lun not in disk_index:
+                section.fail("luns", f"names of [[disk]] entries ({', '.join(disk_index) or 'none defined'})", lun)
+        if len(set(luns)) != len(luns):
+            section.fail("luns", "each disk at most once")
+        initiators = section.get("initiators", list, "a list of initiator IQNs", [])
+        for initiator in initiators:
+            if not isinstance(initiator, str) or not valid_iscsi_name(initiator):
+                section.fail("initiators", "iSCSI names like \"iqn.1991-05.com.microsoft:ws01\"", initiator)
+        alias = section.get("alias", str, "a short description", "")
+        chap = _parse_chap(section, "chap")
+        mutual = _parse_chap(section, "mutual_chap")
+        if mutual is not None and chap is None:
+            section.fail("mutual_chap", "chap to be set too (the initiator authenticates first)")
+        if mutual is not None and chap is not None and mutual.secret == chap.secret:
+            section.fail("mutual_chap", "a secret different from chap's (RFC 7143 12.1.3)")
+        section.done()
+        targets.append(TargetConfig(iqn, tuple(luns), tuple(i.lower() for i in initiators), alias, chap, mutual))
+
+    top.done()
+    return Config(
+        path=file,
+        server=ServerConfig((base / state_dir).resolve(), log_level),
+        iscsi=IscsiConfig(portals, base_iqn, queue_depth, max_sessions, durations["nop_interval"],
+                          durations["nop_timeout"], durations["login_timeout"]),
+        disks=tuple(disks),
+        targets=tuple(targets),
+        _disk_index=disk_index,
+    )

@@ -1,0 +1,213 @@
+"""The asyncio shell around the sans-IO iSCSI core: sockets, timers, threads.
+
+Everything protocol-shaped lives in protocol.py; this file only moves bytes,
+runs SCSI commands (inline, or on a worker thread when they wait for fsync)
+and keeps time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from target.iscsi.params import TargetLimits
+from target.iscsi.protocol import ScsiTask, TargetConnection
+from target.iscsi.session import SessionRegistry
+from target.iscsi.targets import TargetDirectory
+from target.scsi.sense import ScsiResult, check_condition
+
+log = logging.getLogger("bootsrv.iscsi")
+
+TICK_SECONDS = 1.0
+INTERNAL_TARGET_FAILURE = (0x4, 0x44, 0x00)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    limits: TargetLimits = TargetLimits()
+    queue_depth: int = 64
+    max_sessions: int = 1024
+    nop_interval: float = 30.0
+    nop_timeout: float = 30.0
+    login_timeout: float = 30.0
+    worker_threads: int = 8
+
+
+class IscsiServer:
+    """Listens on portals and serves the targets of one directory."""
+
+    def __init__(self, directory: TargetDirectory, settings: ServerSettings = ServerSettings()) -> None:
+        self.directory = directory
+        self.settings = settings
+        self.registry = SessionRegistry(max_sessions=settings.max_sessions)
+        self.executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="scsi-io")
+        self.connections: set[_ConnectionShell] = set()
+        self._servers: list[asyncio.base_events.Server] = []
+        self._portals: list[tuple[str, int]] = []
+
+    async def start(self, portals: list[tuple[str, int]]) -> list[tuple[str, int]]:
+        """Listen on every portal; returns the bound (host, port) pairs (port 0 picks one)."""
+        loop = asyncio.get_running_loop()
+        bound: list[tuple[str, int]] = []
+        for host, port in portals:
+            server = await loop.create_server(lambda: _ConnectionShell(self), host, port,
+                                              reuse_address=True, backlog=256)
+            self._servers.append(server)
+            sock = server.sockets[0]
+            actual_port = sock.getsockname()[1]
+            bound.append((host, actual_port))
+        self._portals = bound
+        return bound
+
+    def portal_addresses(self, local: tuple[str, int]) -> list[str]:
+        """TargetAddress values for SendTargets: wildcard portals answer with the
+        address the initiator reached us on."""
+        addresses = []
+        for host, port in self._portals:
+            if host in ("0.0.0.0", "::", ""):
+                host, port = local[0], local[1]
+            addresses.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        return list(dict.fromkeys(addresses))
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for shell in list(self.connections):
+            shell.close()
+        for server in self._servers:
+            await server.wait_closed()
+        # Let worker threads finish what initiators already sent (never drop acknowledged writes).
+        await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown, True)
+
+
+class _ConnectionShell(asyncio.Protocol):
+    def __init__(self, server: IscsiServer) -> None:
+        self.server = server
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.core: TargetConnection | None = None
+        self.peer = "?"
+        self._timer: asyncio.TimerHandle | None = None
+        self._paused_reading = False
+
+    # ---- asyncio.Protocol ----------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        local = transport.get_extra_info("sockname") or ("127.0.0.1", 3260)
+        self.peer = f"{_unmapped(peer[0])}:{peer[1]}"
+        settings = self.server.settings
+        self.core = TargetConnection(
+            self.server.directory, self.server.registry, limits=settings.limits,
+            portal_addresses=self.server.portal_addresses((_unmapped(local[0]), local[1])),
+            queue_depth=settings.queue_depth, nop_interval=settings.nop_interval,
+            nop_timeout=settings.nop_timeout, login_timeout=settings.login_timeout,
+            now=self.loop.time(), on_close=self.close)
+        self.server.connections.add(self)
+        self._timer = self.loop.call_later(TICK_SECONDS, self._tick)
+        log.debug("connection from %s", self.peer)
+
+    def data_received(self, data: bytes) -> None:
+        core = self.core
+        assert core is not None
+        for task in core.receive_data(data, self.loop.time()):
+            self._run(task)
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.core is not None:
+            self.core.connection_lost()
+            log.info("%s (%s) disconnected%s", self.core.initiator or "?", self.peer,
+                     f": {exc}" if exc else "")
+        self.server.connections.discard(self)
+
+    def pause_writing(self) -> None:
+        # The initiator is not reading its responses: stop reading its requests.
+        self._set_reading(False)
+
+    def resume_writing(self) -> None:
+        self._set_reading(True)
+
+    # ---- work -------------------------------------------------------------
+
+    def _run(self, task: ScsiTask) -> None:
+        core = self.core
+        assert core is not None and core.target is not None
+        device = core.target.device
+        if device.may_block(task.lun, task.cdb):
+            future = self.loop.run_in_executor(self.server.executor, device.execute, task.lun, task.cdb,
+                                               task.data, core.initiator)
+            future.add_done_callback(lambda f, t=task: self._finished(t, f))
+            return
+        try:
+            result = device.execute(task.lun, task.cdb, task.data, core.initiator)
+        except Exception:  # the command sets catch their own; this is the last guard
+            log.exception("%s: command %s failed", self.peer, task.cdb.hex())
+            result = check_condition(INTERNAL_TARGET_FAILURE)
+        core.complete(task, result)
+
+    def _finished(self, task: ScsiTask, future: asyncio.Future[ScsiResult]) -> None:
+        if self.core is None:
+            return
+        try:
+            result = future.result()
+        except Exception:
+            log.exception("%s: command %s failed", self.peer, task.cdb.hex())
+            result = check_condition(INTERNAL_TARGET_FAILURE)
+        self.core.complete(task, result)
+        self._flush()
+
+    def _flush(self) -> None:
+        core, transport = self.core, self.transport
+        if core is None or transport is None or transport.is_closing():
+            return
+        out = core.data_to_send()
+        if out:
+            transport.writelines(out)
+        if core.closing:
+            transport.close()  # sends what is buffered first
+
+    def _tick(self) -> None:
+        if self.core is None or self.transport is None or self.transport.is_closing():
+            return
+        self.core.tick(self.loop.time())
+        self._flush()
+        self._timer = self.loop.call_later(TICK_SECONDS, self._tick)
+
+    def _set_reading(self, on: bool) -> None:
+        already = self._paused_reading != on
+        if self.transport is None or self.transport.is_closing() or already:
+            return
+        if on:
+            self.transport.resume_reading()
+        else:
+            self.transport.pause_reading()
+        self._paused_reading = not on
+
+    def close(self) -> None:
+        """Drop the connection (session reinstated elsewhere, or shutdown)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self._flush()
+            self.transport.close()
+
+
+def _unmapped(host: str) -> str:
+    """::ffff:10.0.0.1 -> 10.0.0.1, so addresses read as admins wrote them."""
+    try:
+        address = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return str(address.ipv4_mapped)
+    return host

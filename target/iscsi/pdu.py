@@ -1,0 +1,321 @@
+"""iSCSI PDU codec (RFC 7143 section 11): framing, field access, building.
+
+A PDU is a 48-byte Basic Header Segment, optional Additional Header Segments,
+an optional header digest, a data segment padded to 4 bytes and an optional
+data digest. Incoming PDUs keep their raw BHS and expose fields as properties,
+so parsing costs nothing for fields nobody reads.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+from target.iscsi.digest import crc32c
+
+BHS_LEN = 48
+DIGEST_LEN = 4
+RESERVED_TAG = 0xFFFFFFFF
+# A data segment length field is 24 bits; anything above our declared limit is refused.
+MAX_DATA_SEGMENT = (1 << 24) - 1
+
+
+class Opcode(IntEnum):
+    NOP_OUT = 0x00
+    SCSI_COMMAND = 0x01
+    TASK_MGMT_REQUEST = 0x02
+    LOGIN_REQUEST = 0x03
+    TEXT_REQUEST = 0x04
+    DATA_OUT = 0x05
+    LOGOUT_REQUEST = 0x06
+    SNACK_REQUEST = 0x10
+    NOP_IN = 0x20
+    SCSI_RESPONSE = 0x21
+    TASK_MGMT_RESPONSE = 0x22
+    LOGIN_RESPONSE = 0x23
+    TEXT_RESPONSE = 0x24
+    DATA_IN = 0x25
+    LOGOUT_RESPONSE = 0x26
+    R2T = 0x31
+    ASYNC_MESSAGE = 0x32
+    REJECT = 0x3F
+
+
+INITIATOR_OPCODES = frozenset(
+    {
+        Opcode.NOP_OUT,
+        Opcode.SCSI_COMMAND,
+        Opcode.TASK_MGMT_REQUEST,
+        Opcode.LOGIN_REQUEST,
+        Opcode.TEXT_REQUEST,
+        Opcode.DATA_OUT,
+        Opcode.LOGOUT_REQUEST,
+        Opcode.SNACK_REQUEST,
+    }
+)
+
+
+class RejectReason(IntEnum):
+    DATA_DIGEST_ERROR = 0x02
+    SNACK_REJECT = 0x03
+    PROTOCOL_ERROR = 0x04
+    COMMAND_NOT_SUPPORTED = 0x05
+    IMMEDIATE_COMMAND_REJECT = 0x06
+    TASK_IN_PROGRESS = 0x07
+    INVALID_DATA_ACK = 0x08
+    INVALID_PDU_FIELD = 0x09
+    OUT_OF_RESOURCES = 0x0A
+    WAITING_FOR_LOGOUT = 0x0C
+
+
+class FramingError(Exception):
+    """The byte stream cannot be trusted any more: the connection must be dropped."""
+
+
+_U32 = struct.Struct(">I")
+_U16 = struct.Struct(">H")
+_U64 = struct.Struct(">Q")
+
+
+def _u32(buf: bytes | bytearray, offset: int) -> int:
+    return _U32.unpack_from(buf, offset)[0]
+
+
+def pad_len(length: int) -> int:
+    return -length & 3
+
+
+@dataclass(slots=True)
+class Pdu:
+    """One received PDU. `bhs` is the raw 48-byte header."""
+
+    bhs: bytes
+    ahs: bytes = b""
+    data: bytes = b""
+    data_digest_ok: bool = True
+
+    # Fields common to most initiator PDUs (RFC 7143 11.2.1).
+    @property
+    def opcode(self) -> int:
+        return self.bhs[0] & 0x3F
+
+    @property
+    def immediate(self) -> bool:
+        return bool(self.bhs[0] & 0x40)
+
+    @property
+    def flags(self) -> int:
+        return self.bhs[1]
+
+    @property
+    def final(self) -> bool:
+        return bool(self.bhs[1] & 0x80)
+
+    @property
+    def lun_field(self) -> bytes:
+        return self.bhs[8:16]
+
+    @property
+    def itt(self) -> int:
+        return _u32(self.bhs, 16)
+
+    @property
+    def ttt(self) -> int:
+        """Target transfer tag (Data-Out, NOP-Out, Text) or referenced task tag (TMF)."""
+        return _u32(self.bhs, 20)
+
+    @property
+    def cmdsn(self) -> int:
+        return _u32(self.bhs, 24)
+
+    @property
+    def expstatsn(self) -> int:
+        return _u32(self.bhs, 28)
+
+    # SCSI Command (11.3)
+    @property
+    def expected_transfer_length(self) -> int:
+        return _u32(self.bhs, 20)
+
+    @property
+    def cdb(self) -> bytes:
+        # An extended CDB AHS (type 1) carries bytes 16.. of a CDB longer than 16.
+        cdb = self.bhs[32:48]
+        if self.ahs:
+            ext = _extended_cdb(self.ahs)
+            if ext:
+                cdb = cdb + ext
+        return cdb
+
+    # Data-Out (11.7)
+    @property
+    def datasn(self) -> int:
+        return _u32(self.bhs, 36)
+
+    @property
+    def buffer_offset(self) -> int:
+        return _u32(self.bhs, 40)
+
+    # Login (11.12)
+    @property
+    def isid(self) -> bytes:
+        return self.bhs[8:14]
+
+    @property
+    def tsih(self) -> int:
+        return _U16.unpack_from(self.bhs, 14)[0]
+
+    @property
+    def cid(self) -> int:
+        return _U16.unpack_from(self.bhs, 20)[0]
+
+    @property
+    def version_max(self) -> int:
+        return self.bhs[2]
+
+    @property
+    def version_min(self) -> int:
+        return self.bhs[3]
+
+    # TMF (11.5)
+    @property
+    def tmf_function(self) -> int:
+        return self.bhs[1] & 0x7F
+
+    @property
+    def ref_cmdsn(self) -> int:
+        return _u32(self.bhs, 32)
+
+    # Logout (11.14)
+    @property
+    def logout_reason(self) -> int:
+        return self.bhs[1] & 0x7F
+
+
+def _extended_cdb(ahs: bytes) -> bytes:
+    pos = 0
+    while pos + 4 <= len(ahs):
+        length = _U16.unpack_from(ahs, pos)[0]
+        ahs_type = ahs[pos + 2]
+        body = ahs[pos + 4 : pos + 3 + length]  # length counts the reserved byte
+        if ahs_type == 1:
+            return bytes(body)
+        pos += 3 + length + pad_len(3 + length)
+    return b""
+
+
+def lun_from_field(field: bytes) -> int:
+    """Decode an 8-byte SAM LUN (peripheral or flat addressing, first level only)."""
+    method = field[0] >> 6
+    if method in (0, 1):
+        return ((field[0] & 0x3F) << 8) | field[1]
+    return 0xFFFF  # an addressing method we do not serve: never matches a LUN
+
+
+def lun_to_field(lun: int) -> bytes:
+    if lun < 256:
+        return bytes((0, lun, 0, 0, 0, 0, 0, 0))
+    return bytes((0x40 | (lun >> 8), lun & 0xFF, 0, 0, 0, 0, 0, 0))
+
+
+class PduReader:
+    """Splits a byte stream into PDUs. Digest settings may change between PDUs
+    (they take effect after the login phase), so PDUs are pulled one at a time."""
+
+    def __init__(self, max_data_segment: int = 65536) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self.header_digest = False
+        self.data_digest = False
+        self.max_data_segment = max_data_segment
+
+    def feed(self, data: bytes) -> None:
+        if self._pos and self._pos == len(self._buf):
+            self._buf.clear()
+            self._pos = 0
+        elif self._pos > 1 << 20:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf) - self._pos
+
+    def next_pdu(self) -> Pdu | None:
+        buf, pos = self._buf, self._pos
+        avail = len(buf) - pos
+        if avail < BHS_LEN:
+            return None
+        ahs_len = buf[pos + 4] * 4
+        data_len = int.from_bytes(buf[pos + 5 : pos + 8], "big")
+        if data_len > self.max_data_segment:
+            raise FramingError(
+                f"data segment of {data_len} bytes exceeds our MaxRecvDataSegmentLength {self.max_data_segment}"
+            )
+        hdig = DIGEST_LEN if self.header_digest else 0
+        ddig = DIGEST_LEN if (self.data_digest and data_len) else 0
+        data_padded = data_len + pad_len(data_len)
+        total = BHS_LEN + ahs_len + hdig + data_padded + ddig
+        if avail < total:
+            return None
+        header_end = pos + BHS_LEN + ahs_len
+        if hdig:
+            expected = _u32(buf, header_end)
+            if crc32c(memoryview(buf)[pos:header_end]) != expected:
+                raise FramingError("header digest mismatch")
+        bhs = bytes(buf[pos : pos + BHS_LEN])
+        ahs = bytes(buf[pos + BHS_LEN : header_end]) if ahs_len else b""
+        data_start = header_end + hdig
+        data = bytes(buf[data_start : data_start + data_len]) if data_len else b""
+        digest_ok = True
+        if ddig:
+            expected = _u32(buf, data_start + data_padded)
+            digest_ok = crc32c(memoryview(buf)[data_start : data_start + data_padded]) == expected
+        self._pos = pos + total
+        return Pdu(bhs, ahs, data, digest_ok)
+
+
+def encode(bhs: bytearray, data: bytes | memoryview = b"", *, header_digest: bool = False,
+           data_digest: bool = False) -> list[bytes | bytearray | memoryview]:
+    """Frame one outgoing PDU as a list of buffers for writelines (no data copy).
+    `bhs` must already hold every field but DataSegmentLength, which is set here."""
+    length = len(data)
+    bhs[5:8] = length.to_bytes(3, "big")
+    parts: list[bytes | bytearray | memoryview] = [bhs]
+    if header_digest:
+        parts.append(_U32.pack(crc32c(bhs)))
+    if length:
+        parts.append(data)
+        padding = b"\0" * pad_len(length)
+        if padding:
+            parts.append(padding)
+        if data_digest:
+            parts.append(_U32.pack(crc32c(data, padding)))
+    return parts
+
+
+def new_bhs(opcode: int, flags: int, itt: int) -> bytearray:
+    bhs = bytearray(BHS_LEN)
+    bhs[0] = opcode
+    bhs[1] = flags
+    _U32.pack_into(bhs, 16, itt)
+    return bhs
+
+
+def put_u32(bhs: bytearray, offset: int, value: int) -> None:
+    _U32.pack_into(bhs, offset, value & 0xFFFFFFFF)
+
+
+def put_u16(bhs: bytearray, offset: int, value: int) -> None:
+    _U16.pack_into(bhs, offset, value)
+
+
+def put_sn_fields(bhs: bytearray, statsn: int, expcmdsn: int, maxcmdsn: int) -> None:
+    """StatSN, ExpCmdSN, MaxCmdSN at bytes 24..35, shared by every target PDU."""
+    struct.pack_into(">III", bhs, 24, statsn & 0xFFFFFFFF, expcmdsn & 0xFFFFFFFF, maxcmdsn & 0xFFFFFFFF)
+
+
+def u64(value: int) -> bytes:
+    return _U64.pack(value)

@@ -1,0 +1,47 @@
+"""What the iSCSI layer knows of a target: its name, who may log in, and the
+SCSI device behind it (an opaque dispatcher; this layer knows no SCSI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from target.iscsi.chap import Credentials
+
+
+class ScsiDispatcher(Protocol):
+    """The command-set layer as the transport sees it."""
+
+    def execute(self, lun: int, cdb: bytes, data_out: bytes | bytearray | None, initiator: str) -> Any: ...
+
+    def may_block(self, lun: int, cdb: bytes) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    name: str
+    device: ScsiDispatcher
+    alias: str = ""
+    initiators: frozenset[str] = frozenset()  # empty = any initiator
+    chap: Credentials | None = None  # the initiator proves itself with these
+    mutual_chap: Credentials | None = None  # and we prove ourselves with these
+    portal_group_tag: int = 1
+
+    def allows(self, initiator_name: str) -> bool:
+        return not self.initiators or initiator_name.lower() in self.initiators
+
+
+@dataclass(slots=True)
+class TargetDirectory:
+    """Targets by (case-insensitive) name, as iSCSI names compare."""
+
+    targets: dict[str, TargetSpec] = field(default_factory=dict)
+
+    def add(self, spec: TargetSpec) -> None:
+        self.targets[spec.name.lower()] = spec
+
+    def find(self, name: str) -> TargetSpec | None:
+        return self.targets.get(name.lower())
+
+    def visible_to(self, initiator_name: str) -> list[TargetSpec]:
+        return [t for t in self.targets.values() if t.allows(initiator_name)]

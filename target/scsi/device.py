@@ -1,0 +1,62 @@
+"""A SCSI target device: the LUN map behind one iSCSI target (SAM-5 4.6).
+
+Routes commands to logical units and answers what belongs to the device
+rather than a unit: REPORT LUNS, and commands to a LUN that does not exist.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from target.scsi import sense as s
+from target.scsi import sbc, spc  # noqa: F401  (registers the command handlers)
+from target.scsi.cdb import be, need
+from target.scsi.lu import BLOCKING, LogicalUnit
+
+REPORT_LUNS = 0xA0
+_WRITE_OPCODES = frozenset({0x2A, 0xAA, 0x8A})
+
+
+def lun_entry(lun: int) -> bytes:
+    if lun < 256:
+        return bytes((0, lun)) + bytes(6)
+    return bytes((0x40 | (lun >> 8), lun & 0xFF)) + bytes(6)
+
+
+@dataclass(slots=True)
+class ScsiDevice:
+    units: list[LogicalUnit]
+
+    def execute(self, lun: int, cdb: bytes, data_out: bytes | bytearray | None, initiator: str) -> s.ScsiResult:
+        if cdb and cdb[0] == REPORT_LUNS:
+            try:
+                return self._report_luns(cdb)
+            except s.CheckCondition as cc:
+                return cc.result()
+        if 0 <= lun < len(self.units):
+            return self.units[lun].execute(cdb, data_out)
+        if cdb and cdb[0] == spc.INQUIRY and len(cdb) >= 6 and not cdb[1] & 0x01:
+            # No unit here: peripheral qualifier 3, device type 1Fh (SPC-4 6.6.2).
+            return s.ScsiResult(data=(b"\x7f" + spc.standard_inquiry(self.units[0])[1:] if self.units
+                                      else b"\x7f" + bytes(35))[: be(cdb, 3, 2)])
+        if cdb and cdb[0] == spc.REQUEST_SENSE:
+            return s.ScsiResult(data=s.fixed_sense(*s.LOGICAL_UNIT_NOT_SUPPORTED)[: cdb[4] if len(cdb) > 4 else 0])
+        return s.check_condition(s.LOGICAL_UNIT_NOT_SUPPORTED)
+
+    def may_block(self, lun: int, cdb: bytes) -> bool:
+        """Commands worth a worker thread: they wait for the disk (fsync)."""
+        if not cdb:
+            return False
+        return cdb[0] in BLOCKING or (cdb[0] in _WRITE_OPCODES and len(cdb) > 1 and bool(cdb[1] & 0x08))
+
+    def _report_luns(self, cdb: bytes) -> s.ScsiResult:
+        need(cdb, 12)
+        if cdb[2] not in (0x00, 0x01, 0x02):  # SELECT REPORT: all, well-known, or both
+            raise s.CheckCondition(s.INVALID_FIELD_IN_CDB, field_pointer=2)
+        allocation = be(cdb, 6, 4)
+        if allocation < 16:
+            raise s.CheckCondition(s.INVALID_FIELD_IN_CDB, field_pointer=6)
+        entries = b"".join(lun_entry(i) for i in range(len(self.units)))
+        payload = struct.pack(">I", len(entries)) + bytes(4) + entries
+        return s.ScsiResult(data=payload[:allocation])

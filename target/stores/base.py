@@ -1,0 +1,31 @@
+"""The backing-store interface: byte-addressed block storage, no SCSI in sight."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class StoreError(Exception):
+    """A backing store failed (I/O error, corrupt metadata); the SCSI layer maps it to sense."""
+
+
+class BlockStore(Protocol):
+    """A virtual disk. Offsets and lengths are bytes, multiples of 512.
+
+    `write` may be cached; after `flush` returns, every write that completed
+    before it is durable. `write(..., durable=True)` is a write with FUA.
+    """
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def readonly(self) -> bool: ...
+
+    def read(self, offset: int, length: int) -> bytes: ...
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
