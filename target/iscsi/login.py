@@ -132,6 +132,9 @@ class LoginMachine:
         except KeyError_ as exc:
             raise LoginFailed(LoginStatus.INITIATOR_ERROR, str(exc)) from exc
 
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("login stage %d offer: %s", csg,
+                      ", ".join(f"{k}={'...' if k.startswith('CHAP_') else v}" for k, v in pairs))
         answers: list[tuple[str, str]] = []
         if first:
             answers += self._identify(pairs)

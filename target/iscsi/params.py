@@ -23,7 +23,7 @@ class TargetLimits:
     first_burst_length: int = 262144
     max_outstanding_r2t: int = 8
     max_connections: int = 1
-    allow_digests: tuple[str, ...] = ("CRC32C", "None")
+    allow_digests: tuple[str, ...] = ("CRC32C", "None")  # in order of preference
 
 
 @dataclass(slots=True)
@@ -95,8 +95,10 @@ def negotiate(pairs: list[tuple[str, str]], params: SessionParams, limits: Targe
 def _negotiate_one(key: str, value: str, params: SessionParams, limits: TargetLimits,
                    discovery: bool) -> str | None:
     if key in ("HeaderDigest", "DataDigest"):
-        offered = [v.strip() for v in value.split(",")]
-        choice = next((v for v in offered if v in limits.allow_digests), None)
+        # Our order decides, as in LIO: an initiator that lists CRC32C at all (libiscsi
+        # offers "None,CRC32C" when asked for digests) gets digests.
+        offered = {v.strip() for v in value.split(",")}
+        choice = next((v for v in limits.allow_digests if v in offered), None)
         if choice is None:
             return REJECT
         setattr(params, "header_digest" if key == "HeaderDigest" else "data_digest", choice == "CRC32C")

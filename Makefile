@@ -1,0 +1,38 @@
+# The two set-up commands of the README: `make demo` and `make test`.
+# Each installs what it needs: Debian packages for the real peers, and a venv.
+
+PYTHON ?= python3
+VENV := .venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Real peers the tests drive (libiscsi tools, qemu-img with its iscsi driver) and
+# tgt, the reference target the benchmarks run beside us.
+APT_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra tgt python3-venv
+
+.PHONY: demo test bench deps clean
+
+demo: deps $(VENV)/.installed
+	@echo "Serving examples/demo.toml; try: iscsi-ls -s iscsi://127.0.0.1:3260   (Ctrl-C stops)"
+	$(VENV)/bin/bootsrv serve --config examples/demo.toml
+
+test: deps $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q
+
+bench: deps $(VENV)/.installed
+	$(VENV)/bin/python bench/vs_tgt.py
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info examples/state
