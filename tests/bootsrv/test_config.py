@@ -1,0 +1,93 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bootsrv.config import ConfigError, load_config
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD = """
+[server]
+state_dir = "state"
+[iscsi]
+portals = ["127.0.0.1:3260", "[::1]:3261"]
+[[disk]]
+name = "scratch"
+path = "disks/scratch.img"
+size = "1GiB"
+[[target]]
+iqn = "iqn.2026-11.lan.bootsrv:Scratch"
+luns = ["scratch"]
+initiators = ["iqn.1991-05.com.microsoft:WS01"]
+chap = { user = "u", secret = "s12345678901" }
+mutual_chap = { user = "t", secret = "s98765432109" }
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def test_good_config_resolves_paths_and_normalises_names(tmp_path):
+    config = load_config(write(tmp_path, GOOD))
+    assert config.server.state_dir == (tmp_path / "state").resolve()
+    assert config.disks[0].path == (tmp_path / "disks/scratch.img").resolve()
+    assert config.disks[0].size == 1 << 30
+    assert [str(p) for p in config.iscsi.portals] == ["127.0.0.1:3260", "[::1]:3261"]
+    assert config.targets[0].iqn == "iqn.2026-11.lan.bootsrv:scratch"
+    assert config.targets[0].initiators == ("iqn.1991-05.com.microsoft:ws01",)
+    assert config.targets[0].chap.secret == "s12345678901"
+
+
+@pytest.mark.parametrize("change,key,expected", [
+    (('portals = ["127.0.0.1:3260", "[::1]:3261"]', 'portals = ["nohost"]'), "iscsi.portals", "host:port"),
+    (('luns = ["scratch"]', 'luns = ["nosuch"]'), "target[0].luns", "names of [[disk]]"),
+    (('iqn = "iqn.2026-11.lan.bootsrv:Scratch"', 'iqn = "not-an-iqn"'), "target[0].iqn", "iSCSI name"),
+    (('secret = "s12345678901"', 'secret = "short"'), "target[0].chap.secret", "12 to 255"),
+    (('size = "1GiB"', 'size = "1000"'), "disk[0].size", "multiple of 512"),
+    (('state_dir = "state"', 'state_dir = 5'), "server.state_dir", "folder path"),
+    (('[server]', '[server]\nstate_dirr = "x"'), "server.state_dirr", "unknown key"),
+    (('name = "scratch"', 'name = "bad name!"'), "disk[0].name", "letters"),
+    (('s98765432109', 's12345678901'), "target[0].mutual_chap", "different"),
+])
+def test_errors_name_file_key_and_expectation(tmp_path, change, key, expected):
+    path = write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert str(path) in message and key in message and expected in message
+    assert "\n" not in message
+
+
+def test_invalid_toml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[server\n"))
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "absent.toml")
+
+
+def cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "bootsrv", *args], capture_output=True, text=True,
+                          cwd=cwd or REPO, timeout=60)
+
+
+def test_cli_version_check_config_and_one_line_errors(tmp_path):
+    version = cli("--version")
+    assert version.returncode == 0 and version.stdout.startswith("bootsrv ")
+    ok = cli("check-config", str(write(tmp_path, GOOD)))
+    assert ok.returncode == 0 and "ok (1 disks, 1 targets)" in ok.stdout
+    bad = cli("check-config", str(write(tmp_path, GOOD.replace('luns = ["scratch"]', 'luns = "scratch"'))))
+    assert bad.returncode == 1 and "target[0].luns" in bad.stderr
+    assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert cli("serve").returncode == 2  # usage error
+    missing_disk = GOOD.replace('size = "1GiB"\n', "")
+    serve = cli("serve", "--config", str(write(tmp_path, missing_disk)))
+    assert serve.returncode == 1 and "does not exist" in serve.stderr and "Traceback" not in serve.stderr
+
+
+def test_examples_are_valid():
+    for example in sorted((REPO / "examples").glob("*.toml")):
+        assert cli("check-config", str(example)).returncode == 0, example

@@ -1,0 +1,135 @@
+import hashlib
+
+import pytest
+
+from target.iscsi.chap import Credentials, decode_binary, encode_binary
+from target.iscsi.login import LoginMachine, LoginStatus
+from target.iscsi.params import TargetLimits
+from target.iscsi.pdu import PduReader
+from target.iscsi.session import SessionRegistry
+from target.iscsi.targets import TargetDirectory, TargetSpec
+from tests.target.iscsi.helpers import login_pdu, parse_keys, responses
+
+TARGET = "iqn.2026-11.lan.bootsrv:disk"
+INITIATOR = "iqn.2026-11.test:init"
+
+
+def machine(**spec_kwargs) -> LoginMachine:
+    directory = TargetDirectory()
+    directory.add(TargetSpec(TARGET, device=None, **spec_kwargs))
+    registry = SessionRegistry()
+    return LoginMachine(directory, TargetLimits(),
+                        lambda result: registry.bind(result, 0, lambda: None).tsih)
+
+
+def step(m: LoginMachine, wire: bytes):
+    reader = PduReader()
+    reader.feed(wire)
+    (reply,) = responses(m.handle(reader.next_pdu()))
+    status = reply.bhs[36] << 8 | reply.bhs[37]
+    return reply, status, parse_keys(reply.data)
+
+
+def test_login_without_auth_reaches_full_feature_with_negotiated_values():
+    m = machine()
+    reply, status, keys = step(m, login_pdu([f"InitiatorName={INITIATOR}", f"TargetName={TARGET}",
+                                             "AuthMethod=None,CHAP"], csg=0, nsg=1))
+    assert status == 0 and keys["AuthMethod"] == "None" and keys["TargetPortalGroupTag"] == "1"
+    assert reply.flags & 0x80 and reply.flags & 3 == 1
+    reply, status, keys = step(m, login_pdu(["HeaderDigest=None,CRC32C", "DataDigest=None",
+                                             "MaxBurstLength=4194304", "FirstBurstLength=8192",
+                                             "MaxRecvDataSegmentLength=131072", "InitialR2T=No",
+                                             "ImmediateData=Yes", "ErrorRecoveryLevel=2", "MaxConnections=4",
+                                             "X-vendor.key=1", "IFMarker=No", "DefaultTime2Wait=5"],
+                                            csg=1, nsg=3))
+    assert status == 0 and reply.flags & 3 == 3
+    assert keys["HeaderDigest"] == "CRC32C" and keys["DataDigest"] == "None"
+    assert keys["MaxBurstLength"] == "1048576"  # min(offer, ours)
+    assert keys["FirstBurstLength"] == "8192" and keys["InitialR2T"] == "No"
+    assert keys["ErrorRecoveryLevel"] == "0" and keys["MaxConnections"] == "1"
+    assert keys["X-vendor.key"] == "NotUnderstood" and keys["IFMarker"] == "No"
+    assert keys["DefaultTime2Wait"] == "5"
+    assert "MaxRecvDataSegmentLength" in keys  # we declare ours
+    assert m.result is not None and m.result.tsih != 0
+    assert m.params.initiator_max_recv_data_segment_length == 131072
+    assert int.from_bytes(reply.bhs[14:16], "big") == m.result.tsih
+
+
+@pytest.mark.parametrize("keys,expected", [
+    ([f"TargetName={TARGET}"], LoginStatus.MISSING_PARAMETER),
+    ([f"InitiatorName={INITIATOR}"], LoginStatus.MISSING_PARAMETER),
+    ([f"InitiatorName={INITIATOR}", "TargetName=iqn.2026-11.lan.bootsrv:none"], LoginStatus.NOT_FOUND),
+    ([f"InitiatorName={INITIATOR}", "SessionType=Weird"], LoginStatus.SESSION_TYPE_NOT_SUPPORTED),
+])
+def test_login_failures_have_the_right_status(keys, expected):
+    _, status, _ = step(machine(), login_pdu(keys + ["AuthMethod=None"]))
+    assert status == expected
+
+
+def test_acl_refuses_other_initiators():
+    m = machine(initiators=frozenset({"iqn.2026-11.test:other"}))
+    _, status, _ = step(m, login_pdu([f"InitiatorName={INITIATOR}", f"TargetName={TARGET}", "AuthMethod=None"]))
+    assert status == LoginStatus.AUTHORIZATION_FAILED
+
+
+def _chap_login(m, secret: str, mutual: tuple[int, bytes] | None = None):
+    _, status, keys = step(m, login_pdu([f"InitiatorName={INITIATOR}", f"TargetName={TARGET}",
+                                         "AuthMethod=CHAP,None"], transit=False))
+    assert status == 0 and keys["AuthMethod"] == "CHAP"
+    _, status, keys = step(m, login_pdu(["CHAP_A=5"], transit=False))
+    assert keys["CHAP_A"] == "5"
+    ident, challenge = int(keys["CHAP_I"]), decode_binary(keys["CHAP_C"])
+    answer = hashlib.md5(bytes([ident]) + secret.encode() + challenge).digest()
+    extra = [f"CHAP_I={mutual[0]}", f"CHAP_C={encode_binary(mutual[1])}"] if mutual else []
+    return step(m, login_pdu(["CHAP_N=alice", f"CHAP_R={encode_binary(answer)}"] + extra, nsg=1))
+
+
+def test_chap_md5_right_and_wrong_secret():
+    creds = Credentials("alice", "alice-secret-123")
+    reply, status, _ = _chap_login(machine(chap=creds), "alice-secret-123")
+    assert status == 0 and reply.flags & 0x80
+    _, status, _ = _chap_login(machine(chap=creds), "wrong-secret-0000")
+    assert status == LoginStatus.AUTH_FAILED
+
+
+def test_chap_required_refuses_none_and_skipping_security():
+    m = machine(chap=Credentials("alice", "alice-secret-123"))
+    _, status, _ = step(m, login_pdu([f"InitiatorName={INITIATOR}", f"TargetName={TARGET}", "AuthMethod=None"]))
+    assert status == LoginStatus.AUTH_FAILED
+    m = machine(chap=Credentials("alice", "alice-secret-123"))
+    _, status, _ = step(m, login_pdu([f"InitiatorName={INITIATOR}", f"TargetName={TARGET}"], csg=1, nsg=3))
+    assert status == LoginStatus.AUTH_FAILED
+
+
+def test_transit_withheld_until_chap_done():
+    m = machine(chap=Credentials("alice", "alice-secret-123"))
+    reply, status, _ = step(m, login_pdu([f"InitiatorName={INITIATOR}", f"TargetName={TARGET}",
+                                          "AuthMethod=CHAP"], transit=True, nsg=1))
+    assert status == 0 and not reply.flags & 0x80
+
+
+def test_mutual_chap_answers_with_target_secret_and_refuses_reflection():
+    creds, target_creds = Credentials("alice", "alice-secret-123"), Credentials("tgt", "target-secret-456")
+    challenge = b"\x01" * 16
+    _, status, keys = _chap_login(machine(chap=creds, mutual_chap=target_creds), "alice-secret-123",
+                                  mutual=(77, challenge))
+    assert status == 0 and keys["CHAP_N"] == "tgt"
+    expected = hashlib.md5(bytes([77]) + b"target-secret-456" + challenge).digest()
+    assert decode_binary(keys["CHAP_R"]) == expected
+    # Without mutual credentials configured, a mutual request cannot be honoured.
+    _, status, _ = _chap_login(machine(chap=creds), "alice-secret-123", mutual=(77, challenge))
+    assert status == LoginStatus.AUTH_FAILED
+
+
+def test_discovery_session_needs_no_target_name():
+    m = machine()
+    reply, status, _ = step(m, login_pdu([f"InitiatorName={INITIATOR}", "SessionType=Discovery",
+                                          "AuthMethod=None"], nsg=3))
+    assert status == 0 and m.result is not None and m.result.discovery
+
+
+def test_unsupported_version_and_bad_stage():
+    bad_version = bytearray(login_pdu([f"InitiatorName={INITIATOR}", "SessionType=Discovery"]))
+    bad_version[3] = 2  # version-min
+    assert step(machine(), bytes(bad_version))[1] == LoginStatus.UNSUPPORTED_VERSION
+    assert step(machine(), login_pdu([f"InitiatorName={INITIATOR}"], csg=1, nsg=0))[1] == LoginStatus.INITIATOR_ERROR
