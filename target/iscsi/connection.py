@@ -174,7 +174,7 @@ class _ConnectionShell(asyncio.Protocol):
             return
         out = core.data_to_send()
         if out:
-            transport.writelines(out)
+            _write_buffers(transport, out)
         if core.closing:
             transport.close()  # sends what is buffered first
 
@@ -200,6 +200,26 @@ class _ConnectionShell(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self._flush()
             self.transport.close()
+
+
+# Below this a buffer is copied into one write with its neighbours; at or above it
+# it is handed to the transport as it is (sent straight from the caller's memory
+# when the socket takes it all). Python 3.11's writelines joins everything first.
+_COALESCE_BELOW = 16384
+
+
+def _write_buffers(transport: asyncio.Transport, buffers: list) -> None:
+    pending = bytearray()
+    for buf in buffers:
+        if len(buf) < _COALESCE_BELOW:
+            pending += buf
+            continue
+        if pending:
+            transport.write(pending)
+            pending = bytearray()
+        transport.write(buf)
+    if pending:
+        transport.write(pending)
 
 
 def _unmapped(host: str) -> str:
