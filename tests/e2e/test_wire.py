@@ -191,3 +191,62 @@ def test_unknown_opcode_after_login_gets_reject(run_server):
     assert header[0] & 0x3F == 0x1C
     assert client.nop(4, b"still here") == b"still here"
     client.close()
+
+
+def _wait_closed(sock: socket.socket) -> bool:
+    try:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_session_reinstatement_closes_the_old_connection(run_server):
+    server = run_server(scratch_config("16MiB"))
+    old = RawInitiator(server.port)
+    old.login(digests=False)
+    new = RawInitiator(server.port)  # same initiator name and ISID, TSIH 0: the OS after iPXE
+    new.login(digests=False)
+    assert _wait_closed(old.sock)
+    assert new.nop(11, b"new session works") == b"new session works"
+    assert "reinstated" in server.log_text()
+    new.close()
+
+
+KEEPALIVE = """
+nop_interval = "1s"
+nop_timeout = "2s"
+login_timeout = "2s"
+"""
+
+
+def test_target_pings_silent_initiators_and_drops_dead_ones(run_server):
+    server = run_server(scratch_config("16MiB").replace('[iscsi]\n', '[iscsi]\n' + KEEPALIVE))
+    client = RawInitiator(server.port)
+    client.login(digests=False)
+    ping, _ = client.recv()  # arrives after a second of silence
+    assert ping[0] & 0x3F == 0x20 and ping[16:20] == b"\xff\xff\xff\xff"
+    ttt = struct.unpack_from(">I", ping, 20)[0]
+    assert ttt != 0xFFFFFFFF
+    answer = bytearray(48)
+    answer[0], answer[1] = 0x40, 0x80  # immediate NOP-Out answering the ping
+    struct.pack_into(">III", answer, 16, 0xFFFFFFFF, ttt, client.cmdsn)
+    client.send(answer)
+    assert client.nop(12, b"alive") == b"alive"
+    # Now go silent and ignore the pings: the target gives up on us.
+    client.sock.settimeout(30)
+    assert _wait_closed(client.sock)
+    assert "no answer to NOP-In" in server.log_text()
+
+
+def test_half_open_login_is_timed_out(run_server):
+    server = run_server(scratch_config("16MiB").replace('[iscsi]\n', '[iscsi]\n' + KEEPALIVE))
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+    sock.sendall(b"\x43")  # one byte of a login, then nothing
+    assert _wait_closed(sock)
+    assert "login did not finish in time" in server.log_text()
+    _server_still_serves(server)
