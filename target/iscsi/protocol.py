@@ -75,6 +75,7 @@ class R2TState:
     offset: int
     length: int
     received: int = 0
+    next_datasn: int = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -93,6 +94,7 @@ class ScsiTask:
     next_r2t_offset: int = 0
     r2ts: dict[int, R2TState] = field(default_factory=dict)
     r2tsn: int = 0
+    unsolicited_datasn: int = 0
     executing: bool = False
     aborted: bool = False
     digest_error: bool = False
@@ -346,10 +348,17 @@ class TargetConnection:
             if end > task.unsolicited_end:
                 raise _ProtocolViolation("unsolicited data beyond FirstBurstLength")
             r2t = None
+            expected_datasn = task.unsolicited_datasn
+            task.unsolicited_datasn += 1
         else:
             r2t = task.r2ts.get(ttt)
             if r2t is None or offset < r2t.offset or end > r2t.offset + r2t.length:
                 raise _ProtocolViolation(f"Data-Out outside its R2T (TTT 0x{ttt:08x}, offset {offset})")
+            expected_datasn = r2t.next_datasn
+            r2t.next_datasn += 1
+        if pdu.datasn != expected_datasn:
+            # ERL 0 cannot ask for the missing PDU again: the connection has failed.
+            raise _ProtocolViolation(f"Data-Out DataSN {pdu.datasn}, expected {expected_datasn}")
         assert task.data is not None
         task.data[offset:end] = data
         task.received += len(data)

@@ -62,8 +62,8 @@ def test_write_with_r2ts_then_read_back_in_data_in_pieces(store):
     assert offsets[0][0] == (4096, 16384) and offsets[1][0] == (20480, 16384)
     ready = []
     for (offset, length), ttt in offsets:
-        for chunk in range(offset, offset + length, 8192):
-            ready += conn.receive_data(data_out_pdu(itt=1, ttt=ttt, offset=chunk,
+        for datasn, chunk in enumerate(range(offset, offset + length, 8192)):
+            ready += conn.receive_data(data_out_pdu(itt=1, ttt=ttt, offset=chunk, datasn=datasn,
                                                     data=payload[chunk:chunk + 8192],
                                                     final=chunk + 8192 >= offset + length))
     last_r2t = responses(conn.data_to_send())
@@ -79,6 +79,19 @@ def test_write_with_r2ts_then_read_back_in_data_in_pieces(store):
     assert b"".join(p.data for p in pieces) == payload
     assert pieces[-1].flags & 0x81 == 0x81 and pieces[-1].bhs[3] == 0  # F + S: status collapsed in
     assert [struct.unpack_from(">I", p.bhs, 36)[0] for p in pieces] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("datasns", [(1,), (0, 0), (1, 0), (27,)])
+def test_wrong_datasn_fails_the_connection(store, datasns):
+    conn = connect(store, ["InitialR2T=Yes", "ImmediateData=No"])
+    conn.receive_data(scsi_pdu(write10(0, 2), itt=1, cmdsn=1, write=True, length=1024))
+    (r2t,) = responses(conn.data_to_send())
+    ready = []
+    for i, datasn in enumerate(datasns):
+        ready += conn.receive_data(data_out_pdu(itt=1, ttt=r2t.ttt, offset=i * 512, data=b"\x77" * 512,
+                                                datasn=datasn, final=i == len(datasns) - 1))
+    assert ready == [] and conn.closing and "DataSN" in conn.closing
+    assert store.read(0, 1024) == bytes(1024)
 
 
 def test_read_residuals(store):
