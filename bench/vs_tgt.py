@@ -97,7 +97,14 @@ def qemu_bench(url: str, size: str, count: int, write: bool, sequential: bool, d
         cmd += ["-S", str(((disk_bytes // count) // 4096 | 1) * 4096 * 7 % (disk_bytes // 2) or 4096)]
     if write:
         cmd += ["-w", "--pattern", "0x5a"]
-    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=600)
+    # Same digest setting on both sides (tgt never offers digests; we would take
+    # CRC32C from qemu's default "None,CRC32C" offer): compare the data paths.
+    match = re.match(r"iscsi://([^/]+)/([^/]+)/(\d+)", url)
+    assert match, url
+    portal, iqn, lun = match.groups()
+    opts = f"driver=iscsi,transport=tcp,portal={portal},target={iqn},lun={lun},header-digest=none"
+    cmd = [c for c in cmd if c not in ("-f", "raw")] + ["--image-opts"]
+    out = subprocess.run(cmd + [opts], capture_output=True, text=True, timeout=600)
     match = re.search(r"Run completed in ([\d.]+) seconds", out.stdout)
     if out.returncode != 0 or not match:
         raise SystemExit(f"qemu-img bench failed on {url}:\n{out.stdout}\n{out.stderr}")

@@ -84,7 +84,9 @@ class IscsiServer:
         await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown, True)
 
 
-class _ConnectionShell(asyncio.Protocol):
+class _ConnectionShell(asyncio.BufferedProtocol):
+    """Receives straight into the protocol core's buffer (no per-read bytes objects)."""
+
     def __init__(self, server: IscsiServer) -> None:
         self.server = server
         self.loop = asyncio.get_running_loop()
@@ -116,10 +118,14 @@ class _ConnectionShell(asyncio.Protocol):
         self._timer = self.loop.call_later(TICK_SECONDS, self._tick)
         log.debug("connection from %s", self.peer)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        assert self.core is not None
+        return self.core.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
         core = self.core
         assert core is not None
-        for task in core.receive_data(data, self.loop.time()):
+        for task in core.buffer_updated(nbytes, self.loop.time()):
             self._run(task)
         self._flush()
 

@@ -92,8 +92,12 @@ class Pdu:
 
     bhs: bytes
     ahs: bytes = b""
-    data: bytes = b""
+    data: bytes | memoryview = b""  # a view for ZERO_COPY_OPCODES: see PduReader
     data_digest_ok: bool = True
+
+    def detach(self) -> "Pdu":
+        """A copy that stays valid after the reader reuses its buffer."""
+        return Pdu(self.bhs, self.ahs, bytes(self.data), self.data_digest_ok)
 
     # Fields common to most initiator PDUs (RFC 7143 11.2.1).
     @property
@@ -219,33 +223,73 @@ def lun_to_field(lun: int) -> bytes:
     return bytes((0x40 | (lun >> 8), lun & 0xFF, 0, 0, 0, 0, 0, 0))
 
 
+# Data segments of these opcodes are handed out as views into the receive
+# buffer (valid until the next get_buffer/feed): their bytes are copied once,
+# straight into the task's buffer. Everything else is copied out as bytes.
+ZERO_COPY_OPCODES = frozenset({Opcode.DATA_OUT, Opcode.SCSI_COMMAND})
+_MIN_FREE = 256 * 1024
+
+
 class PduReader:
     """Splits a byte stream into PDUs. Digest settings may change between PDUs
-    (they take effect after the login phase), so PDUs are pulled one at a time."""
+    (they take effect after the login phase), so PDUs are pulled one at a time.
+
+    Bytes arrive either by `feed(data)` or, without an intermediate copy, by
+    writing into `get_buffer()` and calling `buffer_updated(n)` (the shape of
+    asyncio.BufferedProtocol).
+    """
 
     def __init__(self, max_data_segment: int = 65536) -> None:
-        self._buf = bytearray()
-        self._pos = 0
+        self._buf = bytearray(_MIN_FREE)
+        self._start = 0  # first unparsed byte
+        self._end = 0  # end of received bytes
         self.header_digest = False
         self.data_digest = False
         self.max_data_segment = max_data_segment
 
-    def feed(self, data: bytes) -> None:
-        if self._pos and self._pos == len(self._buf):
-            self._buf.clear()
-            self._pos = 0
-        elif self._pos > 1 << 20:
-            del self._buf[: self._pos]
-            self._pos = 0
-        self._buf += data
+    def get_buffer(self, want: int = _MIN_FREE) -> memoryview:
+        """Free space at the tail. Invalidates views handed out by next_pdu."""
+        buf, start, end = self._buf, self._start, self._end
+        if start == end:
+            self._start = self._end = start = end = 0
+        need = max(want, _MIN_FREE, self._pending_total() - (end - start))
+        if len(buf) - end < need:
+            if len(buf) - (end - start) >= need:
+                buf[: end - start] = buf[start:end]  # same size: safe with views alive
+            else:  # a fresh, larger buffer (resizing is refused while views exist)
+                bigger = bytearray(max(2 * len(buf), end - start + need))
+                bigger[: end - start] = buf[start:end]
+                self._buf = buf = bigger
+            self._start, self._end = 0, end - start
+        return memoryview(buf)[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._end += nbytes
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        view = self.get_buffer(len(data))
+        view[: len(data)] = data
+        self.buffer_updated(len(data))
 
     @property
     def buffered(self) -> int:
-        return len(self._buf) - self._pos
+        return self._end - self._start
+
+    def _pending_total(self) -> int:
+        """Size of the PDU at the head of the buffer, when its header is in."""
+        start, avail = self._start, self._end - self._start
+        if avail < BHS_LEN:
+            return BHS_LEN
+        buf = self._buf
+        data_len = int.from_bytes(buf[start + 5 : start + 8], "big")
+        if data_len > self.max_data_segment:
+            return BHS_LEN  # next_pdu will refuse it
+        digests = (DIGEST_LEN if self.header_digest else 0) + (DIGEST_LEN if self.data_digest and data_len else 0)
+        return BHS_LEN + buf[start + 4] * 4 + data_len + pad_len(data_len) + digests
 
     def next_pdu(self) -> Pdu | None:
-        buf, pos = self._buf, self._pos
-        avail = len(buf) - pos
+        buf, pos = self._buf, self._start
+        avail = self._end - pos
         if avail < BHS_LEN:
             return None
         ahs_len = buf[pos + 4] * 4
@@ -260,20 +304,26 @@ class PduReader:
         total = BHS_LEN + ahs_len + hdig + data_padded + ddig
         if avail < total:
             return None
+        view = memoryview(buf)
         header_end = pos + BHS_LEN + ahs_len
         if hdig:
             expected = _u32(buf, header_end)
-            if crc32c(memoryview(buf)[pos:header_end]) != expected:
+            if crc32c(view[pos:header_end]) != expected:
                 raise FramingError("header digest mismatch")
         bhs = bytes(buf[pos : pos + BHS_LEN])
         ahs = bytes(buf[pos + BHS_LEN : header_end]) if ahs_len else b""
         data_start = header_end + hdig
-        data = bytes(buf[data_start : data_start + data_len]) if data_len else b""
+        data: bytes | memoryview = b""
+        if data_len:
+            if bhs[0] & 0x3F in ZERO_COPY_OPCODES:
+                data = view[data_start : data_start + data_len]
+            else:
+                data = bytes(buf[data_start : data_start + data_len])
         digest_ok = True
         if ddig:
             expected = _u32(buf, data_start + data_padded)
-            digest_ok = crc32c(memoryview(buf)[data_start : data_start + data_padded]) == expected
-        self._pos = pos + total
+            digest_ok = crc32c(view[data_start : data_start + data_padded]) == expected
+        self._start = pos + total
         return Pdu(bhs, ahs, data, digest_ok)
 
 

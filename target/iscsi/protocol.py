@@ -161,12 +161,21 @@ class TargetConnection:
         return self.session is not None
 
     def receive_data(self, data: bytes, now: float | None = None) -> list[ScsiTask]:
-        if now is not None:
-            self._last_rx = now
-            self._ping = None  # any traffic shows the initiator is alive
         if self.closing:
             return []
         self.reader.feed(data)
+        return self.buffer_updated(0, now)
+
+    def get_buffer(self) -> memoryview:
+        """Where the shell may receive bytes to (then call buffer_updated)."""
+        return self.reader.get_buffer()
+
+    def buffer_updated(self, nbytes: int, now: float | None = None) -> list[ScsiTask]:
+        """Process `nbytes` written into get_buffer(); return tasks to execute."""
+        self.reader.buffer_updated(nbytes)
+        if now is not None:
+            self._last_rx = now
+            self._ping = None  # any traffic shows the initiator is alive
         ready: list[ScsiTask] = []
         while not self.closing:
             try:
@@ -248,7 +257,7 @@ class TargetConnection:
                 self._expcmdsn = (self._expcmdsn + 1) & 0xFFFFFFFF
                 self._handle_ordered(held, ready)
         elif 0 < diff <= sn_diff(self._maxcmdsn(), self._expcmdsn):
-            self._pending_sn[pdu.cmdsn] = pdu
+            self._pending_sn[pdu.cmdsn] = pdu.detach()  # outlives the receive buffer
         else:  # outside the window: RFC 7143 3.2.2.1 says silently ignore
             log.warning("%s: dropped %s with CmdSN %d outside window [%d, %d]", self.initiator,
                         Opcode(opcode).name, pdu.cmdsn, self._expcmdsn, self._maxcmdsn())

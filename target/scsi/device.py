@@ -16,6 +16,8 @@ from target.scsi.lu import BLOCKING, LogicalUnit
 
 REPORT_LUNS = 0xA0
 _WRITE_OPCODES = frozenset({0x2A, 0xAA, 0x8A})
+_LARGE_TRANSFER_OPCODES = frozenset({0x28, 0xA8, 0x88}) | _WRITE_OPCODES
+THREAD_TRANSFER_BLOCKS = 256  # 128 KiB: below this a thread hop costs more than it saves
 
 
 def lun_entry(lun: int) -> bytes:
@@ -45,10 +47,19 @@ class ScsiDevice:
         return s.check_condition(s.LOGICAL_UNIT_NOT_SUPPORTED)
 
     def may_block(self, lun: int, cdb: bytes) -> bool:
-        """Commands worth a worker thread: they wait for the disk (fsync)."""
+        """Commands worth a worker thread: those that wait for the disk (fsync,
+        FUA) and large transfers, whose copies then overlap with the event
+        loop's socket work on another core (pread/pwrite release the GIL)."""
         if not cdb:
             return False
-        return cdb[0] in BLOCKING or (cdb[0] in _WRITE_OPCODES and len(cdb) > 1 and bool(cdb[1] & 0x08))
+        if cdb[0] in BLOCKING:
+            return True
+        if cdb[0] in _LARGE_TRANSFER_OPCODES and len(cdb) >= 10:
+            if cdb[0] in _WRITE_OPCODES and cdb[1] & 0x08:
+                return True
+            blocks = sbc.transfer_blocks(cdb)
+            return blocks >= THREAD_TRANSFER_BLOCKS
+        return False
 
     def _report_luns(self, cdb: bytes) -> s.ScsiResult:
         need(cdb, 12)

@@ -47,6 +47,14 @@ def _lba_and_length(cdb: bytes) -> tuple[int, int]:
     return be(cdb, 2, 8), be(cdb, 10, 4)
 
 
+def transfer_blocks(cdb: bytes) -> int:
+    """Blocks a READ/WRITE 10/12/16 CDB moves (0 if the CDB is too short)."""
+    try:
+        return _lba_and_length(cdb)[1]
+    except s.CheckCondition:
+        return 0
+
+
 def _check_range(lu: LogicalUnit, lba: int, blocks: int) -> None:
     if lba + blocks > lu.block_count:
         raise s.CheckCondition(s.LBA_OUT_OF_RANGE, information=lba)

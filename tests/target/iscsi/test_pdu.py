@@ -100,3 +100,19 @@ def test_reader_never_fails_except_by_framing_error(blob):
             pass
     except FramingError:
         pass
+
+
+def test_reader_grows_for_large_pdus_and_reuses_its_buffer():
+    big = bytes(range(256)) * 4096  # 1 MiB, larger than the initial receive buffer
+    wire = _frame(0x05, big, False, False) + _frame(0x00, b"nop", False, False)
+    reader = PduReader(max_data_segment=2 << 20)
+    for i in range(0, len(wire), 100_000):  # as a socket would deliver it
+        chunk = wire[i:i + 100_000]
+        view = reader.get_buffer()
+        view[: len(chunk)] = chunk
+        reader.buffer_updated(len(chunk))
+    data_out = reader.next_pdu()
+    assert bytes(data_out.data) == big  # a view into the receive buffer, valid until the next get_buffer
+    nop = reader.next_pdu()
+    assert nop.data == b"nop" and isinstance(nop.data, bytes)
+    assert reader.next_pdu() is None and reader.buffered == 0
