@@ -133,3 +133,20 @@ def test_unsupported_version_and_bad_stage():
     bad_version[3] = 2  # version-min
     assert step(machine(), bytes(bad_version))[1] == LoginStatus.UNSUPPORTED_VERSION
     assert step(machine(), login_pdu([f"InitiatorName={INITIATOR}"], csg=1, nsg=0))[1] == LoginStatus.INITIATOR_ERROR
+
+
+def test_chap_sha256_chosen_in_initiator_order():
+    m = machine(chap=Credentials("alice", "alice-secret-123"))
+    step(m, login_pdu([f"InitiatorName={INITIATOR}", f"TargetName={TARGET}", "AuthMethod=CHAP"], transit=False))
+    _, status, keys = step(m, login_pdu(["CHAP_A=7,5"], transit=False))
+    assert keys["CHAP_A"] == "7" and len(decode_binary(keys["CHAP_C"])) == 32
+    answer = hashlib.sha256(bytes([int(keys["CHAP_I"])]) + b"alice-secret-123"
+                            + decode_binary(keys["CHAP_C"])).digest()
+    _, status, _ = step(m, login_pdu(["CHAP_N=alice", f"CHAP_R=0b{__import__('base64').b64encode(answer).decode()}"]))
+    assert status == 0  # base64 ("0b") encoding accepted too
+
+
+def test_chap_unknown_algorithm_fails():
+    m = machine(chap=Credentials("alice", "alice-secret-123"))
+    step(m, login_pdu([f"InitiatorName={INITIATOR}", f"TargetName={TARGET}", "AuthMethod=CHAP"], transit=False))
+    assert step(m, login_pdu(["CHAP_A=99"], transit=False))[1] == LoginStatus.AUTH_FAILED
