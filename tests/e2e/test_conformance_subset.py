@@ -40,3 +40,15 @@ def test_iscsi_test_cu_family_passes(conformance_server, family):
     assert match, out
     total, ran, passed, failed, _ = map(int, match.groups())
     assert total > 0 and ran == total and failed == 0 and passed == ran, out
+
+
+def test_readonly_family_on_a_readonly_lun(run_server):
+    server = run_server(scratch_config("64MiB", disk_extra="readonly = true"))
+    out = run(["iscsi-test-cu", "--dataloss", "-n", "-t", "SCSI.ReadOnly", server.url(SCRATCH_IQN)],
+              timeout=300).stdout
+    match = re.search(r"^\s*tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", out, re.MULTILINE)
+    assert match and match.group(4) == "0" and match.group(1) == match.group(3), out
+    # And a real writer is refused while readers are served.
+    writer = run(["qemu-img", "bench", "-f", "raw", "-w", "-c", "1", server.url(SCRATCH_IQN)], check=False)
+    assert writer.returncode != 0
+    run(["qemu-img", "bench", "-f", "raw", "-c", "16", server.url(SCRATCH_IQN)])
