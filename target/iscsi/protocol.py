@@ -152,6 +152,7 @@ class TargetConnection:
         self._created = now
         self._last_rx = now
         self._ping: tuple[int, float] | None = None  # (TTT, time sent) of our NOP-In
+        self._pings_answered = 0
         self._text_left: tuple[int, bytes] | None = None  # (TTT, remaining text) of a long answer
 
     # ---- public API -------------------------------------------------------
@@ -208,8 +209,16 @@ class TargetConnection:
                 self._close("login did not finish in time")
             return
         if self._ping is not None:
-            if now - self._ping[1] > self.nop_timeout:
+            if now - self._ping[1] <= self.nop_timeout:
+                return
+            if self._pings_answered:
                 self._close("no answer to NOP-In")
+            else:
+                # iPXE never answers NOP-In pings: for such an initiator, pinging
+                # only breaks a working session. TCP keepalive still finds dead peers.
+                log.info("%s does not answer NOP-In; keepalive pings off for this connection", self.initiator)
+                self.nop_interval = 0
+                self._ping = None
         elif self.nop_interval and now - self._last_rx > self.nop_interval:
             ttt = self._next_ttt()
             self._ping = (ttt, now)
@@ -462,6 +471,7 @@ class TargetConnection:
         if pdu.itt == RESERVED_TAG:  # answer to our NOP-In
             if self._ping is not None and pdu.ttt == self._ping[0]:
                 self._ping = None
+            self._pings_answered += 1
             return
         bhs = new_bhs(Opcode.NOP_IN, 0x80, pdu.itt)
         bhs[8:16] = pdu.lun_field

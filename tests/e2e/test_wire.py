@@ -8,6 +8,7 @@ The PDUs here are packed by hand with struct, independently of target/iscsi.
 from __future__ import annotations
 
 import socket
+import time
 import struct
 
 import google_crc32c
@@ -250,3 +251,18 @@ def test_half_open_login_is_timed_out(run_server):
     assert _wait_closed(sock)
     assert "login did not finish in time" in server.log_text()
     _server_still_serves(server)
+
+
+def test_initiator_that_never_answers_pings_keeps_its_session(run_server):
+    """iPXE ignores NOP-In pings; dropping it would only break a booting client."""
+    server = run_server(scratch_config("16MiB").replace('[iscsi]\n', '[iscsi]\n' + KEEPALIVE))
+    client = RawInitiator(server.port)
+    client.login(digests=False)
+    ping, _ = client.recv()
+    assert ping[0] & 0x3F == 0x20  # ignored, as iPXE does
+    deadline = time.monotonic() + 30
+    while "does not answer NOP-In" not in server.log_text():
+        assert time.monotonic() < deadline, server.log_text()
+        time.sleep(0.1)
+    assert client.nop(13, b"still served") == b"still served"
+    client.close()
