@@ -27,6 +27,13 @@ def pad(data: bytes) -> bytes:
     return data + b"\0" * (-len(data) % 4)
 
 
+def request_bhs(opcode: int, flags: int, itt: int, ttt: int, cmdsn: int) -> bytearray:
+    bhs = bytearray(48)
+    bhs[0], bhs[1] = opcode, flags
+    struct.pack_into(">III", bhs, 16, itt, ttt, cmdsn)
+    return bhs
+
+
 class RawInitiator:
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -93,11 +100,8 @@ class RawInitiator:
         return text
 
     def nop(self, itt: int, ping: bytes = b"") -> bytes:
-        bhs = bytearray(48)
-        bhs[0], bhs[1] = 0x00, 0x80
-        struct.pack_into(">III", bhs, 16, itt, 0xFFFFFFFF, self.cmdsn)
+        self.send(request_bhs(0x00, 0x80, itt, 0xFFFFFFFF, self.cmdsn), ping)
         self.cmdsn += 1
-        self.send(bhs, ping)
         reply, data = self.recv()
         assert reply[0] & 0x3F == 0x20 and struct.unpack_from(">I", reply, 16)[0] == itt
         return data
@@ -113,6 +117,18 @@ class RawInitiator:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _wait_closed(sock: socket.socket) -> bool:
+    try:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return True
+    except ConnectionResetError:
+        return True
+    except TimeoutError:
+        return False
 
 
 def _server_still_serves(server) -> None:
@@ -149,10 +165,7 @@ def test_corrupt_header_digest_drops_the_connection(run_server):
     server = run_server(scratch_config("16MiB"))
     client = RawInitiator(server.port)
     client.login(digests=True)
-    bhs = bytearray(48)
-    bhs[0], bhs[1] = 0x00, 0x80
-    struct.pack_into(">III", bhs, 16, 5, 0xFFFFFFFF, client.cmdsn)
-    client.send(bhs, corrupt_header=True)
+    client.send(request_bhs(0x00, 0x80, 5, 0xFFFFFFFF, client.cmdsn), corrupt_header=True)
     with pytest.raises(ConnectionError):
         client.recv()
     assert "header digest mismatch" in server.log_text()
@@ -169,11 +182,7 @@ def test_garbage_before_login_is_dropped(run_server, garbage):
     server = run_server(scratch_config("16MiB"))
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     sock.sendall(garbage)
-    try:
-        while sock.recv(4096):
-            pass  # a login reject may come first; then the target closes
-    except ConnectionResetError:
-        pass
+    assert _wait_closed(sock)  # a login reject may come first; then the target closes
     sock.close()
     _server_still_serves(server)
 
@@ -182,28 +191,13 @@ def test_unknown_opcode_after_login_gets_reject(run_server):
     server = run_server(scratch_config("16MiB"))
     client = RawInitiator(server.port)
     client.login(digests=False)
-    bhs = bytearray(48)
-    bhs[0], bhs[1] = 0x1C, 0x80  # vendor-specific initiator opcode
-    struct.pack_into(">II", bhs, 16, 3, 0)
-    struct.pack_into(">I", bhs, 24, client.cmdsn)  # an opcode we do not know takes no CmdSN slot
-    client.send(bhs)
+    # A vendor-specific initiator opcode; one we do not know takes no CmdSN slot.
+    client.send(request_bhs(0x1C, 0x80, 3, 0, client.cmdsn))
     reject, header = client.recv()
     assert reject[0] & 0x3F == 0x3F and reject[2] == 0x05  # command not supported
     assert header[0] & 0x3F == 0x1C
     assert client.nop(4, b"still here") == b"still here"
     client.close()
-
-
-def _wait_closed(sock: socket.socket) -> bool:
-    try:
-        while True:
-            chunk = sock.recv(4096)
-            if not chunk:
-                return True
-    except ConnectionResetError:
-        return True
-    except TimeoutError:
-        return False
 
 
 def test_session_reinstatement_closes_the_old_connection(run_server):
@@ -233,10 +227,7 @@ def test_target_pings_silent_initiators_and_drops_dead_ones(run_server):
     assert ping[0] & 0x3F == 0x20 and ping[16:20] == b"\xff\xff\xff\xff"
     ttt = struct.unpack_from(">I", ping, 20)[0]
     assert ttt != 0xFFFFFFFF
-    answer = bytearray(48)
-    answer[0], answer[1] = 0x40, 0x80  # immediate NOP-Out answering the ping
-    struct.pack_into(">III", answer, 16, 0xFFFFFFFF, ttt, client.cmdsn)
-    client.send(answer)
+    client.send(request_bhs(0x40, 0x80, 0xFFFFFFFF, ttt, client.cmdsn))  # immediate NOP-Out: the answer
     assert client.nop(12, b"alive") == b"alive"
     # Now go silent and ignore the pings: the target gives up on us.
     client.sock.settimeout(30)
