@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from bootsrv.config import Config, DiskConfig
 from target.iscsi.chap import Credentials
 from target.iscsi.connection import IscsiServer, ServerSettings
+from target.iscsi.params import TargetLimits
 from target.iscsi.targets import TargetDirectory, TargetSpec
 from target.scsi.device import ScsiDevice
 from target.scsi.lu import LogicalUnit
@@ -49,7 +50,8 @@ class Appliance:
 
     async def start(self) -> None:
         iscsi = self.config.iscsi
-        settings = ServerSettings(queue_depth=iscsi.queue_depth, max_sessions=iscsi.max_sessions,
+        settings = ServerSettings(limits=TargetLimits(digests=iscsi.digests),
+                                  queue_depth=iscsi.queue_depth, max_sessions=iscsi.max_sessions,
                                   nop_interval=iscsi.nop_interval, nop_timeout=iscsi.nop_timeout,
                                   login_timeout=iscsi.login_timeout)
         self.server = IscsiServer(self.directory, settings)

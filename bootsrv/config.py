@@ -58,6 +58,7 @@ class IscsiConfig:
     nop_interval: float = 30.0  # seconds of silence before we ping the initiator; 0 = never
     nop_timeout: float = 30.0
     login_timeout: float = 30.0
+    digests: str = "prefer"  # CRC32C header/data digests: "prefer", "initiator" or "off"
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,6 +234,9 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
         if value is None:
             iscsi.fail(key, 'seconds or a duration like "30s", "5m"', iscsi.table.get(key))
         durations[key] = value
+    digests = iscsi.get("digests", str, '"prefer", "initiator" or "off"', "prefer")
+    if digests not in ("prefer", "initiator", "off"):
+        iscsi.fail("digests", '"prefer", "initiator" or "off"', digests)
     iscsi.done()
 
     disks: list[DiskConfig] = []
@@ -288,7 +292,7 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
         path=file,
         server=ServerConfig((base / state_dir).resolve(), log_level),
         iscsi=IscsiConfig(portals, base_iqn, queue_depth, max_sessions, durations["nop_interval"],
-                          durations["nop_timeout"], durations["login_timeout"]),
+                          durations["nop_timeout"], durations["login_timeout"], digests),
         disks=tuple(disks),
         targets=tuple(targets),
         _disk_index=disk_index,

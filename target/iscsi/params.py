@@ -23,7 +23,10 @@ class TargetLimits:
     first_burst_length: int = 262144
     max_outstanding_r2t: int = 8
     max_connections: int = 1
-    allow_digests: tuple[str, ...] = ("CRC32C", "None")  # in order of preference
+    # "prefer": CRC32C whenever the initiator lists it (LIO's choice; libiscsi and
+    # qemu offer "None,CRC32C" by default); "initiator": the offer's order decides
+    # (tgt's choice); "off": never.
+    digests: str = "prefer"
 
 
 @dataclass(slots=True)
@@ -95,10 +98,14 @@ def negotiate(pairs: list[tuple[str, str]], params: SessionParams, limits: Targe
 def _negotiate_one(key: str, value: str, params: SessionParams, limits: TargetLimits,
                    discovery: bool) -> str | None:
     if key in ("HeaderDigest", "DataDigest"):
-        # Our order decides, as in LIO: an initiator that lists CRC32C at all (libiscsi
-        # offers "None,CRC32C" when asked for digests) gets digests.
-        offered = {v.strip() for v in value.split(",")}
-        choice = next((v for v in limits.allow_digests if v in offered), None)
+        offered = [v.strip() for v in value.split(",")]
+        if limits.digests == "prefer":
+            order = ["CRC32C", "None"]
+        elif limits.digests == "off":
+            order = ["None"]
+        else:
+            order = offered
+        choice = next((v for v in order if v in offered and v in ("CRC32C", "None")), None)
         if choice is None:
             return REJECT
         setattr(params, "header_digest" if key == "HeaderDigest" else "data_digest", choice == "CRC32C")

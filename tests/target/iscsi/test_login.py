@@ -150,3 +150,14 @@ def test_chap_unknown_algorithm_fails():
     m = machine(chap=Credentials("alice", "alice-secret-123"))
     step(m, login_pdu([f"InitiatorName={INITIATOR}", f"TargetName={TARGET}", "AuthMethod=CHAP"], transit=False))
     assert step(m, login_pdu(["CHAP_A=99"], transit=False))[1] == LoginStatus.AUTH_FAILED
+
+
+@pytest.mark.parametrize("policy,offer,expected", [
+    ("prefer", "None,CRC32C", "CRC32C"), ("initiator", "None,CRC32C", "None"),
+    ("initiator", "CRC32C,None", "CRC32C"), ("off", "CRC32C,None", "None"), ("off", "CRC32C", "Reject"),
+])
+def test_digest_policy(policy, offer, expected):
+    from target.iscsi.params import SessionParams, negotiate
+    answers = dict(negotiate([("HeaderDigest", offer)], SessionParams(), TargetLimits(digests=policy),
+                             discovery=False))
+    assert answers["HeaderDigest"] == expected
