@@ -16,6 +16,7 @@ from target.iscsi.params import TargetLimits
 from target.iscsi.targets import TargetDirectory, TargetSpec
 from target.scsi.device import ScsiDevice
 from target.scsi.lu import LogicalUnit
+from target.scsi.reservations import Reservations
 from target.stores.base import BlockStore, StoreError
 from target.stores.raw import RawStore
 
@@ -39,14 +40,21 @@ class Appliance:
         for disk in self.config.disks:
             self.stores[disk.name] = _open_disk(self.config, disk)
         for target in self.config.targets:
-            units = [LogicalUnit(name, self.stores[name], target_name=target.iqn,
-                                 readonly=self.config.disk(name).readonly) for name in target.luns]
+            units = [self._unit(target.iqn, name) for name in target.luns]
             self.directory.add(TargetSpec(
                 name=target.iqn, device=ScsiDevice(units), alias=target.alias,
                 initiators=frozenset(target.initiators),
                 chap=Credentials(target.chap.user, target.chap.secret) if target.chap else None,
                 mutual_chap=(Credentials(target.mutual_chap.user, target.mutual_chap.secret)
                              if target.mutual_chap else None)))
+
+    def _unit(self, target_iqn: str, disk_name: str) -> LogicalUnit:
+        # Persistent reservations (with APTPL) outlive restarts: one file per target and disk.
+        state = self.config.server.state_dir / "reservations" / f"{target_iqn.replace(':', '_')}@{disk_name}.json"
+        reservations = Reservations(path=state)
+        reservations.load()
+        return LogicalUnit(disk_name, self.stores[disk_name], target_name=target_iqn,
+                           readonly=self.config.disk(disk_name).readonly, reservations=reservations)
 
     async def start(self) -> None:
         iscsi = self.config.iscsi

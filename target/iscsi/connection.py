@@ -23,6 +23,7 @@ from target.scsi.sense import ScsiResult, check_condition
 log = logging.getLogger("bootsrv.iscsi")
 
 TICK_SECONDS = 1.0
+CAPACITY_CHECK_SECONDS = 1.0
 INTERNAL_TARGET_FAILURE = (0x4, 0x44, 0x00)
 
 
@@ -48,6 +49,7 @@ class IscsiServer:
         self.connections: set[_ConnectionShell] = set()
         self._servers: list[asyncio.base_events.Server] = []
         self._portals: list[tuple[str, int]] = []
+        self._capacity_timer: asyncio.TimerHandle | None = None
 
     async def start(self, portals: list[tuple[str, int]]) -> list[tuple[str, int]]:
         """Listen on every portal; returns the bound (host, port) pairs (port 0 picks one)."""
@@ -61,7 +63,15 @@ class IscsiServer:
             actual_port = sock.getsockname()[1]
             bound.append((host, actual_port))
         self._portals = bound
+        self._capacity_timer = loop.call_later(CAPACITY_CHECK_SECONDS, self._check_capacity)
         return bound
+
+    def _check_capacity(self) -> None:
+        """A disk grown under running sessions tells them (CAPACITY DATA HAS CHANGED)."""
+        for spec in self.directory.targets.values():
+            spec.device.check_capacity()
+        self._capacity_timer = asyncio.get_running_loop().call_later(CAPACITY_CHECK_SECONDS,
+                                                                     self._check_capacity)
 
     def portal_addresses(self, local: tuple[str, int]) -> list[str]:
         """TargetAddress values for SendTargets: wildcard portals answer with the
@@ -74,6 +84,8 @@ class IscsiServer:
         return list(dict.fromkeys(addresses))
 
     async def stop(self) -> None:
+        if self._capacity_timer is not None:
+            self._capacity_timer.cancel()
         for server in self._servers:
             server.close()
         for shell in list(self.connections):
@@ -159,11 +171,11 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         device = core.target.device
         if device.may_block(task.lun, task.cdb):
             future = self.loop.run_in_executor(self.server.executor, device.execute, task.lun, task.cdb,
-                                               task.data, core.initiator)
+                                               task.data, core.nexus)
             future.add_done_callback(lambda f, t=task: self._finished(t, f))
             return
         try:
-            result = device.execute(task.lun, task.cdb, task.data, core.initiator)
+            result = device.execute(task.lun, task.cdb, task.data, core.nexus)
         except Exception:  # the command sets catch their own; this is the last guard
             log.exception("%s: command %s failed", self.peer, task.cdb.hex())
             result = check_condition(INTERNAL_TARGET_FAILURE)

@@ -37,13 +37,14 @@ from target.iscsi.pdu import (
 )
 from target.iscsi.session import Session, SessionRegistry
 from target.iscsi.targets import TargetDirectory, TargetSpec
+from target.scsi.nexus import Nexus
 from target.scsi.sense import GOOD, PROTOCOL_SERVICE_CRC_ERROR, CheckCondition, ScsiResult
 
 log = logging.getLogger("bootsrv.iscsi")
 
 Buffer = bytes | bytearray | memoryview
 # The largest data-out buffer one command may ask for; Block Limits VPD says the same.
-MAX_COMMAND_BYTES = 16 << 20
+MAX_COMMAND_BYTES = 64 << 20
 
 
 def sn_diff(a: int, b: int) -> int:
@@ -141,6 +142,7 @@ class TargetConnection:
         self.session: Session | None = None
         self.target: TargetSpec | None = None
         self.initiator = ""
+        self.nexus: Nexus | None = None  # the I_T nexus of a normal session
         self.closing: str | None = None
         self._out: list[Buffer] = []
         self._statsn = 0
@@ -292,6 +294,9 @@ class TargetConnection:
         self.initiator = result.initiator_name
         self._statsn = result.statsn
         self._expcmdsn = result.expcmdsn
+        if self.target is not None:
+            self.nexus = Nexus(self.initiator, result.isid, self.target.portal_group_tag)
+            self.target.device.nexus_added(self.nexus)
         self.reader.header_digest = self.params.header_digest
         self.reader.data_digest = self.params.data_digest
         log.info("%s logged in to %s (TSIH %d, digests %s/%s, MaxRecvDSL %d, MaxBurst %d, FirstBurst %d%s%s)",
@@ -307,8 +312,12 @@ class TargetConnection:
         return self.session.tsih
 
     def _release_session(self) -> None:
-        if self.session is not None and self.session.close_connection is self._on_close:
-            self.registry.remove(self.session.tsih)
+        session = self.session
+        if session is None or session.close_connection is not self._on_close:
+            return  # never logged in, or a new connection took this session over
+        self.registry.remove(session.tsih)
+        if not session.replaced and self.target is not None and self.nexus is not None:
+            self.target.device.nexus_removed(self.nexus)  # the I_T nexus is gone (ERL 0)
 
     # ---- SCSI command and data --------------------------------------------
 
@@ -557,8 +566,12 @@ class TargetConnection:
         elif function in (TmfFunction.ABORT_TASK_SET, TmfFunction.CLEAR_TASK_SET, TmfFunction.LOGICAL_UNIT_RESET):
             lun = lun_from_field(pdu.lun_field)
             affected = [t for t in self._tasks.values() if t.lun == lun]
+            if function == TmfFunction.LOGICAL_UNIT_RESET and self.target is not None:
+                self.target.device.reset(lun)
         elif function in (TmfFunction.TARGET_WARM_RESET, TmfFunction.TARGET_COLD_RESET):
             affected = list(self._tasks.values())
+            if self.target is not None:
+                self.target.device.reset(None)
         elif function == TmfFunction.TASK_REASSIGN:
             response = TmfResponse.REASSIGN_NOT_SUPPORTED
         else:

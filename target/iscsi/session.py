@@ -26,6 +26,7 @@ class Session:
     target_name: str
     close_connection: Callable[[], None]
     cid: int = 0
+    replaced: bool = False  # a new login took over this I_T nexus (reinstatement)
 
 
 @dataclass(slots=True)
@@ -51,6 +52,7 @@ class SessionRegistry:
                     and old.target_name == target_name):
                 log.info("session %d of %s reinstated by a new login", old.tsih, old.initiator_name)
                 self.remove(old.tsih)
+                old.replaced = True
                 old.close_connection()
         if len(self.sessions) >= self.max_sessions:
             raise LoginFailed(LoginStatus.OUT_OF_RESOURCES, "too many sessions")

@@ -7,14 +7,23 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from target.iscsi.chap import Credentials
+from target.scsi.nexus import Nexus
 
 
 class ScsiDispatcher(Protocol):
     """The command-set layer as the transport sees it."""
 
-    def execute(self, lun: int, cdb: bytes, data_out: bytes | bytearray | None, initiator: str) -> Any: ...
+    def execute(self, lun: int, cdb: bytes, data_out: bytes | bytearray | None, nexus: Nexus) -> Any: ...
 
     def may_block(self, lun: int, cdb: bytes) -> bool: ...
+
+    def nexus_added(self, nexus: Nexus) -> None: ...
+
+    def nexus_removed(self, nexus: Nexus) -> None: ...
+
+    def reset(self, lun: int | None) -> None: ...
+
+    def check_capacity(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

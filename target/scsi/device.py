@@ -9,15 +9,23 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from target.scsi import pr, sbc, spc  # noqa: F401  (registers the command handlers)
 from target.scsi import sense as s
-from target.scsi import sbc, spc  # noqa: F401  (registers the command handlers)
 from target.scsi.cdb import be, need
-from target.scsi.lu import BLOCKING, LogicalUnit
+from target.scsi.lu import LogicalUnit
+from target.scsi.nexus import Nexus
+from target.scsi.registry import Access, Command, command
 
 REPORT_LUNS = 0xA0
 _WRITE_OPCODES = frozenset({0x2A, 0xAA, 0x8A})
 _LARGE_TRANSFER_OPCODES = frozenset({0x28, 0xA8, 0x88}) | _WRITE_OPCODES
 THREAD_TRANSFER_BLOCKS = 256  # 128 KiB: below this a thread hop costs more than it saves
+
+
+@command(REPORT_LUNS, access=Access.NONE, reports_ua=False, usage="oo00ff000000ffffffff0007")
+def _report_luns_entry(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    """Listed for REPORT SUPPORTED OPERATION CODES; ScsiDevice answers it before any unit."""
+    raise s.CheckCondition(s.INVALID_COMMAND_OPERATION_CODE)
 
 
 def lun_entry(lun: int) -> bytes:
@@ -30,14 +38,14 @@ def lun_entry(lun: int) -> bytes:
 class ScsiDevice:
     units: list[LogicalUnit]
 
-    def execute(self, lun: int, cdb: bytes, data_out: bytes | bytearray | None, initiator: str) -> s.ScsiResult:
+    def execute(self, lun: int, cdb: bytes, data_out: bytes | bytearray | None, nexus: Nexus) -> s.ScsiResult:
         if cdb and cdb[0] == REPORT_LUNS:
             try:
                 return self._report_luns(cdb)
             except s.CheckCondition as cc:
                 return cc.result()
         if 0 <= lun < len(self.units):
-            return self.units[lun].execute(cdb, data_out)
+            return self.units[lun].execute(Command(cdb, data_out, nexus))
         if cdb and cdb[0] == spc.INQUIRY and len(cdb) >= 6 and not cdb[1] & 0x01:
             # No unit here: peripheral qualifier 3, device type 1Fh (SPC-4 6.6.2).
             return s.ScsiResult(data=(b"\x7f" + spc.standard_inquiry(self.units[0])[1:] if self.units
@@ -52,7 +60,7 @@ class ScsiDevice:
         loop's socket work on another core (pread/pwrite release the GIL)."""
         if not cdb:
             return False
-        if cdb[0] in BLOCKING:
+        if 0 <= lun < len(self.units) and self.units[lun].may_block(cdb):
             return True
         if cdb[0] in _LARGE_TRANSFER_OPCODES and len(cdb) >= 10:
             if cdb[0] in _WRITE_OPCODES and cdb[1] & 0x08:
@@ -60,6 +68,24 @@ class ScsiDevice:
             blocks = sbc.transfer_blocks(cdb)
             return blocks >= THREAD_TRANSFER_BLOCKS
         return False
+
+    def nexus_added(self, nexus: Nexus) -> None:
+        for unit in self.units:
+            unit.nexus_added(nexus)
+
+    def nexus_removed(self, nexus: Nexus) -> None:
+        for unit in self.units:
+            unit.nexus_removed(nexus)
+
+    def reset(self, lun: int | None) -> None:
+        """LOGICAL UNIT RESET of one unit, or a target reset (lun None)."""
+        for index, unit in enumerate(self.units):
+            if lun is None or lun == index:
+                unit.reset()
+
+    def check_capacity(self) -> None:
+        for unit in self.units:
+            unit.check_capacity()
 
     def _report_luns(self, cdb: bytes) -> s.ScsiResult:
         need(cdb, 12)

@@ -1,37 +1,32 @@
 """A logical unit: one backing store behind the SPC and SBC command sets.
 
-Each command handler takes (lu, cdb, data_out) and returns a ScsiResult or
-raises CheckCondition; this module maps failures to sense so that no command,
-however malformed, escapes as an exception.
+Before a handler runs, the unit reports pending unit attentions and checks
+reservations (SAM-5 5.14, SPC-4 5.12). Failures become sense data here, so no
+command, however malformed, escapes as an exception.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from dataclasses import dataclass, field
-from typing import Callable
 
 from target.scsi import sense as s
+from target.scsi.nexus import Nexus
+from target.scsi.registry import HANDLERS, Access, Command
+from target.scsi.reservations import Reservations
 from target.stores.base import BlockStore, StoreError
 
 log = logging.getLogger("bootsrv.scsi")
 
 BLOCK_SIZE = 512
-Handler = Callable[["LogicalUnit", bytes, "bytes | bytearray | None"], s.ScsiResult]
-HANDLERS: dict[int, Handler] = {}
-BLOCKING: set[int] = set()  # opcodes whose handler may wait on the disk (fsync)
 INTERNAL_TARGET_FAILURE = (s.HARDWARE_ERROR, 0x44, 0x00)
-
-
-def command(*opcodes: int, may_block: bool = False) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        for opcode in opcodes:
-            HANDLERS[opcode] = handler
-            if may_block:
-                BLOCKING.add(opcode)
-        return handler
-    return register
+POWER_ON_RESET = (s.UNIT_ATTENTION, 0x29, 0x00)
+BUS_DEVICE_RESET = (s.UNIT_ATTENTION, 0x29, 0x03)
+MODE_PARAMETERS_CHANGED = (s.UNIT_ATTENTION, 0x2A, 0x01)
+CAPACITY_DATA_HAS_CHANGED = (s.UNIT_ATTENTION, 0x2A, 0x09)
+_MAX_PENDING_UA = 8
 
 
 @dataclass(slots=True)
@@ -43,11 +38,20 @@ class LogicalUnit:
     vendor: str = "BOOTSRV"
     product: str = "VIRTUAL DISK"
     revision: str = "0001"
+    write_cache: bool = True  # WCE: cleared by MODE SELECT, every write is then made durable
+    reservations: Reservations = field(default_factory=Reservations)
+    # Serialises COMPARE AND WRITE against writes (which may run on worker threads).
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    prevent: set[str] = field(default_factory=set)  # nexus keys holding PREVENT MEDIUM REMOVAL
     _identity: bytes = field(init=False, default=b"")
+    _unit_attentions: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
+    _known_size: int = 0
 
     def __post_init__(self) -> None:
         self.readonly = self.readonly or self.store.readonly
         self._identity = hashlib.sha256(b"bootsrv-lu:" + self.name.encode()).digest()
+        self._known_size = self.store.size
+        self.reservations.notify = lambda key, triple: self.add_unit_attention(triple, only=key)
 
     @property
     def block_count(self) -> int:
@@ -64,19 +68,64 @@ class LogicalUnit:
     def serial(self) -> str:
         return self._identity[8:16].hex()
 
-    def execute(self, cdb: bytes, data_out: bytes | bytearray | None) -> s.ScsiResult:
+    # ---- unit attentions ------------------------------------------------
+
+    def add_unit_attention(self, triple: tuple[int, int, int], *, only: str | None = None,
+                           exclude: str | None = None) -> None:
+        """Queue a unit attention for every known nexus (or one, or all but one)."""
+        for key, queue in self._unit_attentions.items():
+            if (only is None or key == only) and key != exclude and triple not in queue:
+                queue.append(triple)
+                del queue[:-_MAX_PENDING_UA]
+
+    def nexus_added(self, nexus: Nexus) -> None:
+        self._unit_attentions[nexus.key] = [POWER_ON_RESET]
+
+    def nexus_removed(self, nexus: Nexus) -> None:
+        self._unit_attentions.pop(nexus.key, None)
+        self.prevent.discard(nexus.key)
+        self.reservations.nexus_lost(nexus)
+
+    def reset(self, triple: tuple[int, int, int] = BUS_DEVICE_RESET) -> None:
+        """LOGICAL UNIT RESET / target reset: clears PREVENT and SPC-2 reservations."""
+        self.prevent.clear()
+        self.reservations.reset()
+        self.add_unit_attention(triple)
+
+    def take_unit_attention(self, nexus: Nexus) -> tuple[int, int, int] | None:
+        queue = self._unit_attentions.get(nexus.key)
+        return queue.pop(0) if queue else None
+
+    def check_capacity(self) -> None:
+        """Called periodically: a disk that grew under us tells every initiator."""
+        size = self.store.refresh_size()
+        if size != self._known_size:
+            log.info("%s: capacity changed from %d to %d bytes", self.name, self._known_size, size)
+            self._known_size = size
+            self.add_unit_attention(CAPACITY_DATA_HAS_CHANGED)
+
+    # ---- execution ------------------------------------------------------
+
+    def execute(self, cmd: Command) -> s.ScsiResult:
+        cdb = cmd.cdb
         if not cdb:
             return s.check_condition(s.INVALID_COMMAND_OPERATION_CODE)
-        handler = HANDLERS.get(cdb[0])
-        if handler is None:
+        entry = HANDLERS.get(cdb[0])
+        if entry is None:
             return s.check_condition(s.INVALID_COMMAND_OPERATION_CODE)
+        if entry.reports_ua:
+            pending = self.take_unit_attention(cmd.nexus)
+            if pending is not None:
+                return s.check_condition(pending)
+        if self.reservations.conflicts(cmd.nexus, entry.access, cdb):
+            return s.ScsiResult(s.RESERVATION_CONFLICT)
         try:
-            return handler(self, cdb, data_out)
+            return entry.handler(self, cmd)
         except s.CheckCondition as cc:
             return cc.result()
         except StoreError as exc:
             log.error("%s: %s", self.name, exc)
-            return s.check_condition(s.UNRECOVERED_READ_ERROR if cdb[0] in READ_OPCODES else s.WRITE_ERROR)
+            return s.check_condition(s.UNRECOVERED_READ_ERROR if entry.access is Access.READ else s.WRITE_ERROR)
         except (IndexError, ValueError) as exc:  # a CDB shorter than its opcode implies
             log.warning("%s: malformed CDB %s: %s", self.name, cdb.hex(), exc)
             return s.check_condition(s.INVALID_FIELD_IN_CDB)
@@ -84,5 +133,6 @@ class LogicalUnit:
             log.exception("%s: internal error on CDB %s", self.name, cdb.hex())
             return s.check_condition(INTERNAL_TARGET_FAILURE)
 
-
-READ_OPCODES = frozenset({0x08, 0x28, 0xA8, 0x88})
+    def may_block(self, cdb: bytes) -> bool:
+        entry = HANDLERS.get(cdb[0]) if cdb else None
+        return entry is not None and entry.may_block

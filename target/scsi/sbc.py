@@ -1,4 +1,6 @@
-"""SBC-3 block commands: capacity, READ/WRITE 6/10/12/16, SYNCHRONIZE CACHE."""
+"""SBC-3 block commands: capacity, READ/WRITE, VERIFY, WRITE AND VERIFY,
+COMPARE AND WRITE, ORWRITE, WRITE SAME, UNMAP, GET LBA STATUS, PRE-FETCH,
+SYNCHRONIZE CACHE, START STOP UNIT, READ DEFECT DATA."""
 
 from __future__ import annotations
 
@@ -6,53 +8,64 @@ import struct
 
 from target.scsi import sense as s
 from target.scsi.cdb import be, invalid_field, need
-from target.scsi.lu import BLOCK_SIZE, LogicalUnit, command
+from target.scsi.lu import BLOCK_SIZE, LogicalUnit
+from target.scsi.registry import Access, Command, command
 
-MAX_TRANSFER_BLOCKS = (16 << 20) // BLOCK_SIZE  # matches the transport's per-command buffer cap
+MAX_TRANSFER_BLOCKS = (64 << 20) // BLOCK_SIZE  # matches the transport's per-command buffer cap
 OPTIMAL_TRANSFER_BLOCKS = (1 << 20) // BLOCK_SIZE
+MAX_COMPARE_AND_WRITE_BLOCKS = 255
+MAX_WRITE_SAME_BLOCKS = (256 << 20) // BLOCK_SIZE
+MAX_UNMAP_BLOCKS = 1 << 20  # 512 MiB; iscsi-test-cu holds targets to at most 1M blocks
+MAX_UNMAP_DESCRIPTORS = 256
+UNMAP_GRANULARITY = 4096 // BLOCK_SIZE  # a file system block: smaller holes read as zeros but stay mapped
+
+MISCOMPARE_DURING_VERIFY = (s.MISCOMPARE, 0x1D, 0x00)
+MEDIUM_REMOVAL_PREVENTED = (s.ILLEGAL_REQUEST, 0x53, 0x02)
 
 READ_CAPACITY_10 = 0x25
 SERVICE_ACTION_IN_16 = 0x9E
-READ_CAPACITY_16 = 0x10  # service action of 0x9E
+READ_CAPACITY_16 = 0x10  # service actions of 0x9E
+GET_LBA_STATUS = 0x12
+
+_RW_USAGE = {6: "oo1fffffff07", 10: "oofaffffffff1fffff07", 12: "oofaffffffffffffffff1f07",
+             16: "oofaffffffffffffffffffffffff1f07"}
 
 
-@command(READ_CAPACITY_10)
-def read_capacity_10(lu: LogicalUnit, cdb: bytes, data: bytes | None) -> s.ScsiResult:
-    need(cdb, 10)
-    last = lu.block_count - 1
-    return s.ScsiResult(data=struct.pack(">II", min(last, 0xFFFFFFFF), BLOCK_SIZE))
-
-
-@command(SERVICE_ACTION_IN_16)
-def service_action_in(lu: LogicalUnit, cdb: bytes, data: bytes | None) -> s.ScsiResult:
-    need(cdb, 16)
-    if cdb[1] & 0x1F != READ_CAPACITY_16:
-        raise invalid_field(1)
-    payload = struct.pack(">QI", lu.block_count - 1, BLOCK_SIZE) + bytes(20)
-    return s.ScsiResult(data=payload[: be(cdb, 10, 4)])
-
+# ---- CDB decoding ------------------------------------------------------------
 
 def _lba_and_length(cdb: bytes) -> tuple[int, int]:
-    opcode = cdb[0]
-    if opcode in (0x08, 0x0A):  # 6-byte: 21-bit LBA, length 0 means 256
-        need(cdb, 6)
+    """(LBA, blocks) of the 6/10/12/16-byte CDB forms (SBC-3 4.2.2)."""
+    size = _cdb_size(cdb[0])
+    need(cdb, size)
+    if size == 6:  # 21-bit LBA, length 0 means 256
         return be(cdb, 1, 3) & 0x1FFFFF, cdb[4] or 256
-    if opcode in (0x28, 0x2A, 0x35):
-        need(cdb, 10)
+    if size == 10:
         return be(cdb, 2, 4), be(cdb, 7, 2)
-    if opcode in (0xA8, 0xAA):
-        need(cdb, 12)
+    if size == 12:
         return be(cdb, 2, 4), be(cdb, 6, 4)
-    need(cdb, 16)
     return be(cdb, 2, 8), be(cdb, 10, 4)
 
 
+def _cdb_size(opcode: int) -> int:
+    group = opcode >> 5
+    return {0: 6, 1: 10, 2: 10, 4: 16, 5: 12}.get(group, 16)
+
+
 def transfer_blocks(cdb: bytes) -> int:
-    """Blocks a READ/WRITE 10/12/16 CDB moves (0 if the CDB is too short)."""
+    """Blocks a READ/WRITE CDB moves (0 if the CDB is too short)."""
     try:
         return _lba_and_length(cdb)[1]
     except s.CheckCondition:
         return 0
+
+
+def first_difference(a: bytes | memoryview, b: bytes | memoryview) -> int:
+    """Offset of the first differing byte (block by block, then byte by byte)."""
+    a, b = memoryview(a), memoryview(b)
+    for start in range(0, min(len(a), len(b)), BLOCK_SIZE):
+        if a[start:start + BLOCK_SIZE] != b[start:start + BLOCK_SIZE]:
+            return next(i for i in range(start, start + BLOCK_SIZE) if a[i] != b[i])
+    return min(len(a), len(b))
 
 
 def _check_range(lu: LogicalUnit, lba: int, blocks: int) -> None:
@@ -60,41 +73,270 @@ def _check_range(lu: LogicalUnit, lba: int, blocks: int) -> None:
         raise s.CheckCondition(s.LBA_OUT_OF_RANGE, information=lba)
 
 
-def _fua(cdb: bytes) -> bool:
-    return cdb[0] not in (0x08, 0x0A) and bool(cdb[1] & 0x08)
-
-
-@command(0x08, 0x28, 0xA8, 0x88)
-def read(lu: LogicalUnit, cdb: bytes, data: bytes | None) -> s.ScsiResult:
-    lba, blocks = _lba_and_length(cdb)
-    if cdb[0] != 0x08 and cdb[1] & 0xE0:  # RDPROTECT: we keep no protection information
+def _no_protection(cdb: bytes) -> None:
+    """RDPROTECT/WRPROTECT/VRPROTECT must be zero: we keep no protection information."""
+    if cdb[0] not in (0x08, 0x0A) and cdb[1] & 0xE0:
         raise invalid_field(1)
+
+
+def _fua(lu: LogicalUnit, cdb: bytes) -> bool:
+    return not lu.write_cache or (cdb[0] not in (0x08, 0x0A) and bool(cdb[1] & 0x08))
+
+
+def _writable(lu: LogicalUnit) -> None:
+    if lu.readonly:
+        raise s.CheckCondition(s.WRITE_PROTECTED)
+
+
+def _payload(cmd: Command, length: int) -> memoryview:
+    data = memoryview(cmd.data or b"")
+    if len(data) < length:  # the initiator sent less than the CDB asks for
+        raise s.CheckCondition(s.INVALID_FIELD_IN_CDB)
+    return data[:length]
+
+
+# ---- capacity ------------------------------------------------------------------
+
+@command(READ_CAPACITY_10, access=Access.NONE, usage="oo00ffffffff00000107")
+def read_capacity_10(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    need(cmd.cdb, 10)
+    last = lu.block_count - 1
+    return s.ScsiResult(data=struct.pack(">II", min(last, 0xFFFFFFFF), BLOCK_SIZE))
+
+
+@command(SERVICE_ACTION_IN_16, access=Access.NONE, service_actions=(READ_CAPACITY_16, GET_LBA_STATUS),
+         usage="oo1fffffffffffffffffffffffff0007")
+def service_action_in(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    cdb = cmd.cdb
+    need(cdb, 16)
+    action = cdb[1] & 0x1F
+    if action == READ_CAPACITY_16:
+        lbp = 0x80 | 0x40 if lu.store.can_unmap else 0  # LBPME, LBPRZ
+        payload = struct.pack(">QIBBH", lu.block_count - 1, BLOCK_SIZE, 0, 0, lbp << 8) + bytes(16)
+        return s.ScsiResult(data=payload[: be(cdb, 10, 4)])
+    if action == GET_LBA_STATUS:
+        return _get_lba_status(lu, cdb)
+    raise invalid_field(1)
+
+
+def _get_lba_status(lu: LogicalUnit, cdb: bytes) -> s.ScsiResult:
+    lba, allocation = be(cdb, 2, 8), be(cdb, 10, 4)
+    if lba >= lu.block_count:
+        raise s.CheckCondition(s.LBA_OUT_OF_RANGE, information=lba)
+    span = min(lu.block_count - lba, 1 << 20) * BLOCK_SIZE
+    descriptors = b""
+    for offset, length, mapped in lu.store.extents(lba * BLOCK_SIZE, span):
+        descriptors += struct.pack(">QIB3x", offset // BLOCK_SIZE, length // BLOCK_SIZE, 0 if mapped else 1)
+        if len(descriptors) >= 64 * 16:
+            break
+    payload = struct.pack(">I4x", len(descriptors) + 4) + descriptors
+    return s.ScsiResult(data=payload[:allocation])
+
+
+# ---- reads and writes ------------------------------------------------------------
+
+@command(0x08, 0x28, 0xA8, 0x88, access=Access.READ,
+         usage=" ".join(_RW_USAGE[n] for n in (6, 10, 12, 16)))
+def read(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    lba, blocks = _lba_and_length(cmd.cdb)
+    _no_protection(cmd.cdb)
     _check_range(lu, lba, blocks)
     if not blocks:
         return s.ScsiResult()
     return s.ScsiResult(data=lu.store.read(lba * BLOCK_SIZE, blocks * BLOCK_SIZE))
 
 
-@command(0x0A, 0x2A, 0xAA, 0x8A)
-def write(lu: LogicalUnit, cdb: bytes, data: bytes | bytearray | None) -> s.ScsiResult:
-    lba, blocks = _lba_and_length(cdb)
-    if lu.readonly:
-        raise s.CheckCondition(s.WRITE_PROTECTED)
-    if cdb[0] != 0x0A and cdb[1] & 0xE0:  # WRPROTECT
-        raise invalid_field(1)
+@command(0x0A, 0x2A, 0xAA, 0x8A, access=Access.WRITE,
+         usage=" ".join(_RW_USAGE[n] for n in (6, 10, 12, 16)))
+def write(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    lba, blocks = _lba_and_length(cmd.cdb)
+    _writable(lu)
+    _no_protection(cmd.cdb)
     _check_range(lu, lba, blocks)
     needed = blocks * BLOCK_SIZE
-    payload = memoryview(data or b"")
+    payload = memoryview(cmd.data or b"")
     # Write only whole blocks the initiator sent; the transport reports the residual.
     usable = min(len(payload), needed) // BLOCK_SIZE * BLOCK_SIZE
     if usable:
-        lu.store.write(lba * BLOCK_SIZE, payload[:usable], durable=_fua(cdb))
+        with lu.write_lock:
+            lu.store.write(lba * BLOCK_SIZE, payload[:usable], durable=_fua(lu, cmd.cdb))
     return s.ScsiResult(data_out_length=needed)
 
 
-@command(0x35, 0x91, may_block=True)
-def synchronize_cache(lu: LogicalUnit, cdb: bytes, data: bytes | None) -> s.ScsiResult:
+@command(0x2E, 0xAE, 0x8E, access=Access.WRITE,
+         usage="oof2ffffffff1fffff07 oof2ffffffffffffffff1f07 oof2ffffffffffffffffffffffff1f07")
+def write_and_verify(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    # The write goes through the same page cache the verify would read: writing is verifying.
+    return write(lu, cmd)
+
+
+def _verify_bytchk(lu: LogicalUnit, cmd: Command, lba: int, blocks: int) -> None:
+    bytchk = (cmd.cdb[1] >> 1) & 0x03
+    if bytchk == 0 or not blocks:
+        return  # medium verification only: our medium is always readable
+    if bytchk == 2:
+        raise invalid_field(1)
+    if bytchk == 1:
+        expected = _payload(cmd, blocks * BLOCK_SIZE)
+    else:  # 11b: one block, compared with every block of the range
+        expected = memoryview(bytes(_payload(cmd, BLOCK_SIZE)) * blocks)
+    actual = lu.store.read(lba * BLOCK_SIZE, blocks * BLOCK_SIZE)
+    if actual != expected:
+        raise s.CheckCondition(MISCOMPARE_DURING_VERIFY, information=first_difference(actual, expected))
+
+
+@command(0x2F, 0xAF, 0x8F, access=Access.READ,
+         usage="oof6ffffffff1fffff07 oof6ffffffffffffffff1f07 oof6ffffffffffffffffffffffff1f07")
+def verify(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    lba, blocks = _lba_and_length(cmd.cdb)
+    _no_protection(cmd.cdb)
+    _check_range(lu, lba, blocks)
+    _verify_bytchk(lu, cmd, lba, blocks)
+    return s.ScsiResult()
+
+
+@command(0x89, access=Access.WRITE, usage="oofaffffffffffffffff000000ff1f07")
+def compare_and_write(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    cdb = cmd.cdb
+    need(cdb, 16)
+    lba, blocks = be(cdb, 2, 8), cdb[13]
+    _writable(lu)
+    _no_protection(cdb)
+    if blocks > MAX_COMPARE_AND_WRITE_BLOCKS or (not blocks and cmd.data):
+        # Zero blocks with data attached: the initiator meant 256 and the byte wrapped.
+        raise invalid_field(13)
+    _check_range(lu, lba, blocks)
+    if not blocks:
+        return s.ScsiResult()
+    size = blocks * BLOCK_SIZE
+    payload = _payload(cmd, 2 * size)
+    with lu.write_lock:  # atomic against every other write to the unit
+        current = lu.store.read(lba * BLOCK_SIZE, size)
+        if current != payload[:size]:
+            raise s.CheckCondition(MISCOMPARE_DURING_VERIFY, information=first_difference(current, payload))
+        lu.store.write(lba * BLOCK_SIZE, payload[size:], durable=_fua(lu, cdb))
+    return s.ScsiResult(data_out_length=2 * size)
+
+
+@command(0x8B, access=Access.WRITE, usage="oofaffffffffffffffffffffffff1f07")
+def orwrite(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    lba, blocks = _lba_and_length(cmd.cdb)
+    _writable(lu)
+    _no_protection(cmd.cdb)
+    _check_range(lu, lba, blocks)
+    if not blocks:
+        return s.ScsiResult()
+    size = blocks * BLOCK_SIZE
+    payload = _payload(cmd, size)
+    with lu.write_lock:
+        current = lu.store.read(lba * BLOCK_SIZE, size)
+        merged = (int.from_bytes(current, "big") | int.from_bytes(payload, "big")).to_bytes(size, "big")
+        lu.store.write(lba * BLOCK_SIZE, merged, durable=_fua(lu, cmd.cdb))
+    return s.ScsiResult(data_out_length=size)
+
+
+# ---- provisioning -------------------------------------------------------------------
+
+@command(0x41, 0x93, access=Access.WRITE,
+         usage="oofbffffffff1fffff07 oof9ffffffffffffffffffffffff1f07")
+def write_same(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    cdb = cmd.cdb
     lba, blocks = _lba_and_length(cdb)
+    _writable(lu)
+    _no_protection(cdb)
+    unmap, anchor = bool(cdb[1] & 0x08), bool(cdb[1] & 0x10)
+    ndob = cdb[0] == 0x93 and bool(cdb[1] & 0x01)
+    if anchor or (cdb[1] & 0x06):  # ANCHOR (no anchored state) or obsolete PBDATA/LBDATA
+        raise invalid_field(1)
+    if blocks == 0 or blocks > MAX_WRITE_SAME_BLOCKS:
+        raise invalid_field(7 if cdb[0] == 0x41 else 10)  # WSNZ=1 in the Block Limits VPD
+    _check_range(lu, lba, blocks)
+    pattern = bytes(BLOCK_SIZE) if ndob else bytes(_payload(cmd, BLOCK_SIZE))
+    offset, size = lba * BLOCK_SIZE, blocks * BLOCK_SIZE
+    with lu.write_lock:
+        if unmap and lu.store.can_unmap and not any(pattern):
+            lu.store.unmap(offset, size)
+        else:
+            chunk = pattern * min(blocks, 2048)  # write 1 MiB at a time
+            for start in range(0, size, len(chunk)):
+                lu.store.write(offset + start, chunk[: min(len(chunk), size - start)])
+        if not lu.write_cache:
+            lu.store.flush()
+    return s.ScsiResult(data_out_length=0 if ndob else BLOCK_SIZE)
+
+
+@command(0x42, access=Access.WRITE, usage="oo01000000001fffff07")
+def unmap(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    cdb = cmd.cdb
+    need(cdb, 10)
+    _writable(lu)
+    if not lu.store.can_unmap:
+        raise s.CheckCondition(s.INVALID_COMMAND_OPERATION_CODE)
+    if cdb[1] & 0x01:  # ANCHOR
+        raise invalid_field(1)
+    length = be(cdb, 7, 2)
+    if length == 0:
+        return s.ScsiResult()
+    data = bytes(cmd.data or b"")[:length]
+    if length < 8 or len(data) < 8:
+        raise s.CheckCondition(s.PARAMETER_LIST_LENGTH_ERROR)
+    descriptors_len = be(data, 2, 2)
+    if descriptors_len > len(data) - 8 or descriptors_len % 16:
+        raise s.CheckCondition(s.INVALID_FIELD_IN_PARAMETER_LIST)
+    ranges = []
+    for pos in range(8, 8 + descriptors_len, 16):
+        lba, blocks = be(data, pos, 8), be(data, pos + 8, 4)
+        if blocks > MAX_UNMAP_BLOCKS:
+            raise s.CheckCondition(s.INVALID_FIELD_IN_PARAMETER_LIST)
+        _check_range(lu, lba, blocks)
+        ranges.append((lba, blocks))
+    if len(ranges) > MAX_UNMAP_DESCRIPTORS:
+        raise s.CheckCondition(s.INVALID_FIELD_IN_PARAMETER_LIST)
+    with lu.write_lock:
+        for lba, blocks in ranges:
+            if blocks:
+                lu.store.unmap(lba * BLOCK_SIZE, blocks * BLOCK_SIZE)
+    return s.ScsiResult()
+
+
+# ---- cache and medium ------------------------------------------------------------------
+
+@command(0x34, 0x90, access=Access.READ,
+         usage="oo02ffffffff1fffff07 oo02ffffffffffffffffffffffff1f07")
+def prefetch(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    lba, blocks = _lba_and_length(cmd.cdb)
+    _check_range(lu, lba, blocks)
+    # Nothing to stage: the host's page cache does it. CONDITION MET would promise
+    # the blocks fit a cache we do not manage; GOOD is what SBC-3 allows then.
+    return s.ScsiResult()
+
+
+@command(0x35, 0x91, access=Access.WRITE, may_block=True,
+         usage="oo06ffffffff1fffff07 oo06ffffffffffffffffffffffff1f07")
+def synchronize_cache(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    lba, blocks = _lba_and_length(cmd.cdb)
     _check_range(lu, lba, blocks)
     lu.store.flush()
     return s.ScsiResult()
+
+
+@command(0x1B, access=Access.WRITE, usage="oo01000ff707")
+def start_stop_unit(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    cdb = cmd.cdb
+    need(cdb, 6)
+    power_condition, load_eject, start = cdb[4] >> 4, bool(cdb[4] & 0x02), bool(cdb[4] & 0x01)
+    if power_condition == 0 and load_eject and not start and lu.prevent:
+        raise s.CheckCondition(MEDIUM_REMOVAL_PREVENTED)
+    return s.ScsiResult()  # a virtual disk neither spins nor ejects
+
+
+@command(0x37, 0xB7, access=Access.READ, usage="oo001f00000000ffff07 oo1f00000000ffffffff0007")
+def read_defect_data(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    cdb = cmd.cdb
+    if cdb[0] == 0x37:
+        need(cdb, 10)
+        header = bytes((0, cdb[2] & 0x1F, 0, 0))  # echo the list format; no defects
+        return s.ScsiResult(data=header[: be(cdb, 7, 2)])
+    need(cdb, 12)
+    header = bytes((0, cdb[1] & 0x1F, 0, 0, 0, 0, 0, 0))
+    return s.ScsiResult(data=header[: be(cdb, 6, 4)])

@@ -7,8 +7,11 @@ import struct
 
 from target.scsi import sense as s
 from target.scsi.cdb import be, invalid_field, need, truncate
-from target.scsi.lu import BLOCK_SIZE, LogicalUnit, command
-from target.scsi.sbc import MAX_TRANSFER_BLOCKS, OPTIMAL_TRANSFER_BLOCKS
+from target.scsi.lu import BLOCK_SIZE, MODE_PARAMETERS_CHANGED, LogicalUnit
+from target.scsi.registry import HANDLERS, Access, Command, command
+from target.scsi.sbc import (MAX_COMPARE_AND_WRITE_BLOCKS, MAX_TRANSFER_BLOCKS, MAX_UNMAP_BLOCKS,
+                             MAX_UNMAP_DESCRIPTORS, MAX_WRITE_SAME_BLOCKS, OPTIMAL_TRANSFER_BLOCKS,
+                             UNMAP_GRANULARITY)
 
 TEST_UNIT_READY = 0x00
 REQUEST_SENSE = 0x03
@@ -21,18 +24,20 @@ _VERSION_DESCRIPTORS = (0x00A0, 0x0960, 0x0460, 0x04C0)
 ISCSI_PROTOCOL_ID = 0x5
 
 
-@command(TEST_UNIT_READY)
-def test_unit_ready(lu: LogicalUnit, cdb: bytes, data: bytes | None) -> s.ScsiResult:
+@command(TEST_UNIT_READY, access=Access.NONE, usage="oo0000000007")
+def test_unit_ready(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
     return s.ScsiResult()
 
 
-@command(REQUEST_SENSE)
-def request_sense(lu: LogicalUnit, cdb: bytes, data: bytes | None) -> s.ScsiResult:
+@command(REQUEST_SENSE, access=Access.NONE, reports_ua=False, usage="oo01000000ff07")
+def request_sense(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    cdb = cmd.cdb
     need(cdb, 6)
-    if cdb[1] & 0x01:  # DESC: descriptor format, NO SENSE, no descriptors
-        payload = bytes((0x72, s.NO_SENSE, 0, 0, 0, 0, 0, 0))
+    key, asc, ascq = lu.take_unit_attention(cmd.nexus) or (s.NO_SENSE, 0, 0)  # a UA is reported, then gone
+    if cdb[1] & 0x01:  # DESC: descriptor format, no descriptors
+        payload = bytes((0x72, key, asc, ascq, 0, 0, 0, 0))
     else:
-        payload = s.fixed_sense(s.NO_SENSE, 0, 0)
+        payload = s.fixed_sense(key, asc, ascq)
     return s.ScsiResult(data=truncate(payload, cdb[4]))
 
 
@@ -51,8 +56,9 @@ def standard_inquiry(lu: LogicalUnit) -> bytes:
     return bytes(data)
 
 
-@command(INQUIRY)
-def inquiry(lu: LogicalUnit, cdb: bytes, data: bytes | None) -> s.ScsiResult:
+@command(INQUIRY, access=Access.NONE, reports_ua=False, usage="oo01ffffff07")
+def inquiry(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    cdb = cmd.cdb
     need(cdb, 6)
     evpd, page, allocation = cdb[1] & 0x01, cdb[2], be(cdb, 3, 2)
     if cdb[1] & 0xFE:
@@ -101,9 +107,15 @@ def _device_identification(lu: LogicalUnit) -> bytes:
 
 def _block_limits(lu: LogicalUnit) -> bytes:
     body = bytearray(0x3C)
+    body[0] = 0x01  # WSNZ: WRITE SAME of zero blocks is refused, not "to the end of the disk"
+    body[1] = MAX_COMPARE_AND_WRITE_BLOCKS
     struct.pack_into(">H", body, 2, 1)  # optimal transfer length granularity (blocks)
     struct.pack_into(">I", body, 4, MAX_TRANSFER_BLOCKS)
     struct.pack_into(">I", body, 8, OPTIMAL_TRANSFER_BLOCKS)
+    if lu.store.can_unmap:
+        struct.pack_into(">II", body, 16, MAX_UNMAP_BLOCKS, MAX_UNMAP_DESCRIPTORS)
+        struct.pack_into(">I", body, 24, UNMAP_GRANULARITY)
+    struct.pack_into(">Q", body, 32, MAX_WRITE_SAME_BLOCKS)
     return bytes(body)
 
 
@@ -114,8 +126,10 @@ def _block_device_characteristics(lu: LogicalUnit) -> bytes:
 
 
 def _logical_block_provisioning(lu: LogicalUnit) -> bytes:
-    # Fully provisioned, no UNMAP or WRITE SAME unmapping yet: every bit zero says so.
-    return bytes(4)
+    if not lu.store.can_unmap:
+        return bytes(4)  # fully provisioned: every bit zero says so
+    # LBPU, LBPWS, LBPWS10, LBPRZ (unmapped blocks read as zeros); thin provisioned.
+    return bytes((0, 0x80 | 0x40 | 0x20 | 0x04, 0x02, 0))
 
 
 VPD_PAGES = {
@@ -133,8 +147,9 @@ VPD_PAGES = {
 def _caching_page(lu: LogicalUnit, changeable: bool) -> bytes:
     page = bytearray(20)
     page[0], page[1] = 0x08, 0x12
-    if not changeable:
-        page[2] = 0x04  # WCE: writes are cached until SYNCHRONIZE CACHE or FUA
+    # WCE: writes are cached until SYNCHRONIZE CACHE or FUA; the one bit MODE SELECT may change.
+    if changeable or lu.write_cache:
+        page[2] = 0x04
     return bytes(page)
 
 
@@ -172,8 +187,9 @@ def _device_specific(lu: LogicalUnit) -> int:
     return (0x80 if lu.readonly else 0) | 0x10  # WP, DPOFUA
 
 
-@command(MODE_SENSE_6)
-def mode_sense_6(lu: LogicalUnit, cdb: bytes, data: bytes | None) -> s.ScsiResult:
+@command(MODE_SENSE_6, access=Access.READ, usage="oo08ffffff07")
+def mode_sense_6(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    cdb = cmd.cdb
     need(cdb, 6)
     pages = _mode_pages(lu, cdb)
     descriptor = b""
@@ -183,8 +199,9 @@ def mode_sense_6(lu: LogicalUnit, cdb: bytes, data: bytes | None) -> s.ScsiResul
     return s.ScsiResult(data=truncate(header + descriptor + pages, cdb[4]))
 
 
-@command(MODE_SENSE_10)
-def mode_sense_10(lu: LogicalUnit, cdb: bytes, data: bytes | None) -> s.ScsiResult:
+@command(MODE_SENSE_10, access=Access.READ, usage="oo18ffff000000ffff07")
+def mode_sense_10(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    cdb = cmd.cdb
     need(cdb, 10)
     pages = _mode_pages(lu, cdb)
     long_lba = bool(cdb[1] & 0x10)
@@ -197,3 +214,137 @@ def mode_sense_10(lu: LogicalUnit, cdb: bytes, data: bytes | None) -> s.ScsiResu
     header = struct.pack(">HBBBBH", 6 + len(descriptor) + len(pages), 0, _device_specific(lu),
                          1 if long_lba and descriptor else 0, 0, len(descriptor))
     return s.ScsiResult(data=truncate(header + descriptor + pages, be(cdb, 7, 2)))
+
+
+# ---- MODE SELECT --------------------------------------------------------------
+
+MODE_SELECT_6 = 0x15
+MODE_SELECT_10 = 0x55
+
+
+def _apply_mode_pages(lu: LogicalUnit, cmd: Command, pages: bytes) -> None:
+    """Accept pages whose only changes are bits we report as changeable."""
+    changed = False
+    pos = 0
+    while pos < len(pages):
+        if len(pages) - pos < 2:
+            raise s.CheckCondition(s.INVALID_FIELD_IN_PARAMETER_LIST)
+        code, subpage_format = pages[pos] & 0x3F, bool(pages[pos] & 0x40)
+        length = 2 + (int.from_bytes(pages[pos + 2:pos + 4], "big") + 2 if subpage_format else pages[pos + 1])
+        page = pages[pos:pos + length]
+        build = MODE_PAGES.get(code)
+        if build is None or subpage_format or len(page) != len(build(lu, False)):
+            raise s.CheckCondition(s.INVALID_FIELD_IN_PARAMETER_LIST, field_pointer=pos)
+        current, mask = build(lu, False), build(lu, True)
+        for i in range(2, len(page)):
+            if (page[i] ^ current[i]) & ~mask[i] & 0xFF:
+                raise s.CheckCondition(s.INVALID_FIELD_IN_PARAMETER_LIST)
+        if code == 0x08:
+            wanted = bool(page[2] & 0x04)
+            if wanted != lu.write_cache:
+                if not wanted:
+                    lu.store.flush()  # going write-through: nothing cached may stay behind
+                lu.write_cache = wanted
+                changed = True
+        pos += length
+    if changed:
+        lu.add_unit_attention(MODE_PARAMETERS_CHANGED, exclude=cmd.nexus.key)
+
+
+def _mode_select(lu: LogicalUnit, cmd: Command, header_len: int, descriptor_len: int, length: int) -> s.ScsiResult:
+    cdb, data = cmd.cdb, bytes(cmd.data or b"")
+    if cdb[1] & 0x01:  # SP: we save nothing
+        raise s.CheckCondition(s.INVALID_FIELD_IN_CDB, field_pointer=1)
+    if not cdb[1] & 0x10 and length:  # PF=0: vendor-specific pages, which we have none of
+        raise s.CheckCondition(s.INVALID_FIELD_IN_CDB, field_pointer=1)
+    if len(data) < length or (length and length < header_len):
+        raise s.CheckCondition(s.PARAMETER_LIST_LENGTH_ERROR)
+    if descriptor_len not in (0, 8, 16) or header_len + descriptor_len > length and length:
+        raise s.CheckCondition(s.INVALID_FIELD_IN_PARAMETER_LIST)
+    _apply_mode_pages(lu, cmd, data[header_len + descriptor_len:length])
+    return s.ScsiResult()
+
+
+@command(MODE_SELECT_6, access=Access.WRITE, usage="oo110000ff07")
+def mode_select_6(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    need(cmd.cdb, 6)
+    data = bytes(cmd.data or b"")
+    return _mode_select(lu, cmd, 4, data[3] if len(data) >= 4 else 0, cmd.cdb[4])
+
+
+@command(MODE_SELECT_10, access=Access.WRITE, usage="oo1100000000ffff07")
+def mode_select_10(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    need(cmd.cdb, 10)
+    data = bytes(cmd.data or b"")
+    descriptor_len = int.from_bytes(data[6:8], "big") if len(data) >= 8 else 0
+    return _mode_select(lu, cmd, 8, descriptor_len, be(cmd.cdb, 7, 2))
+
+
+# ---- PREVENT ALLOW MEDIUM REMOVAL ----------------------------------------------
+
+@command(0x1E, access=Access.WRITE, usage="oo0000000307")
+def prevent_allow(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    need(cmd.cdb, 6)
+    if cmd.cdb[4] & 0x03:
+        lu.prevent.add(cmd.nexus.key)
+    else:
+        lu.prevent.discard(cmd.nexus.key)
+    return s.ScsiResult()
+
+
+# ---- REPORT SUPPORTED OPERATION CODES (MAINTENANCE IN, service action 0Ch) ------
+
+MAINTENANCE_IN = 0xA3
+REPORT_SUPPORTED_OPCODES = 0x0C
+_TIMEOUTS = struct.pack(">HBBII", 0x0A, 0, 0, 0, 0)  # no nominal or recommended timeout
+
+
+def _one_command(opcode: int, service_action: int | None, rctd: bool) -> bytes:
+    entry = HANDLERS.get(opcode)
+    supported = entry is not None and (not entry.service_actions or service_action in entry.service_actions)
+    if not supported or entry is None:
+        return bytes((0, 0x01, 0, 0))  # SUPPORT 001b: not supported
+    usage = entry.cdb_usage or bytes((opcode,))
+    if entry.service_actions and service_action is not None:
+        usage = usage[:1] + bytes((usage[1] & 0xE0 | service_action,)) + usage[2:]
+    header = bytes((0, (0x80 if rctd else 0) | 0x03)) + struct.pack(">H", len(usage))
+    return header + usage + (_TIMEOUTS if rctd else b"")
+
+
+def _all_commands(rctd: bool) -> bytes:
+    body = b""
+    for opcode in sorted(HANDLERS):
+        entry = HANDLERS[opcode]
+        length = len(entry.cdb_usage) or 6
+        for action in entry.service_actions or (None,):
+            flags = (0x02 if rctd else 0) | (0x01 if action is not None else 0)
+            body += struct.pack(">BBHBBH", opcode, 0, action or 0, 0, flags, length)
+            body += _TIMEOUTS if rctd else b""
+    return struct.pack(">I", len(body)) + body
+
+
+@command(MAINTENANCE_IN, access=Access.NONE, service_actions=(REPORT_SUPPORTED_OPCODES,),
+         usage="oo1f87ffffffffffff0007")
+def maintenance_in(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
+    cdb = cmd.cdb
+    need(cdb, 12)
+    if cdb[1] & 0x1F != REPORT_SUPPORTED_OPCODES:
+        raise invalid_field(1)
+    rctd, options, opcode, action = bool(cdb[2] & 0x80), cdb[2] & 0x07, cdb[3], be(cdb, 4, 2)
+    allocation = be(cdb, 6, 4)
+    entry = HANDLERS.get(opcode)
+    if options == 0:
+        payload = _all_commands(rctd)
+    elif options == 1:
+        if entry is not None and entry.service_actions:
+            raise invalid_field(3)  # this opcode needs a service action: options 2 say which
+        payload = _one_command(opcode, None, rctd)
+    elif options == 2:
+        if entry is not None and not entry.service_actions:
+            raise invalid_field(3)
+        payload = _one_command(opcode, action, rctd)
+    elif options == 3:
+        payload = _one_command(opcode, action if entry is not None and entry.service_actions else None, rctd)
+    else:
+        raise invalid_field(2)
+    return s.ScsiResult(data=truncate(payload, allocation))

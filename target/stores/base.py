@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Iterator, Protocol
 
 
 class StoreError(Exception):
@@ -14,6 +14,7 @@ class BlockStore(Protocol):
 
     `write` may be cached; after `flush` returns, every write that completed
     before it is durable. `write(..., durable=True)` is a write with FUA.
+    Stores that can release space (`can_unmap`) read released ranges as zeros.
     """
 
     @property
@@ -22,9 +23,22 @@ class BlockStore(Protocol):
     @property
     def readonly(self) -> bool: ...
 
+    @property
+    def can_unmap(self) -> bool: ...
+
+    def refresh_size(self) -> int:
+        """Look at the medium again (the admin may have grown it); returns the size."""
+        ...
+
     def read(self, offset: int, length: int) -> bytes: ...
 
     def write(self, offset: int, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None: ...
+
+    def unmap(self, offset: int, length: int) -> None: ...
+
+    def extents(self, offset: int, length: int) -> Iterator[tuple[int, int, bool]]:
+        """(offset, length, mapped) runs covering [offset, offset+length)."""
+        ...
 
     def flush(self) -> None: ...
 

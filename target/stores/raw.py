@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import os
+from typing import Iterator
 
 from target.stores.base import StoreError
+
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
 
 
 class RawStore:
@@ -21,6 +30,7 @@ class RawStore:
             os.close(self._fd)
             raise StoreError(f"{self.path}: size {size} is not a multiple of 512 bytes")
         self._size = size
+        self._punch_works = True  # until the file system says otherwise
 
     @classmethod
     def create(cls, path: str | os.PathLike[str], size: int) -> "RawStore":
@@ -36,6 +46,18 @@ class RawStore:
     @property
     def size(self) -> int:
         return self._size
+
+    def refresh_size(self) -> int:
+        """Re-read the file's size: a file the admin grew grows the disk."""
+        try:
+            self._size = os.fstat(self._fd).st_size // 512 * 512
+        except OSError:
+            pass
+        return self._size
+
+    @property
+    def can_unmap(self) -> bool:
+        return not self._readonly and self._punch_works
 
     @property
     def readonly(self) -> bool:
@@ -62,6 +84,39 @@ class RawStore:
                 os.fdatasync(self._fd)
         except OSError as exc:
             raise StoreError(f"write to {self.path} at {offset}: {exc.strerror}") from exc
+
+    def unmap(self, offset: int, length: int) -> None:
+        """Punch a hole: the range reads as zeros and its blocks go back to the file system."""
+        if self._readonly:
+            raise StoreError(f"{self.path} is read-only")
+        if _libc.fallocate(self._fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
+            err = ctypes.get_errno()
+            if err in (errno.EOPNOTSUPP, errno.ENOSYS):
+                self._punch_works = False
+                self.write(offset, bytes(length))  # still reads as zeros, as LBPRZ promised
+                return
+            raise StoreError(f"unmap of {self.path} at {offset}: {os.strerror(err)}")
+
+    def extents(self, offset: int, length: int) -> Iterator[tuple[int, int, bool]]:
+        end = min(offset + length, self.size)
+        pos = offset
+        while pos < end:
+            try:
+                data = os.lseek(self._fd, pos, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # only a hole up to the end of the file
+                    yield pos, end - pos, False
+                    return
+                yield pos, end - pos, True  # no SEEK_DATA here: call everything mapped
+                return
+            if data > pos:
+                hole_end = min(data, end)
+                yield pos, hole_end - pos, False
+                pos = hole_end
+                continue
+            hole = min(os.lseek(self._fd, pos, os.SEEK_HOLE), end)
+            yield pos, hole - pos, True
+            pos = hole
 
     def flush(self) -> None:
         if self._readonly:

@@ -38,9 +38,11 @@ def test_iscsi_inq_standard_and_vpd_pages(run_server):
     assert "Designator Type:(3) NAA" in ident, ident
     assert f"Designator:[{SCRATCH_IQN}]" in ident and "RELATIVE_TARGET_PORT" in ident
     limits = run(["iscsi-inq", "-e", "1", "-c", "176", url]).stdout
-    assert "maximum transfer length:32768" in limits, limits
+    assert "maximum transfer length:131072" in limits, limits
     assert "Medium Rotation Rate:1" in run(["iscsi-inq", "-e", "1", "-c", "177", url]).stdout
-    assert "provisioning type:0" in run(["iscsi-inq", "-e", "1", "-c", "178", url]).stdout
+    provisioning = run(["iscsi-inq", "-e", "1", "-c", "178", url]).stdout
+    for line in ("lbpu:1", "lbpws:1", "lbpws10:1", "lbprz:1", "provisioning type:2"):  # thin, UNMAP-able
+        assert line in provisioning, provisioning
 
 
 def test_identifiers_are_stable_across_restarts(run_server, tmp_path):

@@ -97,6 +97,10 @@ class RawInitiator:
         assert reply[0] & 0x3F == 0x23 and reply[36:38] == b"\0\0", (reply.hex(), text)
         assert reply[1] & 0x80 and reply[1] & 0x03 == 3, "target did not move to full feature phase"
         self.digests = digests
+        # A new I_T nexus has POWER ON OCCURRED pending: clear it with TEST UNIT READY, as initiators do.
+        self.send(request_bhs(0x41, 0x80, 0x7777, 0, self.cmdsn))
+        response, sense = self.recv()
+        assert response[3] == 0x02 and sense[2 + 12] == 0x29, (response.hex(), sense.hex())
         return text
 
     def nop(self, itt: int, ping: bytes = b"") -> bytes:

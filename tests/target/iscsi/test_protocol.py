@@ -32,12 +32,15 @@ def connect(store, extra_keys=(), queue_depth=16):
                                  "MaxRecvDataSegmentLength=8192", *extra_keys], nsg=3))
     (reply,) = responses(conn.data_to_send())
     assert reply.bhs[36:38] == b"\0\0" and conn.logged_in
+    # A new I_T nexus starts with POWER ON OCCURRED pending; clear it as initiators do.
+    (ua,) = run_ready(conn, conn.receive_data(scsi_pdu(bytes(6), itt=0xAAAA, cmdsn=1, immediate=True)))
+    assert ua.bhs[3] == 0x02 and ua.data[2 + 12] == 0x29
     return conn
 
 
 def run_ready(conn, tasks):
     for task in tasks:
-        conn.complete(task, conn.target.device.execute(task.lun, task.cdb, task.data, conn.initiator))
+        conn.complete(task, conn.target.device.execute(task.lun, task.cdb, task.data, conn.nexus))
     return responses(conn.data_to_send())
 
 

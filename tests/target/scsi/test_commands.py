@@ -7,6 +7,7 @@ import pytest
 from target.scsi import sense as s
 from target.scsi.device import ScsiDevice
 from target.scsi.lu import LogicalUnit
+from target.scsi.nexus import LOCAL
 from target.stores.raw import RawStore
 
 BLOCKS = 2048
@@ -24,7 +25,7 @@ def device(tmp_path):
 
 
 def run(device, cdb, data=None, lun=0):
-    return device.execute(lun, bytes(cdb), data, "iqn.2026-11.test:i")
+    return device.execute(lun, bytes(cdb), data, LOCAL)
 
 
 def sense_of(result):
