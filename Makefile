@@ -6,7 +6,7 @@ VENV := .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Real peers the tests drive (libiscsi tools, qemu-img with its iscsi driver) and
 # tgt, the reference target the benchmarks run beside us.
-APT_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra tgt python3-venv
+APT_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra tgt python3-venv libvhdi-utils python3-libvhdi
 
 .PHONY: demo test bench deps clean
 

@@ -19,6 +19,8 @@ from target.scsi.lu import LogicalUnit
 from target.scsi.reservations import Reservations
 from target.stores.base import BlockStore, StoreError
 from target.stores.raw import RawStore
+from target.stores.vhd import VhdFormatError, open_vhd
+from target.stores.vhd.create import create_dynamic
 
 log = logging.getLogger("bootsrv")
 
@@ -91,15 +93,21 @@ class Appliance:
 
 def _open_disk(config: Config, disk: DiskConfig) -> BlockStore:
     where = f"{config.path}: disk {disk.name!r}"
-    if not disk.path.exists():
-        if disk.size is None:
-            raise StartupError(f"{where}: {disk.path} does not exist (add size = \"1GiB\" to create it)")
-        disk.path.parent.mkdir(parents=True, exist_ok=True)
-        log.info("creating %s (%d bytes, sparse)", disk.path, disk.size)
-        RawStore.create(disk.path, disk.size)
+    vhd = disk.path.suffix.lower() == ".vhd"
     try:
+        if not disk.path.exists():
+            if disk.size is None:
+                raise StartupError(f"{where}: {disk.path} does not exist (add size = \"1GiB\" to create it)")
+            disk.path.parent.mkdir(parents=True, exist_ok=True)
+            log.info("creating %s (%d bytes, %s)", disk.path, disk.size, "dynamic VHD" if vhd else "sparse raw")
+            if vhd:
+                create_dynamic(disk.path, disk.size)
+            else:
+                RawStore.create(disk.path, disk.size)
+        if vhd:
+            return open_vhd(disk.path, readonly=disk.readonly)
         return RawStore(disk.path, readonly=disk.readonly)
-    except StoreError as exc:
+    except (StoreError, VhdFormatError) as exc:
         raise StartupError(f"{where}: {exc}") from None
 
 

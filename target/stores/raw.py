@@ -16,8 +16,18 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
 
 
+def punch_hole(fd: int, offset: int, length: int) -> bool:
+    """Deallocate a file range (it then reads as zeros); False where the file system can't."""
+    if _libc.fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EOPNOTSUPP, errno.ENOSYS):
+        return False
+    raise OSError(err, os.strerror(err))
+
+
 class RawStore:
-    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False, footer_bytes: int = 0) -> None:
         self.path = os.fspath(path)
         self._readonly = readonly
         flags = os.O_RDONLY if readonly else os.O_RDWR
@@ -25,7 +35,8 @@ class RawStore:
             self._fd = os.open(self.path, flags | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
             raise StoreError(f"cannot open {self.path}: {exc.strerror}") from exc
-        size = os.fstat(self._fd).st_size
+        self._footer_bytes = footer_bytes  # trailing metadata that is not disk (a fixed VHD's footer)
+        size = os.fstat(self._fd).st_size - footer_bytes
         if size % 512:
             os.close(self._fd)
             raise StoreError(f"{self.path}: size {size} is not a multiple of 512 bytes")
@@ -50,7 +61,7 @@ class RawStore:
     def refresh_size(self) -> int:
         """Re-read the file's size: a file the admin grew grows the disk."""
         try:
-            self._size = os.fstat(self._fd).st_size // 512 * 512
+            self._size = (os.fstat(self._fd).st_size - self._footer_bytes) // 512 * 512
         except OSError:
             pass
         return self._size
@@ -89,13 +100,13 @@ class RawStore:
         """Punch a hole: the range reads as zeros and its blocks go back to the file system."""
         if self._readonly:
             raise StoreError(f"{self.path} is read-only")
-        if _libc.fallocate(self._fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
-            err = ctypes.get_errno()
-            if err in (errno.EOPNOTSUPP, errno.ENOSYS):
-                self._punch_works = False
-                self.write(offset, bytes(length))  # still reads as zeros, as LBPRZ promised
-                return
-            raise StoreError(f"unmap of {self.path} at {offset}: {os.strerror(err)}")
+        try:
+            punched = punch_hole(self._fd, offset, length)
+        except OSError as exc:
+            raise StoreError(f"unmap of {self.path} at {offset}: {exc.strerror}") from exc
+        if not punched:
+            self._punch_works = False
+            self.write(offset, bytes(length))  # still reads as zeros, as LBPRZ promised
 
     def extents(self, offset: int, length: int) -> Iterator[tuple[int, int, bool]]:
         end = min(offset + length, self.size)

@@ -1,0 +1,149 @@
+"""`bootsrv disk ...`: create, inspect, convert, grow and check virtual disks."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from target.stores.base import BlockStore, StoreError
+from target.stores.raw import RawStore
+from target.stores.vhd import VhdFormatError, VhdStore, open_vhd, read_footer
+from target.stores.vhd.check import check_vhd
+from target.stores.vhd.create import create_differencing, create_dynamic, create_fixed, extend
+from target.stores.vhd.format import DEFAULT_BLOCK_SIZE, FIXED, TYPE_NAMES
+
+CHUNK = 1 << 20
+
+
+class DiskToolError(Exception):
+    """One line for the admin."""
+
+
+def is_vhd(path: str | os.PathLike[str]) -> bool:
+    path = Path(path)
+    if path.suffix.lower() == ".vhd":
+        return True
+    try:
+        read_footer(path)
+        return True
+    except (VhdFormatError, OSError):
+        return False
+
+
+def open_any(path: str | os.PathLike[str], *, readonly: bool = True) -> BlockStore:
+    try:
+        return open_vhd(path, readonly=readonly) if is_vhd(path) else RawStore(path, readonly=readonly)
+    except (VhdFormatError, StoreError) as exc:
+        raise DiskToolError(str(exc)) from None
+
+
+def create(path: str, size: int | None, kind: str, block_size: int, parent: str | None) -> str:
+    if os.path.exists(path):
+        raise DiskToolError(f"{path} already exists")
+    try:
+        if parent:
+            create_differencing(path, parent)
+        elif size is None:
+            raise DiskToolError("--size is needed (or --parent for a differencing disk)")
+        elif kind == "fixed":
+            create_fixed(path, size)
+        else:
+            create_dynamic(path, size, block_size)
+    except VhdFormatError as exc:
+        raise DiskToolError(str(exc)) from None
+    return f"created {path}"
+
+
+def info(path: str) -> dict[str, Any]:
+    if not is_vhd(path):
+        size = os.path.getsize(path)
+        return {"path": path, "format": "raw", "virtual_size": size, "allocated": _allocated(path)}
+    try:
+        footer = read_footer(path)
+        store = open_vhd(path, readonly=True)
+    except (VhdFormatError, StoreError) as exc:
+        raise DiskToolError(str(exc)) from None
+    result: dict[str, Any] = {
+        "path": path, "format": "vhd", "type": TYPE_NAMES[footer.disk_type], "virtual_size": footer.virtual_size,
+        "allocated": _allocated(path), "uuid": footer.uuid.hex(), "geometry": list(footer.geometry),
+        "creator": footer.creator_app.decode("latin-1").strip("\0 "),
+    }
+    if isinstance(store, VhdStore):
+        result["block_size"] = store.block_size
+        result["allocated_blocks"] = store.allocated_blocks()
+        result["parents"] = [layer.path for layer in store.chain()[1:]]
+    store.close()
+    return result
+
+
+def _allocated(path: str) -> int:
+    return os.stat(path).st_blocks * 512
+
+
+def convert(src: str, dst: str, kind: str | None) -> str:
+    if os.path.exists(dst):
+        raise DiskToolError(f"{dst} already exists")
+    source = open_any(src)
+    size = source.size
+    to_vhd = Path(dst).suffix.lower() == ".vhd" or kind in ("fixed", "dynamic")
+    try:
+        if to_vhd:
+            (create_fixed if kind == "fixed" else create_dynamic)(dst, size)
+            target = open_vhd(dst)
+        else:
+            with open(dst, "wb") as handle:
+                handle.truncate(size)
+            target = RawStore(dst)
+        sparse = not (to_vhd and kind == "fixed")
+        show = sys.stderr.isatty()
+        for offset in range(0, size, CHUNK):
+            data = source.read(offset, min(CHUNK, size - offset))
+            if not (sparse and not any(data)):  # holes stay holes
+                target.write(offset, data)
+            if show:
+                print(f"\r{dst}: {100 * (offset + len(data)) // size}%", end="", file=sys.stderr, flush=True)
+        if show:
+            print(file=sys.stderr)
+        target.flush()
+        target.close()
+    except (VhdFormatError, StoreError, OSError) as exc:
+        raise DiskToolError(f"converting {src} to {dst}: {exc}") from None
+    finally:
+        source.close()
+    return f"converted {src} -> {dst}"
+
+
+def grow(path: str, size: int) -> str:
+    try:
+        if is_vhd(path):
+            extend(path, size)
+        else:
+            if size < os.path.getsize(path):
+                raise DiskToolError(f"{path}: shrinking is not supported")
+            os.truncate(path, size)
+    except VhdFormatError as exc:
+        raise DiskToolError(str(exc)) from None
+    return f"{path} is now {size} bytes"
+
+
+def check(path: str) -> tuple[bool, list[str]]:
+    if not is_vhd(path):
+        return os.path.getsize(path) % 512 == 0, ["raw image: nothing to check beyond its size"]
+    report = check_vhd(path)
+    lines = [f"problem: {f}" for f in report.findings] + [f"note: {n}" for n in report.notes]
+    return report.ok, lines or ["ok"]
+
+
+def print_info(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    for key, value in data.items():
+        print(f"{key:18} {value}")
+
+
+__all__ = ["DEFAULT_BLOCK_SIZE", "FIXED", "DiskToolError", "check", "convert", "create", "grow", "info",
+           "is_vhd", "open_any", "print_info"]

@@ -1,0 +1,398 @@
+"""VHD backing stores: fixed, dynamic and differencing disks.
+
+Allocation order (a crash at any point leaks space at worst):
+1. the footer is written at the new end of the file,
+2. the block's bitmap and data are written,
+3. fdatasync, so the BAT can never point at data that is not on disk,
+4. the BAT entry is written (durable at the next SYNCHRONIZE CACHE / FUA).
+If the crash lands between 1 and 2 the file simply has a longer tail; the copy
+of the footer at offset 0 is there for readers that find no footer at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import threading
+from array import array
+from pathlib import Path, PureWindowsPath
+from sys import byteorder
+from typing import Iterator
+
+from target.stores.base import StoreError
+from target.stores.raw import RawStore, punch_hole
+from target.stores.vhd.format import (
+    DIFFERENCING, DYNAMIC, FIXED, FOOTER_SIZE, HEADER_SIZE, SECTOR, UNALLOCATED, DynamicHeader, Footer,
+    VhdFormatError)
+
+MAX_CHAIN = 16
+_RUN = re.compile(rb"\xff+|\x00+|[\x01-\xfe]", re.DOTALL)
+
+
+def open_vhd(path: str | os.PathLike[str], *, readonly: bool = False) -> "RawStore | VhdStore":
+    """A store for any VHD: fixed ones are raw data with a footer behind it."""
+    footer = read_footer(path)
+    if footer.disk_type == FIXED:
+        return FixedVhdStore(path, footer, readonly=readonly)
+    return VhdStore(path, readonly=readonly)
+
+
+def read_footer(path: str | os.PathLike[str]) -> Footer:
+    where = os.fspath(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(FOOTER_SIZE)
+            if head[:8] == b"vhdxfile":
+                raise VhdFormatError(f"{where}: this is a VHDX file; convert it first: "
+                                     f"qemu-img convert -O vpc -o subformat=dynamic {where} disk.vhd")
+            size = handle.seek(0, os.SEEK_END)
+            if size < FOOTER_SIZE:
+                raise VhdFormatError(f"{where}: too small to be a VHD ({size} bytes)")
+            handle.seek(size - FOOTER_SIZE)
+            tail = handle.read(FOOTER_SIZE)
+    except OSError as exc:
+        raise VhdFormatError(f"{where}: cannot read: {exc.strerror}") from exc
+    try:
+        return Footer.unpack(tail, where)
+    except VhdFormatError:
+        if tail[1:9] == b"conectix":  # a 511-byte footer
+            return Footer.unpack(tail[1:], where)
+        if head[:8] == b"conectix":  # dynamic disks keep a copy at offset 0 (a crash mid-allocation)
+            return Footer.unpack(head, where)
+        raise
+
+
+class FixedVhdStore(RawStore):
+    """A fixed VHD: the disk's bytes, then a 512-byte footer that must stay put."""
+
+    def __init__(self, path: str | os.PathLike[str], footer: Footer, *, readonly: bool = False) -> None:
+        super().__init__(path, readonly=readonly, footer_bytes=FOOTER_SIZE)
+        self.footer = footer
+        if footer.virtual_size > self._size:
+            raise StoreError(f"{self.path}: footer says {footer.virtual_size} bytes, file holds {self._size}")
+        self._size = footer.virtual_size
+
+    def refresh_size(self) -> int:
+        return self._size  # grown only by `bootsrv disk extend`, which rewrites the footer
+
+
+class VhdStore:
+    """A dynamic or differencing VHD (with its parent chain, opened read-only)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False, _depth: int = 0) -> None:
+        self.path = os.fspath(path)
+        self._readonly = readonly
+        self.footer = read_footer(path)
+        if self.footer.disk_type not in (DYNAMIC, DIFFERENCING):
+            raise VhdFormatError(f"{self.path}: not a dynamic or differencing VHD")
+        try:
+            self._fd = os.open(self.path, (os.O_RDONLY if readonly else os.O_RDWR) | os.O_CLOEXEC)
+        except OSError as exc:
+            raise StoreError(f"cannot open {self.path}: {exc.strerror}") from exc
+        try:
+            self._load(_depth)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._lock = threading.RLock()
+
+    def _load(self, depth: int) -> None:
+        self.header = DynamicHeader.unpack(os.pread(self._fd, HEADER_SIZE, self.footer.data_offset), self.path)
+        header = self.header
+        self._block_size = header.block_size
+        self._bitmap_size = header.bitmap_size
+        self._size = self.footer.virtual_size
+        needed = -(-self._size // header.block_size)
+        if header.max_table_entries < needed:
+            raise VhdFormatError(f"{self.path}: BAT has {header.max_table_entries} entries, "
+                                 f"the disk needs {needed}")
+        raw = os.pread(self._fd, header.max_table_entries * 4, header.table_offset)
+        if len(raw) < header.max_table_entries * 4:
+            raise VhdFormatError(f"{self.path}: block allocation table runs past the end of the file")
+        self._bat = array("I", raw)
+        if byteorder == "little":
+            self._bat.byteswap()
+        file_size = os.fstat(self._fd).st_size
+        self._end = -(-(file_size - FOOTER_SIZE) // SECTOR) * SECTOR  # where the next block goes
+        self._bitmaps: dict[int, bytearray] = {}
+        self._full: set[int] = set()
+        self.parent: VhdStore | RawStore | None = None
+        if self.footer.disk_type == DIFFERENCING:
+            if depth >= MAX_CHAIN:
+                raise VhdFormatError(f"{self.path}: parent chain longer than {MAX_CHAIN}")
+            self.parent = self._open_parent(depth)
+
+    # ---- parent chain ---------------------------------------------------------
+
+    def parent_candidates(self) -> list[Path]:
+        here = Path(self.path).resolve().parent
+        found: list[Path] = []
+        for locator in self.header.locators:
+            raw = os.pread(self._fd, locator.data_length, locator.data_offset)
+            if locator.code in (b"W2ru", b"W2ku"):
+                text = raw.decode("utf-16-le", errors="replace").rstrip("\0")
+                if text.startswith("/"):
+                    found.append(Path(text))
+                elif locator.code == b"W2ru":
+                    found.append(here.joinpath(*PureWindowsPath(text).parts))
+                else:
+                    found.append(here / PureWindowsPath(text).name)
+            elif locator.code == b"MacX":
+                text = raw.decode("utf-8", errors="replace").rstrip("\0")
+                found.append(Path(text.removeprefix("file://")))
+        if self.header.parent_name:
+            found.append(here / PureWindowsPath(self.header.parent_name).name)
+        return list(dict.fromkeys(found))
+
+    def _open_parent(self, depth: int) -> "VhdStore | RawStore":
+        candidates = self.parent_candidates()
+        for candidate in candidates:
+            if candidate.exists():
+                parent_footer = read_footer(candidate)
+                if parent_footer.uuid != self.header.parent_uuid:
+                    raise VhdFormatError(f"{self.path}: parent {candidate} has UUID "
+                                         f"{parent_footer.uuid.hex()}, expected {self.header.parent_uuid.hex()}")
+                if parent_footer.disk_type == FIXED:
+                    return FixedVhdStore(candidate, parent_footer, readonly=True)
+                return VhdStore(candidate, readonly=True, _depth=depth + 1)
+        raise VhdFormatError(f"{self.path}: parent {self.header.parent_name!r} not found "
+                             f"(looked at {', '.join(map(str, candidates)) or 'no locators'})")
+
+    def chain(self) -> list["VhdStore | RawStore"]:
+        layers: list[VhdStore | RawStore] = [self]
+        while isinstance(layers[-1], VhdStore) and layers[-1].parent is not None:
+            layers.append(layers[-1].parent)  # type: ignore[arg-type]
+        return layers
+
+    # ---- BlockStore -------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def refresh_size(self) -> int:
+        return self._size
+
+    @property
+    def readonly(self) -> bool:
+        return self._readonly
+
+    @property
+    def can_unmap(self) -> bool:
+        # A differencing disk cannot unmap: its unallocated blocks read the parent, not zeros.
+        return not self._readonly and self.footer.disk_type == DYNAMIC
+
+    @property
+    def block_size(self) -> int:
+        return self._block_size
+
+    def allocated_blocks(self) -> int:
+        return sum(1 for entry in self._bat if entry != UNALLOCATED)
+
+    def read(self, offset: int, length: int) -> bytes:
+        self._check(offset, length)
+        pieces: list[bytes] = []
+        pos, end, bs = offset, offset + length, self._block_size
+        while pos < end:
+            block, within = divmod(pos, bs)
+            count = min(bs - within, end - pos)
+            entry = self._bat[block]
+            if entry == UNALLOCATED:
+                pieces.append(self._below(pos, count))
+            else:
+                data_start = entry * SECTOR + self._bitmap_size
+                if block in self._full or self._bitmap(block) is None:
+                    pieces.append(self._pread(data_start + within, count))
+                else:
+                    for first, last, present in self._runs(block, within // SECTOR, (within + count) // SECTOR):
+                        start, size = first * SECTOR, (last - first) * SECTOR
+                        if present:
+                            pieces.append(self._pread(data_start + start, size))
+                        else:
+                            pieces.append(self._below(block * bs + start, size))
+            pos += count
+        return b"".join(pieces)
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None:
+        if self._readonly:
+            raise StoreError(f"{self.path} is read-only")
+        view = memoryview(data).cast("B")
+        self._check(offset, len(view))
+        with self._lock:
+            pos, end, bs = offset, offset + len(view), self._block_size
+            while pos < end:
+                block, within = divmod(pos, bs)
+                count = min(bs - within, end - pos)
+                chunk = view[pos - offset: pos - offset + count]
+                if self._bat[block] == UNALLOCATED:
+                    self._allocate(block, within, chunk)
+                else:
+                    self._pwrite(self._bat[block] * SECTOR + self._bitmap_size + within, chunk)
+                    self._mark(block, within // SECTOR, (within + count) // SECTOR)
+                pos += count
+            if durable:
+                self._sync(data_only=True)
+
+    def unmap(self, offset: int, length: int) -> None:
+        if not self.can_unmap:
+            raise StoreError(f"{self.path}: cannot unmap")
+        self._check(offset, length)
+        with self._lock:
+            pos, end, bs = offset, offset + length, self._block_size
+            while pos < end:
+                block, within = divmod(pos, bs)
+                count = min(bs - within, end - pos)
+                entry = self._bat[block]
+                if entry != UNALLOCATED:
+                    if count == bs:  # the whole block goes: the BAT forgets it, its space is punched
+                        self._set_bat(block, UNALLOCATED)
+                        self._bitmaps.pop(block, None)
+                        self._full.discard(block)
+                        punch_hole(self._fd, entry * SECTOR, self._bitmap_size + bs)
+                    else:
+                        self._pwrite(entry * SECTOR + self._bitmap_size + within, bytes(count))
+                pos += count
+
+    def extents(self, offset: int, length: int) -> Iterator[tuple[int, int, bool]]:
+        pos, end, bs = offset, min(offset + length, self._size), self._block_size
+        while pos < end:
+            block, within = divmod(pos, bs)
+            count = min(bs - within, end - pos)
+            yield pos, count, self._mapped_at(pos)
+            pos += count
+
+    def flush(self) -> None:
+        if not self._readonly:
+            self._sync(data_only=False)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self.parent is not None:
+            self.parent.close()
+
+    # ---- internals ----------------------------------------------------------------
+
+    def _check(self, offset: int, length: int) -> None:
+        if offset % SECTOR or length % SECTOR or offset < 0 or offset + length > self._size:
+            raise StoreError(f"{self.path}: I/O at {offset}+{length} outside the disk or not sector aligned")
+
+    def _mapped_at(self, offset: int) -> bool:
+        if self._bat[offset // self._block_size] != UNALLOCATED:
+            return True
+        if isinstance(self.parent, VhdStore):
+            return self.parent._mapped_at(offset)
+        return self.parent is not None  # a fixed parent holds every block
+
+    def _below(self, offset: int, length: int) -> bytes:
+        """What an unallocated range reads as: the parent's bytes, or zeros."""
+        if self.parent is None:
+            return bytes(length)
+        return self.parent.read(offset, length)
+
+    def _bitmap(self, block: int) -> bytearray | None:
+        """The block's sector bitmap; None (and remembered) when every bit is set."""
+        if block in self._full:
+            return None
+        bitmap = self._bitmaps.get(block)
+        if bitmap is None:
+            bitmap = bytearray(self._pread(self._bat[block] * SECTOR, self._bitmap_size))
+            sectors = self._block_size // SECTOR
+            if bitmap[: sectors // 8] == b"\xff" * (sectors // 8):
+                self._full.add(block)
+                return None
+            self._bitmaps[block] = bitmap
+        return bitmap
+
+    def _runs(self, block: int, first: int, last: int) -> list[tuple[int, int, bool]]:
+        """Runs of present / absent sectors in [first, last), coalesced."""
+        bitmap = self._bitmap(block)
+        if bitmap is None:
+            return [(first, last, True)]
+        runs: list[tuple[int, int, bool]] = []
+
+        def add(start: int, stop: int, present: bool) -> None:
+            start, stop = max(start, first), min(stop, last)
+            if start >= stop:
+                return
+            if runs and runs[-1][2] == present and runs[-1][1] == start:
+                runs[-1] = (runs[-1][0], stop, present)
+            else:
+                runs.append((start, stop, present))
+
+        for match in _RUN.finditer(bitmap, first // 8, -(-last // 8)):
+            start, stop = match.start() * 8, match.end() * 8
+            byte = bitmap[match.start()]
+            if byte in (0x00, 0xFF):
+                add(start, stop, byte == 0xFF)
+            else:
+                for bit in range(8):
+                    add(start + bit, start + bit + 1, bool(byte & (0x80 >> bit)))
+        return runs
+
+    def _mark(self, block: int, first: int, last: int) -> None:
+        """Set the bitmap bits of sectors just written (after their data)."""
+        bitmap = self._bitmap(block)
+        if bitmap is None:
+            return
+        for sector in range(first, last):
+            bitmap[sector >> 3] |= 0x80 >> (sector & 7)
+        lo, hi = (first >> 3) // SECTOR * SECTOR, -(-(((last - 1) >> 3) + 1) // SECTOR) * SECTOR
+        self._pwrite(self._bat[block] * SECTOR + lo, bitmap[lo:hi])
+        sectors = self._block_size // SECTOR
+        if bitmap[: sectors // 8] == b"\xff" * (sectors // 8):
+            self._full.add(block)
+            del self._bitmaps[block]
+
+    def _allocate(self, block: int, within: int, chunk: memoryview) -> None:
+        start = self._end
+        new_end = start + self._bitmap_size + self._block_size
+        self._pwrite(new_end, self.footer.pack())  # 1. footer at the new end
+        bitmap = bytearray(self._bitmap_size)
+        sectors = self._block_size // SECTOR
+        if self.footer.disk_type == DYNAMIC:
+            bitmap[: sectors // 8] = b"\xff" * (sectors // 8)  # untouched sectors read the hole: zeros
+        else:
+            for sector in range(within // SECTOR, (within + len(chunk)) // SECTOR):
+                bitmap[sector >> 3] |= 0x80 >> (sector & 7)
+        self._pwrite(start, bitmap)  # 2. bitmap and data
+        self._pwrite(start + self._bitmap_size + within, chunk)
+        self._sync(data_only=True)  # 3. on disk before anything points at it
+        self._set_bat(block, start // SECTOR)  # 4. the BAT entry
+        self._end = new_end
+        if self.footer.disk_type == DYNAMIC:
+            self._full.add(block)
+        else:
+            self._bitmaps[block] = bitmap
+            if bitmap[: sectors // 8] == b"\xff" * (sectors // 8):
+                self._full.add(block)
+                del self._bitmaps[block]
+
+    def _set_bat(self, block: int, sector: int) -> None:
+        self._pwrite(self.header.table_offset + 4 * block, struct.pack(">I", sector))
+        self._bat[block] = sector
+
+    def _pread(self, offset: int, length: int) -> bytes:
+        try:
+            data = os.pread(self._fd, length, offset)
+        except OSError as exc:
+            raise StoreError(f"read of {self.path} at {offset}: {exc.strerror}") from exc
+        return data if len(data) == length else data.ljust(length, b"\0")
+
+    def _pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.pwrite(self._fd, view, offset)
+                view, offset = view[written:], offset + written
+        except OSError as exc:
+            raise StoreError(f"write to {self.path} at {offset}: {exc.strerror}") from exc
+
+    def _sync(self, *, data_only: bool) -> None:
+        try:
+            (os.fdatasync if data_only else os.fsync)(self._fd)
+        except OSError as exc:
+            raise StoreError(f"flush of {self.path}: {exc.strerror}") from exc
+
