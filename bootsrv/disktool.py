@@ -134,7 +134,7 @@ def check(path: str) -> tuple[bool, list[str]]:
         return os.path.getsize(path) % 512 == 0, ["raw image: nothing to check beyond its size"]
     report = check_vhd(path)
     lines = [f"problem: {f}" for f in report.findings] + [f"note: {n}" for n in report.notes]
-    return report.ok, lines or ["ok"]
+    return report.ok, (["ok"] if report.ok else []) + lines
 
 
 def print_info(data: dict[str, Any], as_json: bool) -> None:

@@ -1,0 +1,117 @@
+"""VHD disks served over iSCSI, checked with qemu-img and libvhdi, and the
+conformance suite on a dynamic VHD LUN."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.e2e.conftest import REPO, SCRATCH_IQN, run
+from tests.e2e.test_conformance_full import accepted_failures
+
+pytestmark = pytest.mark.e2e
+MiB = 1 << 20
+
+
+def vhd_config(path: str, size: str | None = None, readonly: bool = False) -> str:
+    return f"""
+[iscsi]
+portals = ["127.0.0.1:@PORT@"]
+
+[[disk]]
+name = "scratch"
+path = "{path}"
+{f'size = "{size}"' if size else ""}
+readonly = {"true" if readonly else "false"}
+
+[[target]]
+iqn = "{SCRATCH_IQN}"
+luns = ["scratch"]
+"""
+
+
+def bootsrv(*args: str, cwd) -> str:
+    result = subprocess.run([sys.executable, "-m", "bootsrv", *args], capture_output=True, text=True, cwd=cwd,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=600)
+    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    return result.stdout
+
+
+def sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(MiB):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def test_dynamic_and_differencing_roundtrip_through_iscsi(run_server, tmp_path):
+    data = tmp_path / "random.bin"
+    data.write_bytes(os.urandom(256 * MiB))
+    golden, child = tmp_path / "golden.vhd", tmp_path / "ws01.vhd"
+    bootsrv("disk", "create", str(golden), "--size", "300MiB", cwd=tmp_path)
+    # A golden image with content, written through the target like an admin's install would be.
+    server = run_server(vhd_config(str(golden)))
+    run(["qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", str(data), server.url(SCRATCH_IQN)], timeout=600)
+    back = tmp_path / "back.raw"
+    run(["qemu-img", "convert", "-f", "raw", "-O", "raw", server.url(SCRATCH_IQN), str(back)], timeout=600)
+    assert server.stop() == 0
+    with open(back, "rb") as a, open(data, "rb") as b:
+        assert a.read(256 * MiB) == b.read()
+    # qemu reads our dynamic VHD as the same bytes (its longer tail is zeros).
+    run(["qemu-img", "compare", "-f", "vpc", "-F", "raw", str(golden), str(data)], timeout=600)
+    assert "ok" in bootsrv("disk", "check", str(golden), cwd=tmp_path)
+    golden_sum = sha256(golden)
+
+    bootsrv("disk", "create", str(child), "--parent", str(golden), cwd=tmp_path)
+    server = run_server(vhd_config(str(child)))
+    other = tmp_path / "other.bin"
+    other.write_bytes(os.urandom(256 * MiB))
+    run(["qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", str(other), server.url(SCRATCH_IQN)], timeout=600)
+    via_iscsi = tmp_path / "child.raw"
+    run(["qemu-img", "convert", "-f", "raw", "-O", "raw", server.url(SCRATCH_IQN), str(via_iscsi)], timeout=600)
+    with open(via_iscsi, "rb") as a, open(other, "rb") as b:
+        assert a.read(256 * MiB) == b.read()
+        assert a.read() == bytes(44 * MiB)  # beyond: the golden's untouched zeros
+    assert server.stop() == 0
+    assert sha256(golden) == golden_sum, "the golden parent was modified"
+    assert "ok" in bootsrv("disk", "check", str(child), cwd=tmp_path)
+    # libvhdi follows the chain and reads what our target served.
+    script = ("import pyvhdi, sys\np = pyvhdi.file(); p.open(sys.argv[1])\n"
+              "c = pyvhdi.file(); c.open(sys.argv[2]); c.set_parent(p)\n"
+              "out = open(sys.argv[3], 'wb')\nsize = c.get_media_size(); pos = 0\n"
+              "while pos < size:\n    n = min(1 << 22, size - pos)\n"
+              "    out.write(c.read_buffer_at_offset(n, pos)); pos += n\n")
+    theirs = tmp_path / "libvhdi.raw"
+    result = subprocess.run(["/usr/bin/python3", "-c", script, str(golden), str(child), str(theirs)],
+                            capture_output=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert sha256(theirs) == sha256(via_iscsi)
+
+
+def test_conformance_suite_on_a_dynamic_vhd(run_server, tmp_path):
+    server = run_server(vhd_config(str(tmp_path / "scratch.vhd"), size="1GiB"))
+    out = run(["iscsi-test-cu", "--dataloss", "-n", "--initiator-name=iqn.2026-11.test:init1",
+               "--initiator-name-2=iqn.2026-11.test:init2", server.url(SCRATCH_IQN)], timeout=900,
+              check=False).stdout
+    summary = re.search(r"^\s*tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", out, re.MULTILINE)
+    assert summary, out[-3000:]
+    failures = {f"{s}.{t}" for s, t in re.findall(r"Suite (\S+), Test (\S+) had failures", out)}
+    assert not failures - accepted_failures(), out[-5000:]
+    assert server.stop() == 0
+    assert "ok" in bootsrv("disk", "check", str(tmp_path / "scratch.vhd"), cwd=tmp_path)
+    print(f"iscsi-test-cu on a dynamic VHD: {summary.group(3)} of {summary.group(1)} passed")
+
+
+def test_readonly_family_on_a_readonly_vhd(run_server, tmp_path):
+    bootsrv("disk", "create", str(tmp_path / "ro.vhd"), "--size", "64MiB", cwd=tmp_path)
+    server = run_server(vhd_config(str(tmp_path / "ro.vhd"), readonly=True))
+    out = run(["iscsi-test-cu", "--dataloss", "-n", "-t", "SCSI.ReadOnly", server.url(SCRATCH_IQN)],
+              timeout=300).stdout
+    match = re.search(r"^\s*tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", out, re.MULTILINE)
+    assert match and match.group(4) == "0", out
