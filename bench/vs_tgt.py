@@ -54,7 +54,7 @@ def wait_port(port: int, proc: subprocess.Popen) -> None:
 
 def start_bootsrv(image: Path, workdir: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    config = workdir / "bootsrv.toml"
+    config = workdir / f"bootsrv-{image.stem}.toml"
     config.write_text(f"""
 [server]
 state_dir = "{workdir / 'state'}"
@@ -120,10 +120,16 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+def bootsrv_disk(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "bootsrv", "disk", *args], check=True, cwd=REPO,
+                   env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.DEVNULL)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mib", type=int, default=2048, help="backing file size")
+    parser.add_argument("--size-mib", type=int, default=1024, help="backing file size (the golden image's too)")
     parser.add_argument("--rounds", type=int, default=3, help="best of N runs per workload")
+    parser.add_argument("--no-vhd", action="store_true", help="raw only")
     args = parser.parse_args()
     disk_bytes = args.size_mib * MiB
     with tempfile.TemporaryDirectory(prefix="bootsrv-bench-") as tmp:
@@ -133,10 +139,18 @@ def main() -> int:
             block = os.urandom(MiB)
             for _ in range(args.size_mib):
                 handle.write(block)
+        servers: list[tuple[str, object]] = [("bootsrv raw", lambda: start_bootsrv(image, workdir))]
+        if not args.no_vhd:
+            dynamic, golden, child = workdir / "dynamic.vhd", workdir / "golden.vhd", workdir / "child.vhd"
+            bootsrv_disk("convert", str(image), str(dynamic), "--type", "dynamic")
+            bootsrv_disk("convert", str(image), str(golden), "--type", "dynamic")
+            bootsrv_disk("create", str(child), "--parent", str(golden))
+            servers += [("bootsrv dynamic VHD", lambda: start_bootsrv(dynamic, workdir)),
+                        ("bootsrv differencing VHD", lambda: start_bootsrv(child, workdir))]
+        servers.append(("tgt 1.0.85 raw", lambda: start_tgt(image)[:2]))
         results: dict[str, dict[str, float]] = {}
-        for name, starter in (("bootsrv", lambda: start_bootsrv(image, workdir)[:2]),
-                              ("tgt", lambda: start_tgt(image)[:2])):
-            proc, url = starter()
+        for name, starter in servers:
+            proc, url = starter()  # type: ignore[operator]
             try:
                 for workload, size, count, write, sequential in WORKLOADS:
                     best = min(qemu_bench(url, size, count, write, sequential, disk_bytes)
@@ -144,15 +158,19 @@ def main() -> int:
                     results.setdefault(workload, {})[name] = best
             finally:
                 stop(proc)
-    print(f"{'workload (qemu-img bench, depth 32)':38} {'bootsrv':>14} {'tgt 1.0.85':>14} {'ratio':>7}")
+    names = [name for name, _ in servers]
+    print(f"{'qemu-img bench, depth 32':24}" + "".join(f"{n:>26}" for n in names))
     for workload, size, count, write, sequential in WORKLOADS:
-        ours, theirs = results[workload]["bootsrv"], results[workload]["tgt"]
         nbytes = count * (MiB if size == "1M" else 4096)
-        if size == "1M":
-            a, b, unit = nbytes / ours / 1e6, nbytes / theirs / 1e6, "MB/s"
-        else:
-            a, b, unit = count / ours, count / theirs, "IOPS"
-        print(f"{workload:38} {a:>9.0f} {unit:4} {b:>9.0f} {unit:4} {a / b:>6.2f}x")
+        cells = []
+        theirs = results[workload][names[-1]]
+        for name in names:
+            seconds = results[workload][name]
+            value, unit = (nbytes / seconds / 1e6, "MB/s") if size == "1M" else (count / seconds, "IOPS")
+            ratio = f" ({theirs / seconds:.2f}x)" if name != names[-1] else ""
+            cells.append(f"{value:>8.0f} {unit}{ratio:>9}")
+        print(f"{workload:24}" + "".join(f"{c:>26}" for c in cells))
+    print("ratios: bootsrv / tgt on the same machine, same run (higher is better)")
     return 0
 
 

@@ -117,7 +117,7 @@ class LogicalUnit:
             pending = self.take_unit_attention(cmd.nexus)
             if pending is not None:
                 return s.check_condition(pending)
-        if self.reservations.conflicts(cmd.nexus, entry.access, cdb):
+        if self.reservations.active and self.reservations.conflicts(cmd.nexus, entry.access, cdb):
             return s.ScsiResult(s.RESERVATION_CONFLICT)
         try:
             return entry.handler(self, cmd)

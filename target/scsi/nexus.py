@@ -7,7 +7,7 @@ sets know no iSCSI beyond the TransportID format they must report.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ISCSI_PROTOCOL_ID = 0x5
 
@@ -17,11 +17,11 @@ class Nexus:
     initiator: str  # iSCSI initiator name
     isid: bytes = b"\0" * 6
     target_port: int = 1  # relative target port identifier
+    # The SCSI initiator port name, 'iqn...,i,0x<ISID>' (RFC 7143 13.4); looked up on every command.
+    key: str = field(init=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """The SCSI initiator port name: 'iqn...,i,0x<ISID>' (RFC 7143 13.4)."""
-        return f"{self.initiator},i,0x{self.isid.hex()}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", f"{self.initiator},i,0x{self.isid.hex()}")
 
     def transport_id(self) -> bytes:
         """iSCSI TransportID, format 01b: initiator port name (SPC-4 7.6.4.6)."""

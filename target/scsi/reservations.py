@@ -14,13 +14,11 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from target.scsi import sense as s
 from target.scsi.nexus import Nexus
-
-if TYPE_CHECKING:
-    from target.scsi.registry import Access
+from target.scsi.registry import Access
 
 log = logging.getLogger("bootsrv.scsi.pr")
 
@@ -66,19 +64,23 @@ class Reservations:
 
     # ---- conflicts --------------------------------------------------------
 
+    @property
+    def active(self) -> bool:
+        """Any reservation at all (the hot path skips the checks when not)."""
+        return self.legacy_holder is not None or bool(self.type)
+
     def conflicts(self, nexus: Nexus, access: Access, cdb: bytes) -> bool:
-        from target.scsi.registry import Access as A  # registry imports us; avoid the cycle
         key = nexus.key
         if self.legacy_holder is not None and self.legacy_holder != key:
             return cdb[0] not in _LEGACY_ALLOWED
-        if access is A.NONE or not self.type or self.is_holder(key):
+        if access is Access.NONE or not self.type or self.is_holder(key):
             return False
         registered = key in self.registrations
         if self.type in REGISTRANTS_TYPES and registered:
             return False
         if self.type in EXCLUSIVE_TYPES:
             return True
-        return access is A.WRITE
+        return access is Access.WRITE
 
     def is_holder(self, key: str) -> bool:
         if not self.type:
