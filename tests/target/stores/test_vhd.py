@@ -214,3 +214,27 @@ def test_allocation_survives_losing_the_end_footer(tmp_path):
     store = open_vhd(path)
     assert store.read(0, 512) == b"\x07" * 512
     store.close()
+
+
+def test_unmap_frees_whole_blocks_and_lba_status_follows(tmp_path):
+    from target.scsi.device import ScsiDevice
+    from target.scsi.lu import LogicalUnit
+    from target.scsi.nexus import LOCAL
+    path = tmp_path / "d.vhd"
+    create_dynamic(path, 16 * MiB)
+    store = open_vhd(path)
+    device = ScsiDevice([LogicalUnit("d", store)])
+    write = struct.pack(">BBIBHB", 0x2A, 0, 0, 0, 8192, 0)  # 4 MiB: blocks 0 and 1
+    assert device.execute(0, write, b"\x33" * (4 * MiB), LOCAL).status == 0
+    assert store.allocated_blocks() == 2
+    status = device.execute(0, struct.pack(">BBQIBB", 0x9E, 0x12, 0, 64, 0, 0), None, LOCAL).data
+    assert status[8 + 12] == 0  # LBA 0: mapped
+    unmap = struct.pack(">BBQIBB", 0x93, 0x08, 0, 4096 + 8, 0, 0)  # block 0 whole, 8 sectors of block 1
+    assert device.execute(0, unmap, bytes(512), LOCAL).status == 0
+    assert store.allocated_blocks() == 1
+    assert store.read(0, 2 * MiB + 4096) == bytes(2 * MiB + 4096)
+    assert store.read(2 * MiB + 4096, 512) == b"\x33" * 512
+    status = device.execute(0, struct.pack(">BBQIBB", 0x9E, 0x12, 0, 64, 0, 0), None, LOCAL).data
+    assert status[8 + 12] == 1  # LBA 0: deallocated
+    store.close()
+    assert check_vhd(path).ok
