@@ -115,3 +115,15 @@ def test_readonly_family_on_a_readonly_vhd(run_server, tmp_path):
               timeout=300).stdout
     match = re.search(r"^\s*tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", out, re.MULTILINE)
     assert match and match.group(4) == "0", out
+
+
+@pytest.mark.parametrize("options", ["subformat=fixed", "subformat=fixed,force_size=on", "subformat=dynamic"])
+def test_qemu_made_vhds_are_served_byte_identically(run_server, tmp_path, options):
+    image, expected, served = tmp_path / "q.vhd", tmp_path / "expected.raw", tmp_path / "served.raw"
+    run(["qemu-img", "create", "-f", "vpc", "-o", options, str(image), "100M"])
+    run(["qemu-io", "-f", "vpc", "-c", "write -P 0xa7 3M 5M", "-c", "write -P 0x3c 70M 4k", str(image)])
+    run(["qemu-img", "convert", "-f", "vpc", "-O", "raw", str(image), str(expected)])
+    server = run_server(vhd_config(str(image)))
+    run(["qemu-img", "convert", "-f", "raw", "-O", "raw", server.url(SCRATCH_IQN), str(served)],
+        timeout=300)
+    assert sha256(served) == sha256(expected)
