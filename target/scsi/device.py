@@ -65,8 +65,12 @@ class ScsiDevice:
         if cdb[0] in _LARGE_TRANSFER_OPCODES and len(cdb) >= 10:
             if cdb[0] in _WRITE_OPCODES and cdb[1] & 0x08:
                 return True
-            blocks = sbc.transfer_blocks(cdb)
-            return blocks >= THREAD_TRANSFER_BLOCKS
+            lba, blocks = sbc.transfer_range(cdb)
+            if blocks >= THREAD_TRANSFER_BLOCKS:
+                return True
+            # A write that makes a VHD allocate a block waits for an fdatasync.
+            return (cdb[0] in _WRITE_OPCODES and 0 <= lun < len(self.units)
+                    and self.units[lun].store.write_may_block(lba * 512, blocks * 512))
         return False
 
     def nexus_added(self, nexus: Nexus) -> None:

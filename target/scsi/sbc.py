@@ -51,12 +51,12 @@ def _cdb_size(opcode: int) -> int:
     return {0: 6, 1: 10, 2: 10, 4: 16, 5: 12}.get(group, 16)
 
 
-def transfer_blocks(cdb: bytes) -> int:
-    """Blocks a READ/WRITE CDB moves (0 if the CDB is too short)."""
+def transfer_range(cdb: bytes) -> tuple[int, int]:
+    """(LBA, blocks) of a READ/WRITE CDB ((0, 0) if the CDB is too short)."""
     try:
-        return _lba_and_length(cdb)[1]
+        return _lba_and_length(cdb)
     except s.CheckCondition:
-        return 0
+        return 0, 0
 
 
 def first_difference(a: bytes | memoryview, b: bytes | memoryview) -> int:

@@ -34,6 +34,10 @@ class BlockStore(Protocol):
 
     def write(self, offset: int, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None: ...
 
+    def write_may_block(self, offset: int, length: int) -> bool:
+        """Would this write wait for the disk (e.g. allocate and fdatasync)?"""
+        ...
+
     def unmap(self, offset: int, length: int) -> None: ...
 
     def extents(self, offset: int, length: int) -> Iterator[tuple[int, int, bool]]:

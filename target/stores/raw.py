@@ -96,6 +96,9 @@ class RawStore:
         except OSError as exc:
             raise StoreError(f"write to {self.path} at {offset}: {exc.strerror}") from exc
 
+    def write_may_block(self, offset: int, length: int) -> bool:
+        return False  # page-cache writes; durability waits only in flush/FUA
+
     def unmap(self, offset: int, length: int) -> None:
         """Punch a hole: the range reads as zeros and its blocks go back to the file system."""
         if self._readonly:

@@ -19,6 +19,7 @@ import threading
 import pytest
 
 from tests.e2e.conftest import REPO, SCRATCH_IQN, run, start_server
+from tests.e2e.test_vhd_over_iscsi import vhd_config
 from tests.e2e.test_wire import RawInitiator, request_bhs
 
 pytestmark = pytest.mark.e2e
@@ -26,19 +27,6 @@ MiB = 1 << 20
 SLOT = 16 * 1024
 DISK = 64 * MiB
 TRIALS_DYNAMIC, TRIALS_DIFFERENCING = 20, 6
-
-
-def config(path: str) -> str:
-    return f"""
-[iscsi]
-portals = ["127.0.0.1:@PORT@"]
-[[disk]]
-name = "scratch"
-path = "{path}"
-[[target]]
-iqn = "{SCRATCH_IQN}"
-luns = ["scratch"]
-"""
 
 
 def sync_cache(client: RawInitiator, itt: int) -> None:
@@ -79,7 +67,7 @@ def storm(port: int, seed: int) -> tuple[dict[int, bytes], dict[int, bytes], boo
 
 
 def one_trial(tmp_path, disk: str, seed: int) -> None:
-    server = start_server(tmp_path, config(disk))
+    server = start_server(tmp_path, vhd_config(disk))
     killer = threading.Timer(random.Random(seed).uniform(0.05, 0.5), server.proc.kill)  # SIGKILL
     killer.start()
     synced, pending, killed = storm(server.port, seed)
@@ -99,7 +87,7 @@ def one_trial(tmp_path, disk: str, seed: int) -> None:
                            text=True, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
     assert check.returncode == 0, check.stdout + check.stderr
     # The same file serves again after the crash.
-    again = start_server(tmp_path, config(disk))
+    again = start_server(tmp_path, vhd_config(disk))
     try:
         run(["iscsi-inq", again.url(SCRATCH_IQN)])
     finally:

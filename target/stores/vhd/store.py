@@ -234,6 +234,13 @@ class VhdStore:
             if durable:
                 self._sync(data_only=True)
 
+    def write_may_block(self, offset: int, length: int) -> bool:
+        if length <= 0:
+            return False
+        first, last = offset // self._block_size, (offset + length - 1) // self._block_size
+        bat = self._bat
+        return any(bat[block] == UNALLOCATED for block in range(first, min(last, len(bat) - 1) + 1))
+
     def unmap(self, offset: int, length: int) -> None:
         if not self.can_unmap:
             raise StoreError(f"{self.path}: cannot unmap")

@@ -238,3 +238,17 @@ def test_unmap_frees_whole_blocks_and_lba_status_follows(tmp_path):
     assert status[8 + 12] == 1  # LBA 0: deallocated
     store.close()
     assert check_vhd(path).ok
+
+
+def test_writes_that_allocate_are_flagged_for_a_worker_thread(tmp_path):
+    from target.scsi.device import ScsiDevice
+    from target.scsi.lu import LogicalUnit
+    path = tmp_path / "d.vhd"
+    create_dynamic(path, 8 * MiB)
+    store = open_vhd(path)
+    device = ScsiDevice([LogicalUnit("d", store)])
+    write_8_sectors = struct.pack(">BBIBHB", 0x2A, 0, 16, 0, 8, 0)
+    assert store.write_may_block(16 * 512, 4096) and device.may_block(0, write_8_sectors)  # allocates: fdatasync
+    store.write(0, b"\x01" * 512)
+    assert not store.write_may_block(16 * 512, 4096) and not device.may_block(0, write_8_sectors)
+    store.close()
