@@ -9,7 +9,11 @@ import os
 import signal
 from dataclasses import dataclass, field
 
+from bootsrv.clients import BootClient, boot_clients
 from bootsrv.config import Config, DiskConfig
+from bootsrv.dhcp.leases import LeaseStore
+from bootsrv.dhcp.policy import DhcpPolicy
+from bootsrv.dhcp.service import DhcpService, interface_ipv4
 from target.iscsi.chap import Credentials
 from target.iscsi.connection import IscsiServer, ServerSettings
 from target.iscsi.params import TargetLimits
@@ -20,7 +24,7 @@ from target.scsi.reservations import Reservations
 from target.stores.base import BlockStore, StoreError
 from target.stores.raw import RawStore
 from target.stores.vhd import VhdFormatError, open_vhd
-from target.stores.vhd.create import create_dynamic
+from target.stores.vhd.create import create_differencing, create_dynamic
 
 log = logging.getLogger("bootsrv")
 
@@ -36,11 +40,20 @@ class Appliance:
     stores: dict[str, BlockStore] = field(default_factory=dict)
     server: IscsiServer | None = None
     bound: list[tuple[str, int]] = field(default_factory=list)
+    dhcp: DhcpService | None = None
 
     def open_disks(self) -> None:
         os.makedirs(self.config.server.state_dir, exist_ok=True)
         for disk in self.config.disks:
             self.stores[disk.name] = _open_disk(self.config, disk)
+        for client in boot_clients(self.config):
+            self.stores[f"client:{client.name}"] = _open_client_disk(self.config, client)
+            self.directory.add(TargetSpec(
+                name=client.target_iqn,
+                device=ScsiDevice([self._client_unit(client)]),
+                alias=f"{client.name} boot disk",
+                initiators=frozenset({client.initiator_iqn}),
+                chap=Credentials(client.config.chap.user, client.config.chap.secret) if client.config.chap else None))
         for target in self.config.targets:
             units = [self._unit(target.iqn, name) for name in target.luns]
             self.directory.add(TargetSpec(
@@ -49,6 +62,13 @@ class Appliance:
                 chap=Credentials(target.chap.user, target.chap.secret) if target.chap else None,
                 mutual_chap=(Credentials(target.mutual_chap.user, target.mutual_chap.secret)
                              if target.mutual_chap else None)))
+
+    def _client_unit(self, client: BootClient) -> LogicalUnit:
+        state = self.config.server.state_dir / "reservations" / f"client-{client.name}.json"
+        reservations = Reservations(path=state)
+        reservations.load()
+        return LogicalUnit(f"client:{client.name}", self.stores[f"client:{client.name}"],
+                           target_name=client.target_iqn, reservations=reservations)
 
     def _unit(self, target_iqn: str, disk_name: str) -> LogicalUnit:
         # Persistent reservations (with APTPL) outlive restarts: one file per target and disk.
@@ -71,6 +91,10 @@ class Appliance:
             raise StartupError(f"{self.config.path}: iscsi.portals: cannot listen: {exc.strerror or exc}") from None
         for host, port in self.bound:
             log.info("iSCSI portal listening on %s", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        if self.config.dhcp.mode == "full":
+            await self._start_dhcp()
+        elif self.config.dhcp.mode == "proxy":
+            log.error("dhcp.mode = \"proxy\" is not implemented yet; DHCP is off")
         for target in self.config.targets:
             for lun, name in enumerate(target.luns):
                 store = self.stores[name]
@@ -80,7 +104,28 @@ class Appliance:
                          store.size / (1 << 30), ", read-only" if self.config.disk(name).readonly else "",
                          shown, port, target.iqn, lun)
 
+    async def _start_dhcp(self) -> None:
+        dhcp = self.config.dhcp
+        try:
+            address, mask = interface_ipv4(dhcp.interface)
+        except OSError as exc:
+            raise StartupError(f"{self.config.path}: dhcp.interface: {exc}") from None
+        server_ip = dhcp.server_ip or address
+        clients = boot_clients(self.config)
+        leases = LeaseStore(self.config.server.state_dir / "leases.sqlite", dhcp.pool,
+                            {c.config.mac: c.config.ip for c in clients if c.config.ip})
+        port = self.bound[0][1] if self.bound else 3260
+        policy = DhcpPolicy(dhcp, server_ip, mask, leases, {c.config.mac: c for c in clients}, iscsi_port=port)
+        self.dhcp = DhcpService(policy, dhcp.interface)
+        try:
+            await self.dhcp.start()
+        except OSError as exc:
+            raise StartupError(f"{self.config.path}: dhcp: cannot listen on {dhcp.interface} port 67: "
+                               f"{exc.strerror or exc}") from None
+
     async def stop(self) -> None:
+        if self.dhcp is not None:
+            self.dhcp.close()
         if self.server is not None:
             await self.server.stop()
         for name, store in self.stores.items():
@@ -107,6 +152,22 @@ def _open_disk(config: Config, disk: DiskConfig) -> BlockStore:
         if vhd:
             return open_vhd(disk.path, readonly=disk.readonly)
         return RawStore(disk.path, readonly=disk.readonly)
+    except (StoreError, VhdFormatError) as exc:
+        raise StartupError(f"{where}: {exc}") from None
+
+
+def _open_client_disk(config: Config, client: BootClient) -> BlockStore:
+    """The client's differencing disk over its image, made on first use."""
+    where = f"{config.path}: client {client.name!r}"
+    try:
+        if not client.disk_path.exists():
+            if not client.image_path.exists():
+                raise StartupError(f"{where}: image {client.image_path} does not exist "
+                                   "(bootsrv disk create it, or convert an installed disk to VHD)")
+            client.disk_path.parent.mkdir(parents=True, exist_ok=True)
+            log.info("creating %s over %s", client.disk_path, client.image_path)
+            create_differencing(client.disk_path, client.image_path)
+        return open_vhd(client.disk_path)
     except (StoreError, VhdFormatError) as exc:
         raise StartupError(f"{where}: {exc}") from None
 

@@ -80,12 +80,45 @@ class TargetConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DhcpConfig:
+    mode: str = "off"  # "full" | "proxy" | "off"
+    interface: str = ""
+    server_ip: str = ""  # default: the interface's first IPv4 address
+    pool: tuple[str, str] | None = None  # first and last address (full mode)
+    router: str = ""
+    dns: tuple[str, ...] = ()
+    domain: str = ""
+    lease_time: float = 12 * 3600
+    unknown_clients: str = "ignore"  # or the name of an [[image]]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageConfig:
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    name: str
+    mac: str  # lower-case aa:bb:cc:dd:ee:ff
+    image: str
+    ip: str = ""
+    reset_on_boot: bool = False
+    chap: ChapConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     server: ServerConfig
     iscsi: IscsiConfig
     disks: tuple[DiskConfig, ...] = ()
     targets: tuple[TargetConfig, ...] = ()
+    dhcp: DhcpConfig = DhcpConfig()
+    tftp_root: Path | None = None
+    images: tuple[ImageConfig, ...] = ()
+    clients: tuple[ClientConfig, ...] = ()
     _disk_index: dict[str, DiskConfig] = field(default_factory=dict, compare=False, repr=False)
 
     def disk(self, name: str) -> DiskConfig:
@@ -287,6 +320,12 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
         section.done()
         targets.append(TargetConfig(iqn, tuple(luns), tuple(i.lower() for i in initiators), alias, chap, mutual))
 
+    dhcp = _parse_dhcp(file, top)
+    tftp = _Section(file, "tftp", top.get("tftp", dict, "a [tftp] table", {}))
+    tftp_root = tftp.get("root", str, "a folder path", None)
+    tftp.done()
+    images = _parse_images(file, base, top)
+    clients = _parse_clients(file, top, images, dhcp)
     top.done()
     return Config(
         path=file,
@@ -295,5 +334,96 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
                           durations["nop_timeout"], durations["login_timeout"], digests),
         disks=tuple(disks),
         targets=tuple(targets),
+        dhcp=dhcp,
+        tftp_root=(base / tftp_root).resolve() if tftp_root else None,
+        images=images,
+        clients=clients,
         _disk_index=disk_index,
     )
+
+
+_MAC_RE = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$")
+
+
+def _ipv4(section: _Section, key: str, value: Any) -> str:
+    import ipaddress
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except (ipaddress.AddressValueError, ValueError):
+        section.fail(key, "an IPv4 address like 10.77.0.1", value)
+        raise  # unreachable: fail raises
+
+
+def _parse_dhcp(file: Path, top: _Section) -> DhcpConfig:
+    section = _Section(file, "dhcp", top.get("dhcp", dict, "a [dhcp] table", {}))
+    mode = section.get("mode", str, '"full", "proxy" or "off"', "off")
+    if mode not in ("full", "proxy", "off"):
+        section.fail("mode", '"full", "proxy" or "off"', mode)
+    interface = section.get("interface", str, "a network interface name", "")
+    if mode != "off" and not interface:
+        section.fail("interface", "the interface to serve DHCP on (DHCP is on)")
+    server_ip = section.get("server_ip", str, "an IPv4 address", "")
+    if server_ip:
+        server_ip = _ipv4(section, "server_ip", server_ip)
+    pool = None
+    pool_text = section.get("pool", str, 'a range like "10.77.0.100-10.77.0.199"', None)
+    if pool_text is not None:
+        first, sep, last = pool_text.partition("-")
+        if not sep:
+            section.fail("pool", 'a range like "10.77.0.100-10.77.0.199"', pool_text)
+        pool = (_ipv4(section, "pool", first.strip()), _ipv4(section, "pool", last.strip()))
+    elif mode == "full":
+        section.fail("pool", 'an address range (full mode hands out addresses), like "10.77.0.100-10.77.0.199"')
+    router = section.get("router", str, "an IPv4 address", "")
+    router = _ipv4(section, "router", router) if router else ""
+    dns = tuple(_ipv4(section, "dns", d) for d in section.get("dns", list, "a list of IPv4 addresses", []))
+    domain = section.get("domain", str, "a DNS domain like lab", "")
+    lease = parse_duration(section.get("lease_time", (int, str), 'a duration like "12h"', "12h"))
+    if not lease:
+        section.fail("lease_time", 'a duration like "12h"', section.table.get("lease_time"))
+    unknown = section.get("unknown_clients", str, '"ignore" or an image name', "ignore")
+    section.done()
+    return DhcpConfig(mode, interface, server_ip, pool, router, dns, domain, float(lease or 0), unknown)
+
+
+def _parse_images(file: Path, base: Path, top: _Section) -> tuple[ImageConfig, ...]:
+    images: list[ImageConfig] = []
+    for index, table in enumerate(top.get("image", list, "[[image]] tables", [])):
+        section = _Section(file, f"image[{index}]", table)
+        name = section.get("name", str, "an image name", required=True)
+        if not _NAME_RE.match(name) or any(i.name == name for i in images):
+            section.fail("name", "a unique name of letters, digits, '.', '_' or '-'", name)
+        path = section.get("path", str, "a VHD file path", required=True)
+        section.done()
+        images.append(ImageConfig(name, (base / path).resolve()))
+    return tuple(images)
+
+
+def _parse_clients(file: Path, top: _Section, images: tuple[ImageConfig, ...],
+                   dhcp: DhcpConfig) -> tuple[ClientConfig, ...]:
+    names = {i.name for i in images}
+    if dhcp.unknown_clients != "ignore" and dhcp.unknown_clients not in names:
+        raise ConfigError(f"{file}: dhcp.unknown_clients: expected \"ignore\" or an [[image]] name, "
+                          f"got {dhcp.unknown_clients!r}")
+    clients: list[ClientConfig] = []
+    for index, table in enumerate(top.get("client", list, "[[client]] tables", [])):
+        section = _Section(file, f"client[{index}]", table)
+        name = section.get("name", str, "a client (host) name", required=True)
+        if not re.match(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", name) or any(c.name == name for c in clients):
+            section.fail("name", "a unique host name (lower-case letters, digits, '-')", name)
+        mac = section.get("mac", str, 'a MAC address like "52:54:00:12:34:56"', required=True).lower()
+        if not _MAC_RE.match(mac):
+            section.fail("mac", 'a MAC address like "52:54:00:12:34:56"', mac)
+        mac = mac.replace("-", ":")
+        if any(c.mac == mac for c in clients):
+            section.fail("mac", "a MAC no other [[client]] uses", mac)
+        image = section.get("image", str, "an [[image]] name", required=True)
+        if image not in names:
+            section.fail("image", f"one of the [[image]] names ({', '.join(sorted(names)) or 'none defined'})", image)
+        ip = section.get("ip", str, "an IPv4 address", "")
+        ip = _ipv4(section, "ip", ip) if ip else ""
+        reset = section.get("reset_on_boot", bool, "true or false", False)
+        chap = _parse_chap(section, "chap")
+        section.done()
+        clients.append(ClientConfig(name, mac, image, ip, reset, chap))
+    return tuple(clients)

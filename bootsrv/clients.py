@@ -1,0 +1,34 @@
+"""What each [[client]] gets: its own differencing disk over its image, its own
+target, the one initiator name allowed there, and the root-path to boot it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bootsrv.config import ClientConfig, Config
+
+
+@dataclass(frozen=True, slots=True)
+class BootClient:
+    config: ClientConfig
+    target_iqn: str
+    initiator_iqn: str  # handed out in DHCP option 203; the only initiator the target admits
+    disk_path: Path
+    image_path: Path
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def root_path(self, server_ip: str, port: int = 3260) -> str:
+        """RFC 4173: iscsi:<server>:<protocol>:<port>:<LUN>:<target name> (empty = defaults)."""
+        return f"iscsi:{server_ip}::{'' if port == 3260 else port}:0:{self.target_iqn}"
+
+
+def boot_clients(config: Config) -> list[BootClient]:
+    images = {image.name: image.path for image in config.images}
+    base = config.iscsi.base_iqn
+    return [BootClient(c, f"{base}:{c.name}", f"{base}:initiator.{c.name}",
+                       config.server.state_dir / "clients" / f"{c.name}.vhd", images[c.image])
+            for c in config.clients]

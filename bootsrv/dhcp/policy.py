@@ -1,0 +1,150 @@
+"""The DHCP server's decisions, sans-IO: a decoded request in, a reply and
+where to send it out. Full mode only hands out addresses; PXE/iPXE options
+make each known client boot its own iSCSI disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from bootsrv.clients import BootClient
+from bootsrv.config import DhcpConfig
+from bootsrv.dhcp import packet as p
+from bootsrv.dhcp.leases import OFFER_HOLD, LeaseStore
+
+log = logging.getLogger("bootsrv.dhcp")
+
+BIOS_BOOT_FILE = "undionly.kpxe"
+EFI_BOOT_FILE = "snponly.efi"
+EFI_ARCHES = frozenset({6, 7, 9})
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    packet: p.DhcpPacket
+    address: str
+    port: int
+
+
+@dataclass(slots=True)
+class DhcpPolicy:
+    config: DhcpConfig
+    server_ip: str
+    subnet_mask: str
+    leases: LeaseStore
+    clients: dict[str, BootClient] = field(default_factory=dict)  # by MAC
+    iscsi_port: int = 3260
+
+    def handle(self, request: p.DhcpPacket, now: float) -> Reply | None:
+        if request.op != p.BOOTREQUEST:
+            return None
+        kind = request.message_type
+        client = self.clients.get(request.mac)
+        if client is None and self.config.unknown_clients == "ignore":
+            log.debug("ignoring %s from unknown %s", p.MESSAGE_NAMES.get(kind, kind), request.mac)
+            return None
+        if kind == p.DISCOVER:
+            return self._discover(request, client, now)
+        if kind == p.REQUEST:
+            return self._request(request, client, now)
+        if kind == p.RELEASE:
+            lease = self.leases.lookup(request.mac)
+            if lease is not None and lease.ip == request.ciaddr:
+                self.leases.release(request.mac)
+                log.info("%s released %s", request.mac, request.ciaddr)
+            return None
+        if kind == p.DECLINE:
+            declined = request.option_ip(p.OPT_REQUESTED_IP)
+            if declined:
+                log.warning("%s declined %s (in use by someone else?)", request.mac, declined)
+                self.leases.decline(declined, now)
+            return None
+        if kind == p.INFORM:
+            reply = self._reply(request, p.ACK, "0.0.0.0", client)
+            reply.ciaddr = request.ciaddr
+            return self._route(request, reply)
+        return None
+
+    def _discover(self, request: p.DhcpPacket, client: BootClient | None, now: float) -> Reply | None:
+        wanted = request.option_ip(p.OPT_REQUESTED_IP)
+        ip = self.leases.choose(request.mac, wanted, now)
+        if ip is None:
+            log.error("address pool exhausted: no offer for %s", request.mac)
+            return None
+        self.leases.record(request.mac, ip, now + OFFER_HOLD, "offered", client.name if client else "")
+        log.info("offering %s to %s%s", ip, request.mac, f" ({client.name})" if client else "")
+        return self._route(request, self._reply(request, p.OFFER, ip, client))
+
+    def _request(self, request: p.DhcpPacket, client: BootClient | None, now: float) -> Reply | None:
+        server_id = request.option_ip(p.OPT_SERVER_ID)
+        if server_id is not None and server_id != self.server_ip:
+            lease = self.leases.lookup(request.mac)
+            if lease is not None and lease.state == "offered":
+                self.leases.release(request.mac)  # it chose another server
+            return None
+        wanted = request.option_ip(p.OPT_REQUESTED_IP) or request.ciaddr
+        expected = self.leases.choose(request.mac, wanted, now)
+        if wanted == "0.0.0.0" or expected != wanted:
+            log.info("NAK to %s asking for %s", request.mac, wanted)
+            nak = p.DhcpPacket(xid=request.xid, flags=request.flags | 0x8000, giaddr=request.giaddr,
+                               chaddr=request.chaddr, options={p.OPT_MESSAGE_TYPE: bytes((p.NAK,)),
+                                                               p.OPT_SERVER_ID: p.ip_bytes(self.server_ip)})
+            return self._route(request, nak, force_broadcast=True)
+        self.leases.record(request.mac, wanted, now + self.config.lease_time, "bound", client.name if client else "")
+        log.info("lease %s -> %s%s", wanted, request.mac, f" ({client.name})" if client else "")
+        return self._route(request, self._reply(request, p.ACK, wanted, client))
+
+    def _reply(self, request: p.DhcpPacket, kind: int, ip: str, client: BootClient | None) -> p.DhcpPacket:
+        lease = int(self.config.lease_time)
+        options: dict[int, bytes] = {
+            p.OPT_MESSAGE_TYPE: bytes((kind,)),
+            p.OPT_SERVER_ID: p.ip_bytes(self.server_ip),
+            p.OPT_SUBNET: p.ip_bytes(self.subnet_mask),
+        }
+        if kind != p.ACK or ip != "0.0.0.0":
+            options[p.OPT_LEASE_TIME] = lease.to_bytes(4, "big")
+            options[p.OPT_RENEWAL] = (lease // 2).to_bytes(4, "big")
+            options[p.OPT_REBINDING] = (lease * 7 // 8).to_bytes(4, "big")
+        if self.config.router:
+            options[p.OPT_ROUTER] = p.ip_bytes(self.config.router)
+        if self.config.dns:
+            options[p.OPT_DNS] = b"".join(p.ip_bytes(d) for d in self.config.dns)
+        if self.config.domain:
+            options[p.OPT_DOMAIN] = self.config.domain.encode()
+        reply = p.DhcpPacket(xid=request.xid, flags=request.flags, yiaddr=ip, giaddr=request.giaddr,
+                             chaddr=request.chaddr, options=options)
+        if client is not None:
+            options[p.OPT_HOSTNAME] = client.name.encode()
+            self._boot_options(request, reply, client)
+        if p.OPT_RELAY_AGENT in request.options:
+            options[p.OPT_RELAY_AGENT] = request.options[p.OPT_RELAY_AGENT]  # echoed (RFC 3046)
+        return reply
+
+    def _boot_options(self, request: p.DhcpPacket, reply: p.DhcpPacket, client: BootClient) -> None:
+        options = reply.options
+        vendor = request.options.get(p.OPT_VENDOR_CLASS, b"")
+        if vendor.startswith(b"PXEClient"):
+            # A complete PXE answer: iPXE then need not wait for proxyDHCP offers.
+            options[p.OPT_VENDOR_CLASS] = b"PXEClient"
+            if p.OPT_UUID in request.options:
+                options[p.OPT_UUID] = request.options[p.OPT_UUID]
+        if request.is_ipxe:
+            # iPXE already runs: hand it the disk (it sanboots a root-path with no filename).
+            options[p.OPT_ROOT_PATH] = client.root_path(self.server_ip, self.iscsi_port).encode()
+            options[p.OPT_ISCSI_INITIATOR] = client.initiator_iqn.encode()
+            return
+        if vendor.startswith(b"PXEClient"):  # a firmware PXE ROM: chainload iPXE over TFTP
+            boot_file = EFI_BOOT_FILE if request.client_arch in EFI_ARCHES else BIOS_BOOT_FILE
+            reply.siaddr = self.server_ip
+            reply.file = boot_file.encode()
+            options[p.OPT_TFTP_SERVER] = self.server_ip.encode()
+            options[p.OPT_BOOTFILE] = boot_file.encode()
+            options[p.OPT_VENDOR_SPECIFIC] = bytes((6, 1, 8, 255))  # PXE discovery control: boot file as given
+
+    def _route(self, request: p.DhcpPacket, reply: p.DhcpPacket, force_broadcast: bool = False) -> Reply:
+        if request.giaddr != "0.0.0.0":
+            return Reply(reply, request.giaddr, 67)  # through the relay agent
+        if request.ciaddr != "0.0.0.0" and not force_broadcast:
+            return Reply(reply, request.ciaddr, 68)
+        return Reply(reply, "255.255.255.255", 68)  # unicast to a client without an address needs ARP help

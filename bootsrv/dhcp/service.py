@@ -1,0 +1,68 @@
+"""The DHCP socket shell: UDP port 67 on one interface, decisions by DhcpPolicy."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import socket
+import struct
+import time
+
+from bootsrv.dhcp.packet import DhcpPacket, PacketError
+from bootsrv.dhcp.policy import DhcpPolicy
+
+log = logging.getLogger("bootsrv.dhcp")
+_SIOCGIFADDR, _SIOCGIFNETMASK = 0x8915, 0x891B
+
+
+def interface_ipv4(interface: str) -> tuple[str, str]:
+    """(address, netmask) of an interface, as the kernel has them."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("256s", interface.encode()[:15])
+        try:
+            address = socket.inet_ntoa(fcntl.ioctl(sock.fileno(), _SIOCGIFADDR, request)[20:24])
+            mask = socket.inet_ntoa(fcntl.ioctl(sock.fileno(), _SIOCGIFNETMASK, request)[20:24])
+        except OSError as exc:
+            raise OSError(f"interface {interface!r} has no IPv4 address: {exc.strerror}") from None
+    return address, mask
+
+
+class DhcpService(asyncio.DatagramProtocol):
+    def __init__(self, policy: DhcpPolicy, interface: str) -> None:
+        self.policy = policy
+        self.interface = interface
+        self.transport: asyncio.DatagramTransport | None = None
+
+    async def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        # Only this interface: requests from elsewhere never reach us, replies leave here.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.interface.encode())
+        sock.bind(("0.0.0.0", 67))
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await loop.create_datagram_endpoint(lambda: self, sock=sock)
+        log.info("DHCP (full mode) on %s as %s", self.interface, self.policy.server_ip)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            request = DhcpPacket.decode(data)
+        except PacketError as exc:
+            log.debug("ignoring a datagram from %s: %s", addr[0], exc)
+            return
+        try:
+            reply = self.policy.handle(request, time.time())
+        except Exception:  # one bad request must not stop the service
+            log.exception("DHCP request from %s failed", request.mac)
+            return
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply.packet.encode(), (reply.address, reply.port))
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

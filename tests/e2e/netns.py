@@ -1,0 +1,82 @@
+"""A private network namespace with a tap device for QEMU, made and removed by the test."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from dataclasses import dataclass, field
+
+import pytest
+
+
+def sh(*cmd: str) -> None:
+    subprocess.run(cmd, check=True, capture_output=True, timeout=30)
+
+
+@dataclass
+class Namespace:
+    name: str
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def cmd(self, *argv: str) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *argv]
+
+    def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
+        proc = subprocess.Popen(self.cmd(*argv), **kwargs)
+        self.processes.append(proc)
+        return proc
+
+
+@pytest.fixture
+def lab_netns():
+    """Namespace with tap0 = 10.77.0.1/24 (the server's side of the client's wire)."""
+    if os.geteuid() != 0:
+        pytest.fail("network boot tests need root (ip netns)")
+    ns = Namespace(f"bsrv-{secrets.token_hex(4)}")
+    sh("ip", "netns", "add", ns.name)
+    try:
+        sh("ip", "-n", ns.name, "link", "set", "lo", "up")
+        sh("ip", "-n", ns.name, "tuntap", "add", "dev", "tap0", "mode", "tap")
+        sh("ip", "-n", ns.name, "addr", "add", "10.77.0.1/24", "dev", "tap0")
+        sh("ip", "-n", ns.name, "link", "set", "tap0", "up")
+        yield ns
+    finally:
+        for proc in ns.processes:  # only what this test started
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        subprocess.run(["ip", "netns", "del", ns.name], capture_output=True, timeout=30)
+
+
+MARKER = b"BOOTSRV-BOOT-SECTOR-RAN"
+
+
+def marker_boot_sector(marker: bytes = MARKER) -> bytes:
+    """16-bit code at 0x7c00 that writes `marker` to COM1 (0x3f8) and halts."""
+    code = bytearray()
+    code += b"\xfa\xfc"  # cli; cld
+    code += b"\x31\xc0\x8e\xd8"  # xor ax,ax; mov ds,ax
+    si_at = len(code)
+    code += b"\xbe\x00\x00"  # mov si, message (patched below)
+    code += b"\xba\xf8\x03"  # mov dx, 0x3f8
+    loop = len(code)
+    code += b"\xac"  # lodsb
+    code += b"\x84\xc0"  # test al, al
+    code += b"\x74\x03"  # jz done
+    code += b"\xee"  # out dx, al
+    code += bytes((0xEB, (loop - (len(code) + 2)) & 0xFF))  # jmp loop
+    done = len(code)
+    code += b"\xf4"  # hlt
+    code += bytes((0xEB, (done - (len(code) + 2)) & 0xFF))  # jmp done
+    message = 0x7C00 + len(code)
+    code[si_at + 1: si_at + 3] = message.to_bytes(2, "little")
+    code += marker + b"\r\n\0"
+    sector = bytearray(512)
+    sector[: len(code)] = code
+    sector[510:512] = b"\x55\xaa"
+    return bytes(sector)

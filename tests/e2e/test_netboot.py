@@ -1,0 +1,91 @@
+"""A diskless QEMU machine boots from bootsrv: DHCP, iPXE, iSCSI sanboot of its
+own differencing disk over a golden image whose boot sector prints a marker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import sys
+import time
+
+import pytest
+
+from target.stores.vhd import open_vhd
+from target.stores.vhd.create import create_dynamic
+from tests.e2e.conftest import REPO
+from tests.e2e.netns import MARKER, lab_netns, marker_boot_sector  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.e2e
+MAC = "52:54:00:12:34:56"
+
+LAB = """
+[server]
+state_dir = "state"
+
+[iscsi]
+portals = ["10.77.0.1:3260"]
+nop_interval = "5s"
+
+[dhcp]
+mode = "full"
+interface = "tap0"
+pool = "10.77.0.100-10.77.0.199"
+router = "10.77.0.1"
+domain = "lab"
+lease_time = "1h"
+
+[[image]]
+name = "golden"
+path = "golden.vhd"
+
+[[client]]
+name = "ws01"
+mac = "52:54:00:12:34:56"
+image = "golden"
+ip = "10.77.0.101"
+"""
+
+
+def wait_for(predicate, what: str, timeout: float, proc=None) -> None:
+    deadline = time.monotonic() + timeout  # a readiness wait for slow TCG boots, not a speed assertion
+    while not predicate():
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"{what}: process exited {proc.returncode}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_bios_client_sanboots_its_own_disk(lab_netns, tmp_path):
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        pytest.fail("qemu-system-x86_64 is not installed (make test installs qemu-system-x86)")
+    golden = tmp_path / "golden.vhd"
+    create_dynamic(golden, 16 << 20)
+    store = open_vhd(golden)
+    store.write(0, marker_boot_sector())
+    store.close()
+    golden_bytes = golden.read_bytes()
+    (tmp_path / "lab.toml").write_text(LAB)
+    log = open(tmp_path / "server.log", "wb")
+    server = lab_netns.popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(tmp_path / "lab.toml")],
+                             stdout=log, stderr=log, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    server_log = lambda: (tmp_path / "server.log").read_text(errors="replace")  # noqa: E731
+    wait_for(lambda: "bootsrv ready" in server_log(), "the server", 30, server)
+    serial = tmp_path / "serial.txt"
+    qemu_proc = lab_netns.popen(
+        [qemu, "-machine", "pc,accel=tcg", "-m", "256", "-display", "none", "-monitor", "none",
+         "-serial", f"file:{serial}", "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
+         "-device", f"e1000,netdev=n0,mac={MAC}", "-boot", "n", "-no-reboot"],
+        stdout=open(tmp_path / "qemu.log", "wb"), stderr=open(tmp_path / "qemu.err", "wb"))
+    wait_for(lambda: serial.exists() and MARKER in serial.read_bytes(), "the boot sector's marker", 240, qemu_proc)
+    log_text = server_log()
+    assert "lease 10.77.0.101 -> 52:54:00:12:34:56 (ws01)" in log_text, log_text
+    assert "iqn.2026-11.lan.bootsrv:initiator.ws01 logged in to iqn.2026-11.lan.bootsrv:ws01" in log_text
+    lease = sqlite3.connect(tmp_path / "state" / "leases.sqlite").execute(
+        "SELECT ip, state FROM leases WHERE mac = ?", (MAC,)).fetchone()
+    assert lease == ("10.77.0.101", "bound")
+    assert (tmp_path / "state" / "clients" / "ws01.vhd").exists()
+    assert golden.read_bytes() == golden_bytes, "the golden image was modified"
+    assert "Traceback" not in log_text
