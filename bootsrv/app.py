@@ -14,6 +14,8 @@ from bootsrv.config import Config, DiskConfig
 from bootsrv.dhcp.leases import LeaseStore
 from bootsrv.dhcp.policy import DhcpPolicy
 from bootsrv.dhcp.service import DhcpService, interface_ipv4
+from bootsrv.dns import DnsAnswers, DnsService
+from bootsrv.tftp import TftpService
 from target.iscsi.chap import Credentials
 from target.iscsi.connection import IscsiServer, ServerSettings
 from target.iscsi.params import TargetLimits
@@ -41,6 +43,8 @@ class Appliance:
     server: IscsiServer | None = None
     bound: list[tuple[str, int]] = field(default_factory=list)
     dhcp: DhcpService | None = None
+    tftp: TftpService | None = None
+    dns: DnsService | None = None
 
     def open_disks(self) -> None:
         os.makedirs(self.config.server.state_dir, exist_ok=True)
@@ -122,10 +126,30 @@ class Appliance:
         except OSError as exc:
             raise StartupError(f"{self.config.path}: dhcp: cannot listen on {dhcp.interface} port 67: "
                                f"{exc.strerror or exc}") from None
+        self.tftp = TftpService(self.config.tftp_root, server_ip)
+        self.tftp.start()
+        if self.config.dns.enabled:
+            names = {c.name: c.config.ip for c in clients if c.config.ip}
+
+            def table() -> dict[str, str]:
+                current = dict(names)
+                for lease in leases.all():
+                    if lease.hostname and lease.state == "bound":
+                        current.setdefault(lease.hostname, lease.ip)
+                return current
+
+            self.dns = DnsService(DnsAnswers(dhcp.domain, table))
+            try:
+                await self.dns.start(server_ip, self.config.dns.port)
+            except OSError as exc:
+                raise StartupError(f"{self.config.path}: dns.port: cannot listen: {exc.strerror or exc}") from None
 
     async def stop(self) -> None:
-        if self.dhcp is not None:
-            self.dhcp.close()
+        for service in (self.dhcp, self.dns):
+            if service is not None:
+                service.close()
+        if self.tftp is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.tftp.stop)
         if self.server is not None:
             await self.server.stop()
         for name, store in self.stores.items():

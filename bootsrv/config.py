@@ -93,6 +93,12 @@ class DhcpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DnsConfig:
+    enabled: bool = False
+    port: int = 53
+
+
+@dataclass(frozen=True, slots=True)
 class ImageConfig:
     name: str
     path: Path
@@ -116,6 +122,7 @@ class Config:
     disks: tuple[DiskConfig, ...] = ()
     targets: tuple[TargetConfig, ...] = ()
     dhcp: DhcpConfig = DhcpConfig()
+    dns: DnsConfig = DnsConfig()
     tftp_root: Path | None = None
     images: tuple[ImageConfig, ...] = ()
     clients: tuple[ClientConfig, ...] = ()
@@ -321,6 +328,13 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
         targets.append(TargetConfig(iqn, tuple(luns), tuple(i.lower() for i in initiators), alias, chap, mutual))
 
     dhcp = _parse_dhcp(file, top)
+    dns_section = _Section(file, "dns", top.get("dns", dict, "a [dns] table", {}))
+    dns = DnsConfig(dns_section.get("enabled", bool, "true or false", False),
+                    dns_section.get("port", int, "a UDP port", 53))
+    if not 0 < dns.port < 65536:
+        dns_section.fail("port", "a UDP port from 1 to 65535", dns.port)
+    dns_section.get("upstream", list, "a list of forwarders (not used yet)", [])
+    dns_section.done()
     tftp = _Section(file, "tftp", top.get("tftp", dict, "a [tftp] table", {}))
     tftp_root = tftp.get("root", str, "a folder path", None)
     tftp.done()
@@ -335,6 +349,7 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
         disks=tuple(disks),
         targets=tuple(targets),
         dhcp=dhcp,
+        dns=dns,
         tftp_root=(base / tftp_root).resolve() if tftp_root else None,
         images=images,
         clients=clients,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
 import sys
 import time
 
@@ -34,6 +35,12 @@ pool = "10.77.0.100-10.77.0.199"
 router = "10.77.0.1"
 domain = "lab"
 lease_time = "1h"
+
+[dns]
+enabled = true
+
+[tftp]
+root = "tftp"
 
 [[image]]
 name = "golden"
@@ -67,6 +74,7 @@ def test_bios_client_sanboots_its_own_disk(lab_netns, tmp_path):
     store.write(0, marker_boot_sector())
     store.close()
     golden_bytes = golden.read_bytes()
+    (tmp_path / "tftp").mkdir()
     (tmp_path / "lab.toml").write_text(LAB)
     log = open(tmp_path / "server.log", "wb")
     server = lab_netns.popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(tmp_path / "lab.toml")],
@@ -88,4 +96,54 @@ def test_bios_client_sanboots_its_own_disk(lab_netns, tmp_path):
     assert lease == ("10.77.0.101", "bound")
     assert (tmp_path / "state" / "clients" / "ws01.vhd").exists()
     assert golden.read_bytes() == golden_bytes, "the golden image was modified"
-    assert "Traceback" not in log_text
+
+    # DNS answers for the client, both ways.
+    dig = lambda *q: subprocess.run(lab_netns.cmd("dig", "+short", "@10.77.0.1", *q), capture_output=True,  # noqa: E731
+                                    text=True, timeout=30).stdout.strip()
+    assert dig("ws01.lab") == "10.77.0.101"
+    assert dig("-x", "10.77.0.101") == "ws01.lab."
+    # Only the client's own initiator name gets in to its target.
+    target_url = "iscsi://10.77.0.1/iqn.2026-11.lan.bootsrv:ws01/0"
+    stranger = subprocess.run(lab_netns.cmd("iscsi-inq", "-i", "iqn.2026-11.lan.bootsrv:initiator.ws02",
+                                            target_url), capture_output=True, text=True, timeout=60)
+    assert stranger.returncode != 0
+    own = subprocess.run(lab_netns.cmd("iscsi-inq", "-i", "iqn.2026-11.lan.bootsrv:initiator.ws01", target_url),
+                         capture_output=True, text=True, timeout=60)
+    assert own.returncode == 0, own.stderr
+    assert "Traceback" not in server_log()
+
+
+def test_tftp_serves_boot_files_and_nothing_else(lab_netns, tmp_path):
+    root = tmp_path / "tftp"
+    root.mkdir()
+    (root / "menu.ipxe").write_text("#!ipxe\nsanboot\n")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not for clients")
+    (root / "escape").symlink_to(secret)
+    create_dynamic(tmp_path / "golden.vhd", 1 << 20)
+    (tmp_path / "lab.toml").write_text(LAB)
+    log = open(tmp_path / "server.log", "wb")
+    server = lab_netns.popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(tmp_path / "lab.toml")],
+                             stdout=log, stderr=log, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    wait_for(lambda: "bootsrv ready" in (tmp_path / "server.log").read_text(errors="replace"), "the server", 30,
+             server)
+
+    def fetch(name: str, out) -> subprocess.CompletedProcess:
+        return subprocess.run(lab_netns.cmd("curl", "-sS", "--tftp-blksize", "1468", "--max-time", "20",
+                                            f"tftp://10.77.0.1/{name}", "-o", str(out)),
+                              capture_output=True, timeout=60)
+
+    got = tmp_path / "undionly.kpxe"
+    assert fetch("undionly.kpxe", got).returncode == 0
+    assert got.read_bytes() == open("/usr/lib/ipxe/undionly.kpxe", "rb").read()
+    assert fetch("menu.ipxe", tmp_path / "menu").returncode == 0
+    assert (tmp_path / "menu").read_text().startswith("#!ipxe")
+    for bad in ("escape", "../secret.txt", "%2e%2e/secret.txt", "/etc/passwd", "nonexistent"):
+        out = tmp_path / "bad.out"
+        out.unlink(missing_ok=True)
+        assert fetch(bad, out).returncode != 0, bad
+        assert not out.exists() or b"not for clients" not in out.read_bytes()
+    upload = subprocess.run(lab_netns.cmd("curl", "-sS", "--max-time", "20", "-T", str(secret),
+                                          "tftp://10.77.0.1/uploaded.txt"), capture_output=True, timeout=60)
+    assert upload.returncode != 0 and not (root / "uploaded.txt").exists()
+    assert "upload of 'uploaded.txt' refused" in (tmp_path / "server.log").read_text(errors="replace")

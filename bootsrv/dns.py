@@ -1,0 +1,81 @@
+"""A small DNS for leased names: A and PTR for clients, NXDOMAIN for the rest
+of our domain, REFUSED for everything else. dnslib is the codec; the socket is
+our own asyncio one (dnslib's server is thread-per-request and prints)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+from dnslib import PTR, QTYPE, RCODE, RR, A, DNSRecord, DNSError
+
+log = logging.getLogger("bootsrv.dns")
+TTL = 60
+
+
+class DnsAnswers:
+    """Names to addresses, given by a callable so leases are read at query time."""
+
+    def __init__(self, domain: str, names: Callable[[], dict[str, str]]) -> None:
+        self.domain = domain.strip(".").lower()
+        self.names = names
+
+    def answer(self, query: bytes) -> bytes | None:
+        try:
+            request = DNSRecord.parse(query)
+        except (DNSError, Exception):  # dnslib raises assorted errors on garbage
+            return None
+        if request.header.qr or not request.questions:
+            return None
+        reply = request.reply()
+        question = request.questions[0]
+        qname = str(question.qname).rstrip(".").lower()
+        table = self.names()
+        if question.qtype in (QTYPE.A, QTYPE.ANY) and self._host(qname) in table:
+            reply.add_answer(RR(question.qname, QTYPE.A, ttl=TTL, rdata=A(table[self._host(qname)])))
+        elif question.qtype in (QTYPE.PTR, QTYPE.ANY) and qname.endswith(".in-addr.arpa"):
+            address = ".".join(reversed(qname[: -len(".in-addr.arpa")].split(".")))
+            hosts = [host for host, ip in table.items() if ip == address]
+            if hosts:
+                name = f"{hosts[0]}.{self.domain}." if self.domain else f"{hosts[0]}."
+                reply.add_answer(RR(question.qname, QTYPE.PTR, ttl=TTL, rdata=PTR(name)))
+            else:
+                reply.header.rcode = RCODE.NXDOMAIN
+        elif self._ours(qname):
+            if self._host(qname) not in table:
+                reply.header.rcode = RCODE.NXDOMAIN
+        else:
+            reply.header.rcode = RCODE.REFUSED  # no recursion here
+        reply.header.ra = 0
+        return reply.pack()
+
+    def _host(self, qname: str) -> str:
+        if self.domain and qname.endswith("." + self.domain):
+            return qname[: -len(self.domain) - 1]
+        return qname
+
+    def _ours(self, qname: str) -> bool:
+        return bool(self.domain) and (qname == self.domain or qname.endswith("." + self.domain)) or "." not in qname
+
+
+class DnsService(asyncio.DatagramProtocol):
+    def __init__(self, answers: DnsAnswers) -> None:
+        self.answers = answers
+        self.transport: asyncio.DatagramTransport | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, local_addr=(host, port))
+        log.info("DNS on %s:%d for domain %r", host, port, self.answers.domain)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        reply = self.answers.answer(data)
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
