@@ -119,7 +119,8 @@ class Appliance:
         leases = LeaseStore(self.config.server.state_dir / "leases.sqlite", dhcp.pool,
                             {c.config.mac: c.config.ip for c in clients if c.config.ip})
         port = self.bound[0][1] if self.bound else 3260
-        policy = DhcpPolicy(dhcp, server_ip, mask, leases, {c.config.mac: c for c in clients}, iscsi_port=port)
+        policy = DhcpPolicy(dhcp, server_ip, mask, leases, {c.config.mac: c for c in clients}, iscsi_port=port,
+                            on_boot=self._client_booting)
         self.dhcp = DhcpService(policy, dhcp.interface)
         try:
             await self.dhcp.start()
@@ -143,6 +144,27 @@ class Appliance:
                 await self.dns.start(server_ip, self.config.dns.port)
             except OSError as exc:
                 raise StartupError(f"{self.config.path}: dns.port: cannot listen: {exc.strerror or exc}") from None
+
+    def _client_booting(self, client: BootClient) -> None:
+        """reset_on_boot: a classroom machine starts again from its image."""
+        if not client.config.reset_on_boot:
+            return
+        spec = self.directory.find(client.target_iqn)
+        if spec is None or self.server is None:
+            return
+        for session in list(self.server.registry.sessions.values()):
+            if session.target_name == client.target_iqn:  # the machine rebooted: these are stale
+                self.server.registry.remove(session.tsih)
+                session.close_connection()
+        unit = spec.device.units[0]  # type: ignore[attr-defined]
+        with unit.write_lock:
+            unit.store.close()
+            client.disk_path.unlink(missing_ok=True)
+            create_differencing(client.disk_path, client.image_path)
+            store = open_vhd(client.disk_path)
+            unit.store = store
+            self.stores[f"client:{client.name}"] = store
+        log.info("%s booted: its disk starts again from %s (reset_on_boot)", client.name, client.image_path.name)
 
     async def stop(self) -> None:
         for service in (self.dhcp, self.dns):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Callable
 
 from bootsrv.clients import BootClient
 from bootsrv.config import DhcpConfig
@@ -35,6 +36,7 @@ class DhcpPolicy:
     leases: LeaseStore
     clients: dict[str, BootClient] = field(default_factory=dict)  # by MAC
     iscsi_port: int = 3260
+    on_boot: Callable[[BootClient], None] | None = None  # a known client just powered on (DISCOVER)
 
     def handle(self, request: p.DhcpPacket, now: float) -> Reply | None:
         if request.op != p.BOOTREQUEST:
@@ -45,6 +47,8 @@ class DhcpPolicy:
             log.debug("ignoring %s from unknown %s", p.MESSAGE_NAMES.get(kind, kind), request.mac)
             return None
         if kind == p.DISCOVER:
+            if client is not None and self.on_boot is not None:
+                self.on_boot(client)
             return self._discover(request, client, now)
         if kind == p.REQUEST:
             return self._request(request, client, now)

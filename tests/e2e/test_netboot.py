@@ -64,10 +64,27 @@ def wait_for(predicate, what: str, timeout: float, proc=None) -> None:
         time.sleep(0.2)
 
 
-def test_bios_client_sanboots_its_own_disk(lab_netns, tmp_path):
+def boot(lab_netns, tmp_path, mac: str, tag: str):
+    """Power on a diskless BIOS machine with this MAC; return once its disk's boot sector ran."""
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
         pytest.fail("qemu-system-x86_64 is not installed (make test installs qemu-system-x86)")
+    serial = tmp_path / f"serial-{tag}.txt"
+    proc = lab_netns.popen(
+        [qemu, "-machine", "pc,accel=tcg", "-m", "256", "-display", "none", "-monitor", "none",
+         "-serial", f"file:{serial}", "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
+         "-device", f"e1000,netdev=n0,mac={mac}", "-boot", "n", "-no-reboot"],
+        stdout=open(tmp_path / f"qemu-{tag}.log", "wb"), stderr=subprocess.STDOUT)
+    wait_for(lambda: serial.exists() and MARKER in serial.read_bytes(), f"{tag}'s boot sector", 240, proc)
+    return proc
+
+
+def power_off(proc) -> None:
+    proc.kill()  # a machine switched off: no logout, no FIN from its stack
+    proc.wait()
+
+
+def test_bios_client_sanboots_its_own_disk(lab_netns, tmp_path):
     golden = tmp_path / "golden.vhd"
     create_dynamic(golden, 16 << 20)
     store = open_vhd(golden)
@@ -81,13 +98,7 @@ def test_bios_client_sanboots_its_own_disk(lab_netns, tmp_path):
                              stdout=log, stderr=log, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
     server_log = lambda: (tmp_path / "server.log").read_text(errors="replace")  # noqa: E731
     wait_for(lambda: "bootsrv ready" in server_log(), "the server", 30, server)
-    serial = tmp_path / "serial.txt"
-    qemu_proc = lab_netns.popen(
-        [qemu, "-machine", "pc,accel=tcg", "-m", "256", "-display", "none", "-monitor", "none",
-         "-serial", f"file:{serial}", "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-         "-device", f"e1000,netdev=n0,mac={MAC}", "-boot", "n", "-no-reboot"],
-        stdout=open(tmp_path / "qemu.log", "wb"), stderr=open(tmp_path / "qemu.err", "wb"))
-    wait_for(lambda: serial.exists() and MARKER in serial.read_bytes(), "the boot sector's marker", 240, qemu_proc)
+    boot(lab_netns, tmp_path, MAC, "ws01")
     log_text = server_log()
     assert "lease 10.77.0.101 -> 52:54:00:12:34:56 (ws01)" in log_text, log_text
     assert "iqn.2026-11.lan.bootsrv:initiator.ws01 logged in to iqn.2026-11.lan.bootsrv:ws01" in log_text
@@ -147,3 +158,63 @@ def test_tftp_serves_boot_files_and_nothing_else(lab_netns, tmp_path):
                                           "tftp://10.77.0.1/uploaded.txt"), capture_output=True, timeout=60)
     assert upload.returncode != 0 and not (root / "uploaded.txt").exists()
     assert "upload of 'uploaded.txt' refused" in (tmp_path / "server.log").read_text(errors="replace")
+
+
+
+TWO_CLIENTS = LAB + """
+[[client]]
+name = "ws02"
+mac = "52:54:00:12:34:57"
+image = "golden"
+ip = "10.77.0.102"
+reset_on_boot = true
+"""
+
+
+def write_as(lab_netns, client: str, pattern: int) -> None:
+    """Write 4 KiB at 1 MiB on a client's disk, logged in with that client's initiator name."""
+    opts = (f"driver=iscsi,transport=tcp,portal=10.77.0.1:3260,target=iqn.2026-11.lan.bootsrv:{client},lun=0,"
+            f"initiator-name=iqn.2026-11.lan.bootsrv:initiator.{client}")
+    result = subprocess.run(lab_netns.cmd("qemu-io", "--image-opts", opts, "-c", f"write -P {pattern} 1M 4k",
+                                          "-c", "flush"), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "wrote 4096/4096" in result.stdout, result.stdout + result.stderr
+
+
+def read_at_1m(path) -> bytes:
+    store = open_vhd(path, readonly=True)
+    try:
+        return store.read(1 << 20, 4096)
+    finally:
+        store.close()
+
+
+def test_two_clients_own_disks_and_reset_on_boot(lab_netns, tmp_path):
+    golden = tmp_path / "golden.vhd"
+    create_dynamic(golden, 16 << 20)
+    store = open_vhd(golden)
+    store.write(0, marker_boot_sector())
+    store.close()
+    golden_bytes = golden.read_bytes()
+    (tmp_path / "tftp").mkdir()
+    (tmp_path / "lab.toml").write_text(TWO_CLIENTS)
+    log = open(tmp_path / "server.log", "wb")
+    server = lab_netns.popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(tmp_path / "lab.toml")],
+                             stdout=log, stderr=log, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    server_log = lambda: (tmp_path / "server.log").read_text(errors="replace")  # noqa: E731
+    wait_for(lambda: "bootsrv ready" in server_log(), "the server", 30, server)
+    power_off(boot(lab_netns, tmp_path, "52:54:00:12:34:56", "ws01"))  # one tap: one machine at a time
+    power_off(boot(lab_netns, tmp_path, "52:54:00:12:34:57", "ws02"))
+    assert "lease 10.77.0.102 -> 52:54:00:12:34:57 (ws02)" in server_log()
+    write_as(lab_netns, "ws01", 0x61)
+    write_as(lab_netns, "ws02", 0x62)
+    clients = tmp_path / "state" / "clients"
+    assert read_at_1m(clients / "ws01.vhd") == b"\x61" * 4096  # each write in its own disk only
+    assert read_at_1m(clients / "ws02.vhd") == b"\x62" * 4096
+    assert golden.read_bytes() == golden_bytes
+    # ws02 is a classroom machine: its next boot starts again from the image.
+    again = boot(lab_netns, tmp_path, "52:54:00:12:34:57", "ws02-again")
+    power_off(again)
+    assert "ws02 booted: its disk starts again" in server_log()
+    assert read_at_1m(clients / "ws02.vhd") == bytes(4096)
+    assert read_at_1m(clients / "ws01.vhd") == b"\x61" * 4096  # ws01 keeps its changes
+    assert "Traceback" not in server_log()
