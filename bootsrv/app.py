@@ -43,6 +43,7 @@ class Appliance:
     server: IscsiServer | None = None
     bound: list[tuple[str, int]] = field(default_factory=list)
     dhcp: DhcpService | None = None
+    pxe: DhcpService | None = None  # proxy mode's port 4011
     tftp: TftpService | None = None
     dns: DnsService | None = None
 
@@ -95,10 +96,8 @@ class Appliance:
             raise StartupError(f"{self.config.path}: iscsi.portals: cannot listen: {exc.strerror or exc}") from None
         for host, port in self.bound:
             log.info("iSCSI portal listening on %s", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
-        if self.config.dhcp.mode == "full":
+        if self.config.dhcp.mode != "off":
             await self._start_dhcp()
-        elif self.config.dhcp.mode == "proxy":
-            log.error("dhcp.mode = \"proxy\" is not implemented yet; DHCP is off")
         for target in self.config.targets:
             for lun, name in enumerate(target.luns):
                 store = self.stores[name]
@@ -122,12 +121,19 @@ class Appliance:
         policy = DhcpPolicy(dhcp, server_ip, mask, leases, {c.config.mac: c for c in clients}, iscsi_port=port,
                             on_boot=self._client_booting)
         self.dhcp = DhcpService(policy, dhcp.interface)
+        if dhcp.mode == "proxy":
+            self.pxe = DhcpService(policy, dhcp.interface, port=4011)
         try:
             await self.dhcp.start()
+            if self.pxe is not None:
+                await self.pxe.start()
         except OSError as exc:
             raise StartupError(f"{self.config.path}: dhcp: cannot listen on {dhcp.interface} port 67: "
                                f"{exc.strerror or exc}") from None
-        self.tftp = TftpService(self.config.tftp_root, server_ip)
+        scripts = {c.script_name: c for c in clients}
+        self.tftp = TftpService(self.config.tftp_root, server_ip,
+                                generated=lambda name: scripts[name].ipxe_script(server_ip, port)
+                                if name in scripts else None)
         self.tftp.start()
         if self.config.dns.enabled:
             names = {c.name: c.config.ip for c in clients if c.config.ip}
@@ -167,7 +173,7 @@ class Appliance:
         log.info("%s booted: its disk starts again from %s (reset_on_boot)", client.name, client.image_path.name)
 
     async def stop(self) -> None:
-        for service in (self.dhcp, self.dns):
+        for service in (self.dhcp, self.pxe, self.dns):
             if service is not None:
                 service.close()
         if self.tftp is not None:

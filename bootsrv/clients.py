@@ -21,6 +21,15 @@ class BootClient:
     def name(self) -> str:
         return self.config.name
 
+    @property
+    def script_name(self) -> str:
+        return f"bootsrv/{self.name}.ipxe"
+
+    def ipxe_script(self, server_ip: str, port: int = 3260) -> bytes:
+        """What an iPXE client runs when a boot file is wanted (proxyDHCP): sanboot its disk."""
+        return (f"#!ipxe\nset initiator-iqn {self.initiator_iqn}\n"
+                f"sanboot {self.root_path(server_ip, port)}\n").encode()
+
     def root_path(self, server_ip: str, port: int = 3260) -> str:
         """RFC 4173: iscsi:<server>:<protocol>:<port>:<LUN>:<target name> (empty = defaults)."""
         return f"iscsi:{server_ip}::{'' if port == 3260 else port}:0:{self.target_iqn}"

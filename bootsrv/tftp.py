@@ -13,7 +13,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 
 import tftpy
 
@@ -36,8 +36,10 @@ def resolve(roots: list[Path], requested: str) -> Path | None:
 
 
 class TftpService:
-    def __init__(self, root: Path | None, listen_ip: str, port: int = 69) -> None:
+    def __init__(self, root: Path | None, listen_ip: str, port: int = 69,
+                 generated: Callable[[str], bytes | None] = lambda name: None) -> None:
         self.roots = [r for r in (root, IPXE_FILES) if r is not None]
+        self.generated = generated  # per-client files made on request (iPXE scripts), no temp files
         self.listen_ip, self.port = listen_ip, port
         self._empty = tempfile.TemporaryDirectory(prefix="bootsrv-tftp-")
         logging.getLogger("tftpy").setLevel(logging.WARNING)  # INFO per packet slows it ~3x
@@ -45,6 +47,14 @@ class TftpService:
         self._thread: threading.Thread | None = None
 
     def _open(self, requested: str, raddress: str | None = None, rport: int | None = None) -> BinaryIO | None:
+        made = self.generated(requested.replace("\\", "/").lstrip("/"))
+        if made is not None:
+            log.info("TFTP %s <- generated %s", raddress, requested)
+            # An anonymous in-memory file: tftpy flock()s what it serves, which BytesIO cannot do.
+            fd = os.memfd_create("bootsrv-tftp")
+            os.write(fd, made)
+            os.lseek(fd, 0, os.SEEK_SET)
+            return os.fdopen(fd, "rb")
         path = resolve(self.roots, requested)
         if path is None:
             log.warning("TFTP %s asked for %r: refused or not found", raddress, requested)

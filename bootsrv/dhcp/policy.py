@@ -38,7 +38,8 @@ class DhcpPolicy:
     iscsi_port: int = 3260
     on_boot: Callable[[BootClient], None] | None = None  # a known client just powered on (DISCOVER)
 
-    def handle(self, request: p.DhcpPacket, now: float) -> Reply | None:
+    def handle(self, request: p.DhcpPacket, now: float, *, port: int = 67,
+               source: tuple[str, int] = ("0.0.0.0", 68)) -> Reply | None:
         if request.op != p.BOOTREQUEST:
             return None
         kind = request.message_type
@@ -46,6 +47,8 @@ class DhcpPolicy:
         if client is None and self.config.unknown_clients == "ignore":
             log.debug("ignoring %s from unknown %s", p.MESSAGE_NAMES.get(kind, kind), request.mac)
             return None
+        if self.config.mode == "proxy":
+            return self._proxy(request, client, port, source)
         if kind == p.DISCOVER:
             if client is not None and self.on_boot is not None:
                 self.on_boot(client)
@@ -69,6 +72,39 @@ class DhcpPolicy:
             reply.ciaddr = request.ciaddr
             return self._route(request, reply)
         return None
+
+    def _proxy(self, request: p.DhcpPacket, client: BootClient | None, port: int,
+               source: tuple[str, int]) -> Reply | None:
+        """proxyDHCP (PXE spec): boot options only; the site's server gives the address."""
+        if client is None or not request.options.get(p.OPT_VENDOR_CLASS, b"").startswith(b"PXEClient"):
+            return None
+        kind = request.message_type
+        if port == 67 and kind == p.DISCOVER:
+            if self.on_boot is not None:
+                self.on_boot(client)
+            reply = self._proxy_reply(request, p.OFFER, client)
+            log.info("proxy offer to %s (%s)", request.mac, client.name)
+            return self._route(request, reply, force_broadcast=True)
+        if port == 4011 and kind in (p.REQUEST, p.INFORM):
+            log.info("proxy ACK to %s (%s) on port 4011", request.mac, client.name)
+            reply = self._proxy_reply(request, p.ACK, client)
+            reply.ciaddr = request.ciaddr
+            return Reply(reply, source[0], source[1])
+        return None
+
+    def _proxy_reply(self, request: p.DhcpPacket, kind: int, client: BootClient) -> p.DhcpPacket:
+        options = {p.OPT_MESSAGE_TYPE: bytes((kind,)), p.OPT_SERVER_ID: p.ip_bytes(self.server_ip),
+                   p.OPT_VENDOR_CLASS: b"PXEClient"}
+        reply = p.DhcpPacket(xid=request.xid, flags=request.flags, giaddr=request.giaddr, chaddr=request.chaddr,
+                             options=options)
+        self._boot_options(request, reply, client)
+        if request.is_ipxe:
+            # iPXE takes a proxy answer only with a next-server and boot file: a per-client
+            # script over TFTP that sanboots the same root-path (a script, so no chainload loop).
+            reply.siaddr = self.server_ip
+            reply.file = client.script_name.encode()
+            options[p.OPT_BOOTFILE] = client.script_name.encode()
+        return reply
 
     def _discover(self, request: p.DhcpPacket, client: BootClient | None, now: float) -> Reply | None:
         wanted = request.option_ip(p.OPT_REQUESTED_IP)

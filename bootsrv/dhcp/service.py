@@ -29,9 +29,12 @@ def interface_ipv4(interface: str) -> tuple[str, str]:
 
 
 class DhcpService(asyncio.DatagramProtocol):
-    def __init__(self, policy: DhcpPolicy, interface: str) -> None:
+    """Port 67 (and, in proxy mode, the PXE port 4011) on one interface."""
+
+    def __init__(self, policy: DhcpPolicy, interface: str, port: int = 67) -> None:
         self.policy = policy
         self.interface = interface
+        self.port = port
         self.transport: asyncio.DatagramTransport | None = None
 
     async def start(self) -> None:
@@ -40,11 +43,12 @@ class DhcpService(asyncio.DatagramProtocol):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
         # Only this interface: requests from elsewhere never reach us, replies leave here.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.interface.encode())
-        sock.bind(("0.0.0.0", 67))
+        sock.bind(("0.0.0.0", self.port))
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
         await loop.create_datagram_endpoint(lambda: self, sock=sock)
-        log.info("DHCP (full mode) on %s as %s", self.interface, self.policy.server_ip)
+        log.info("DHCP (%s mode) on %s port %d as %s", self.policy.config.mode, self.interface, self.port,
+                 self.policy.server_ip)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -56,7 +60,7 @@ class DhcpService(asyncio.DatagramProtocol):
             log.debug("ignoring a datagram from %s: %s", addr[0], exc)
             return
         try:
-            reply = self.policy.handle(request, time.time())
+            reply = self.policy.handle(request, time.time(), port=self.port, source=addr)
         except Exception:  # one bad request must not stop the service
             log.exception("DHCP request from %s failed", request.mac)
             return

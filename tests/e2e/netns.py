@@ -80,3 +80,42 @@ def marker_boot_sector(marker: bytes = MARKER) -> bytes:
     sector[: len(code)] = code
     sector[510:512] = b"\x55\xaa"
     return bytes(sector)
+
+
+@pytest.fixture
+def proxy_lab():
+    """Two namespaces on one wire: `lab` (bootsrv on br0 = 10.77.0.1, QEMU's tap0 on the bridge)
+    and `site` (the site's DHCP server on 10.77.0.2), joined by a veth pair."""
+    if os.geteuid() != 0:
+        pytest.fail("network boot tests need root (ip netns)")
+    tag = secrets.token_hex(3)
+    lab, site = Namespace(f"bsrv-lab-{tag}"), Namespace(f"bsrv-site-{tag}")
+    for ns in (lab, site):
+        sh("ip", "netns", "add", ns.name)
+    try:
+        for ns in (lab, site):
+            sh("ip", "-n", ns.name, "link", "set", "lo", "up")
+        sh("ip", "-n", lab.name, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", lab.name, "tuntap", "add", "dev", "tap0", "mode", "tap")
+        sh("ip", "-n", lab.name, "link", "add", "vlab", "type", "veth", "peer", "name", "vsite",
+           "netns", site.name)
+        for dev in ("tap0", "vlab"):
+            sh("ip", "-n", lab.name, "link", "set", dev, "master", "br0")
+            sh("ip", "-n", lab.name, "link", "set", dev, "up")
+        sh("ip", "-n", lab.name, "addr", "add", "10.77.0.1/24", "dev", "br0")
+        sh("ip", "-n", lab.name, "link", "set", "br0", "up")
+        sh("ip", "-n", site.name, "addr", "add", "10.77.0.2/24", "dev", "vsite")
+        sh("ip", "-n", site.name, "link", "set", "vsite", "up")
+        yield lab, site
+    finally:
+        for ns in (lab, site):
+            for proc in ns.processes:
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=20)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+        for ns in (lab, site):
+            subprocess.run(["ip", "netns", "del", ns.name], capture_output=True, timeout=30)

@@ -15,7 +15,7 @@ import pytest
 from target.stores.vhd import open_vhd
 from target.stores.vhd.create import create_dynamic
 from tests.e2e.conftest import REPO
-from tests.e2e.netns import MARKER, lab_netns, marker_boot_sector  # noqa: F401  (fixture)
+from tests.e2e.netns import MARKER, lab_netns, marker_boot_sector, proxy_lab  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
 MAC = "52:54:00:12:34:56"
@@ -64,7 +64,7 @@ def wait_for(predicate, what: str, timeout: float, proc=None) -> None:
         time.sleep(0.2)
 
 
-def boot(lab_netns, tmp_path, mac: str, tag: str):
+def boot(lab_netns, tmp_path, mac: str, tag: str):  # lab_netns: any Namespace with tap0
     """Power on a diskless BIOS machine with this MAC; return once its disk's boot sector ran."""
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
@@ -218,3 +218,58 @@ def test_two_clients_own_disks_and_reset_on_boot(lab_netns, tmp_path):
     assert read_at_1m(clients / "ws02.vhd") == bytes(4096)
     assert read_at_1m(clients / "ws01.vhd") == b"\x61" * 4096  # ws01 keeps its changes
     assert "Traceback" not in server_log()
+
+
+
+PROXY = """
+[server]
+state_dir = "state"
+
+[iscsi]
+portals = ["10.77.0.1:3260"]
+
+[dhcp]
+mode = "proxy"
+interface = "br0"
+
+[tftp]
+root = "tftp"
+
+[[image]]
+name = "golden"
+path = "golden.vhd"
+
+[[client]]
+name = "ws01"
+mac = "52:54:00:12:34:56"
+image = "golden"
+"""
+
+
+def test_proxy_mode_beside_the_sites_dhcp_server(proxy_lab, tmp_path):
+    lab, site = proxy_lab
+    golden = tmp_path / "golden.vhd"
+    create_dynamic(golden, 16 << 20)
+    store = open_vhd(golden)
+    store.write(0, marker_boot_sector())
+    store.close()
+    (tmp_path / "tftp").mkdir()
+    (tmp_path / "proxy.toml").write_text(PROXY)
+    dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+    leases = tmp_path / "site.leases"
+    site.popen([dnsmasq, "--no-daemon", "--port=0", "--interface=vsite", "--bind-interfaces",
+                "--dhcp-range=10.77.0.150,10.77.0.199,255.255.255.0,1h", f"--dhcp-leasefile={leases}",
+                f"--pid-file={tmp_path / 'dnsmasq.pid'}", "--log-dhcp"],
+               stdout=open(tmp_path / "dnsmasq.log", "wb"), stderr=subprocess.STDOUT)
+    log = open(tmp_path / "server.log", "wb")
+    server = lab.popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(tmp_path / "proxy.toml")],
+                       stdout=log, stderr=log, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    server_log = lambda: (tmp_path / "server.log").read_text(errors="replace")  # noqa: E731
+    wait_for(lambda: "bootsrv ready" in server_log(), "the server", 30, server)
+    power_off(boot(lab, tmp_path, MAC, "proxy"))
+    text = server_log()
+    assert "proxy offer to 52:54:00:12:34:56 (ws01)" in text, text
+    assert "initiator.ws01 logged in to iqn.2026-11.lan.bootsrv:ws01" in text
+    assert "52:54:00:12:34:56" in leases.read_text()  # the address came from the site's server
+    assert "lease " not in text  # and never from us
+    assert "Traceback" not in text
