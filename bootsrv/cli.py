@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             return _disk(args)
         if args.command == "check-config":
             config = load_config(args.file)
-            print(f"{args.file}: ok ({len(config.disks)} disks, {len(config.targets)} targets)")
+            print(f"{args.file}: ok ({len(config.disks)} disks, {len(config.targets)} targets, "
+                  f"{len(config.clients)} clients, DHCP {config.dhcp.mode})")
             return 0
         config = load_config(args.config)
         logging.basicConfig(level=config.server.log_level.upper(), stream=sys.stderr,

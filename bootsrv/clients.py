@@ -27,7 +27,9 @@ class BootClient:
 
     def ipxe_script(self, server_ip: str, port: int = 3260) -> bytes:
         """What an iPXE client runs when a boot file is wanted (proxyDHCP): sanboot its disk."""
-        return (f"#!ipxe\nset initiator-iqn {self.initiator_iqn}\n"
+        chap = self.config.chap
+        credentials = f"set username {chap.user}\nset password {chap.secret}\n" if chap else ""
+        return (f"#!ipxe\nset initiator-iqn {self.initiator_iqn}\n{credentials}"
                 f"sanboot {self.root_path(server_ip, port)}\n").encode()
 
     def root_path(self, server_ip: str, port: int = 3260) -> str:

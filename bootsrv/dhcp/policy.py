@@ -173,6 +173,9 @@ class DhcpPolicy:
             # iPXE already runs: hand it the disk (it sanboots a root-path with no filename).
             options[p.OPT_ROOT_PATH] = client.root_path(self.server_ip, self.iscsi_port).encode()
             options[p.OPT_ISCSI_INITIATOR] = client.initiator_iqn.encode()
+            if client.config.chap is not None:  # iPXE's own options 175.190/191: CHAP user and secret
+                user, secret = client.config.chap.user.encode(), client.config.chap.secret.encode()
+                options[p.OPT_IPXE_ENCAP] = bytes((190, len(user))) + user + bytes((191, len(secret))) + secret
             return
         if vendor.startswith(b"PXEClient"):  # a firmware PXE ROM: chainload iPXE over TFTP
             boot_file = EFI_BOOT_FILE if request.client_arch in EFI_ARCHES else BIOS_BOOT_FILE

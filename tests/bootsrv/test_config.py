@@ -78,7 +78,7 @@ def test_cli_version_check_config_and_one_line_errors(tmp_path):
     version = cli("--version")
     assert version.returncode == 0 and version.stdout.startswith("bootsrv ")
     ok = cli("check-config", str(write(tmp_path, GOOD)))
-    assert ok.returncode == 0 and "ok (1 disks, 1 targets)" in ok.stdout
+    assert ok.returncode == 0 and "ok (1 disks, 1 targets, 0 clients, DHCP off)" in ok.stdout
     bad = cli("check-config", str(write(tmp_path, GOOD.replace('luns = ["scratch"]', 'luns = "scratch"'))))
     assert bad.returncode == 1 and "target[0].luns" in bad.stderr
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
