@@ -42,7 +42,9 @@ class TftpService:
         self.generated = generated  # per-client files made on request (iPXE scripts), no temp files
         self.listen_ip, self.port = listen_ip, port
         self._empty = tempfile.TemporaryDirectory(prefix="bootsrv-tftp-")
-        logging.getLogger("tftpy").setLevel(logging.WARNING)  # INFO per packet slows it ~3x
+        # tftpy logs every packet at INFO (~3x slower) and a client's normal tsize probe abort at
+        # ERROR; our own log line per request says what matters.
+        logging.getLogger("tftpy").setLevel(logging.CRITICAL)
         self._server = tftpy.TftpServer(self._empty.name, dyn_file_func=self._open, upload_open=self._refuse)
         self._thread: threading.Thread | None = None
 

@@ -273,3 +273,30 @@ def test_proxy_mode_beside_the_sites_dhcp_server(proxy_lab, tmp_path):
     assert "52:54:00:12:34:56" in leases.read_text()  # the address came from the site's server
     assert "lease " not in text  # and never from us
     assert "Traceback" not in text
+
+
+def test_uefi_pxe_firmware_gets_the_efi_ipxe_and_then_its_disk(lab_netns, tmp_path):
+    """OVMF's own PXE (virtio-net, no option ROM) asks as arch 7: it must get snponly.efi
+    over TFTP, and the iPXE that starts must then be handed the client's disk."""
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None or not os.path.exists("/usr/share/qemu/OVMF.fd"):
+        pytest.fail("qemu-system-x86 and ovmf are needed (make test installs them)")
+    create_dynamic(tmp_path / "golden.vhd", 16 << 20)
+    (tmp_path / "tftp").mkdir()
+    (tmp_path / "lab.toml").write_text(LAB)
+    log = open(tmp_path / "server.log", "wb")
+    server = lab_netns.popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(tmp_path / "lab.toml")],
+                             stdout=log, stderr=log, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    server_log = lambda: (tmp_path / "server.log").read_text(errors="replace")  # noqa: E731
+    wait_for(lambda: "bootsrv ready" in server_log(), "the server", 30, server)
+    machine = lab_netns.popen(
+        [qemu, "-machine", "q35,accel=tcg", "-m", "512", "-display", "none", "-monitor", "none",
+         "-bios", "/usr/share/qemu/OVMF.fd", "-serial", f"file:{tmp_path / 'uefi-serial.txt'}",
+         "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
+         "-device", f"virtio-net-pci,netdev=n0,mac={MAC},romfile=", "-no-reboot"],
+        stdout=open(tmp_path / "uefi.log", "wb"), stderr=subprocess.STDOUT)
+    wait_for(lambda: "snponly.efi" in server_log(), "OVMF to fetch snponly.efi over TFTP", 300, machine)
+    wait_for(lambda: "initiator.ws01 logged in to iqn.2026-11.lan.bootsrv:ws01" in server_log(),
+             "the EFI iPXE to log in to its disk", 300, machine)
+    power_off(machine)
+    assert "Traceback" not in server_log()
