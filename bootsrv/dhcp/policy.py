@@ -37,6 +37,7 @@ class DhcpPolicy:
     clients: dict[str, BootClient] = field(default_factory=dict)  # by MAC
     iscsi_port: int = 3260
     on_boot: Callable[[BootClient], None] | None = None  # a known client just powered on (DISCOVER)
+    on_ipxe_discover: Callable[[], None] | None = None  # e.g. end iPXE's wait for an IPv6 router
 
     def handle(self, request: p.DhcpPacket, now: float, *, port: int = 67,
                source: tuple[str, int] = ("0.0.0.0", 68)) -> Reply | None:
@@ -52,6 +53,8 @@ class DhcpPolicy:
         if kind == p.DISCOVER:
             if client is not None and self.on_boot is not None:
                 self.on_boot(client)
+            if request.is_ipxe and self.on_ipxe_discover is not None:
+                self.on_ipxe_discover()
             return self._discover(request, client, now)
         if kind == p.REQUEST:
             return self._request(request, client, now)

@@ -101,6 +101,7 @@ def test_bios_client_sanboots_its_own_disk(lab_netns, tmp_path):
     boot(lab_netns, tmp_path, MAC, "ws01")
     log_text = server_log()
     assert "lease 10.77.0.101 -> 52:54:00:12:34:56 (ws01)" in log_text, log_text
+    assert "answering IPv6 router solicitations on tap0" in log_text
     assert "iqn.2026-11.lan.bootsrv:initiator.ws01 logged in to iqn.2026-11.lan.bootsrv:ws01" in log_text
     lease = sqlite3.connect(tmp_path / "state" / "leases.sqlite").execute(
         "SELECT ip, state FROM leases WHERE mac = ?", (MAC,)).fetchone()
