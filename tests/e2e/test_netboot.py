@@ -98,6 +98,13 @@ def test_bios_client_sanboots_its_own_disk(lab_netns, tmp_path):
                              stdout=log, stderr=log, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
     server_log = lambda: (tmp_path / "server.log").read_text(errors="replace")  # noqa: E731
     wait_for(lambda: "bootsrv ready" in server_log(), "the server", 30, server)
+    # Malformed DHCP, TFTP and DNS datagrams first: the services must shrug them off.
+    garbage = ("import os, socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+               "for port in (67, 69, 53, 4011):\n    for n in (0, 1, 7, 240, 300, 600):\n"
+               "        s.sendto(os.urandom(n), ('10.77.0.1', port))\n"
+               "s.sendto(b'\\x00\\x01../../etc/passwd\\x00octet\\x00', ('10.77.0.1', 69))\n"
+               "s.sendto(b'\\x00\\x02upload\\x00octet\\x00', ('10.77.0.1', 69))\n")
+    subprocess.run(lab_netns.cmd(sys.executable, "-c", garbage), check=True, timeout=30)
     boot(lab_netns, tmp_path, MAC, "ws01")
     log_text = server_log()
     assert "lease 10.77.0.101 -> 52:54:00:12:34:56 (ws01)" in log_text, log_text

@@ -134,3 +134,21 @@ def test_random_options_through_the_policy(tmp_path_factory, options, kind):
     reply = server.handle(packet, 1.0)
     if reply is not None:
         p.DhcpPacket.decode(reply.packet.encode())
+
+
+
+def test_release_decline_and_inform(tmp_path):
+    server = policy(tmp_path)
+    request = client_packet(p.REQUEST, options={p.OPT_REQUESTED_IP: p.ip_bytes("10.77.0.101")})
+    assert server.handle(p.DhcpPacket.decode(request), 1.0).packet.message_type == p.ACK
+    release = client_packet(p.RELEASE, ciaddr="10.77.0.101", options={p.OPT_SERVER_ID: p.ip_bytes(SERVER)})
+    assert server.handle(p.DhcpPacket.decode(release), 2.0) is None
+    assert server.leases.lookup(MAC) is None
+    # DECLINE: the address is in use by someone else; it rests before anyone gets it again.
+    leases = LeaseStore(tmp_path / "d.sqlite", ("10.77.0.100", "10.77.0.100"), {})
+    leases.decline("10.77.0.100", 10.0)
+    assert leases.choose("02:00:00:00:00:01", None, 20.0) is None
+    inform = client_packet(p.INFORM, ciaddr="10.77.0.101", options=IPXE)
+    ack = server.handle(p.DhcpPacket.decode(inform), 3.0)
+    assert ack.packet.message_type == p.ACK and ack.packet.yiaddr == "0.0.0.0"
+    assert (ack.address, ack.port) == ("10.77.0.101", 68) and p.OPT_LEASE_TIME not in ack.packet.options
