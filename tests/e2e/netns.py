@@ -19,6 +19,18 @@ class Namespace:
     name: str
     processes: list[subprocess.Popen] = field(default_factory=list)
 
+    def remove(self) -> None:
+        """Stop what was started in it (by PID, never by name), then delete it."""
+        for proc in self.processes:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=30)
+
     def cmd(self, *argv: str) -> list[str]:
         return ["ip", "netns", "exec", self.name, *argv]
 
@@ -42,15 +54,7 @@ def lab_netns():
         sh("ip", "-n", ns.name, "link", "set", "tap0", "up")
         yield ns
     finally:
-        for proc in ns.processes:  # only what this test started
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        subprocess.run(["ip", "netns", "del", ns.name], capture_output=True, timeout=30)
+        ns.remove()
 
 
 MARKER = b"BOOTSRV-BOOT-SECTOR-RAN"
@@ -108,14 +112,5 @@ def proxy_lab():
         sh("ip", "-n", site.name, "link", "set", "vsite", "up")
         yield lab, site
     finally:
-        for ns in (lab, site):
-            for proc in ns.processes:
-                if proc.poll() is None:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=20)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
-        for ns in (lab, site):
-            subprocess.run(["ip", "netns", "del", ns.name], capture_output=True, timeout=30)
+        lab.remove()
+        site.remove()

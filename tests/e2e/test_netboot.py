@@ -84,20 +84,32 @@ def power_off(proc) -> None:
     proc.wait()
 
 
-def test_bios_client_sanboots_its_own_disk(lab_netns, tmp_path):
+def golden_with_marker(tmp_path, size: int = 16 << 20):
+    """A golden image whose boot sector prints MARKER; returns its path."""
     golden = tmp_path / "golden.vhd"
-    create_dynamic(golden, 16 << 20)
+    create_dynamic(golden, size)
     store = open_vhd(golden)
     store.write(0, marker_boot_sector())
     store.close()
-    golden_bytes = golden.read_bytes()
-    (tmp_path / "tftp").mkdir()
-    (tmp_path / "lab.toml").write_text(LAB)
+    return golden
+
+
+def start_bootsrv(ns, tmp_path, config_text: str, name: str = "lab.toml"):
+    """Run bootsrv in the namespace; returns a function reading its log."""
+    (tmp_path / "tftp").mkdir(exist_ok=True)
+    (tmp_path / name).write_text(config_text)
     log = open(tmp_path / "server.log", "wb")
-    server = lab_netns.popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(tmp_path / "lab.toml")],
-                             stdout=log, stderr=log, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    server = ns.popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(tmp_path / name)],
+                      stdout=log, stderr=log, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
     server_log = lambda: (tmp_path / "server.log").read_text(errors="replace")  # noqa: E731
     wait_for(lambda: "bootsrv ready" in server_log(), "the server", 30, server)
+    return server_log
+
+
+def test_bios_client_sanboots_its_own_disk(lab_netns, tmp_path):
+    golden = golden_with_marker(tmp_path)
+    golden_bytes = golden.read_bytes()
+    server_log = start_bootsrv(lab_netns, tmp_path, LAB)
     # Malformed DHCP, TFTP and DNS datagrams first: the services must shrug them off.
     garbage = ("import os, socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
                "for port in (67, 69, 53, 4011):\n    for n in (0, 1, 7, 240, 300, 600):\n"
@@ -140,12 +152,7 @@ def test_tftp_serves_boot_files_and_nothing_else(lab_netns, tmp_path):
     secret.write_text("not for clients")
     (root / "escape").symlink_to(secret)
     create_dynamic(tmp_path / "golden.vhd", 1 << 20)
-    (tmp_path / "lab.toml").write_text(LAB)
-    log = open(tmp_path / "server.log", "wb")
-    server = lab_netns.popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(tmp_path / "lab.toml")],
-                             stdout=log, stderr=log, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
-    wait_for(lambda: "bootsrv ready" in (tmp_path / "server.log").read_text(errors="replace"), "the server", 30,
-             server)
+    start_bootsrv(lab_netns, tmp_path, LAB)
 
     def fetch(name: str, out) -> subprocess.CompletedProcess:
         return subprocess.run(lab_netns.cmd("curl", "-sS", "--tftp-blksize", "1468", "--max-time", "20",
@@ -197,19 +204,9 @@ def read_at_1m(path) -> bytes:
 
 
 def test_two_clients_own_disks_and_reset_on_boot(lab_netns, tmp_path):
-    golden = tmp_path / "golden.vhd"
-    create_dynamic(golden, 16 << 20)
-    store = open_vhd(golden)
-    store.write(0, marker_boot_sector())
-    store.close()
+    golden = golden_with_marker(tmp_path)
     golden_bytes = golden.read_bytes()
-    (tmp_path / "tftp").mkdir()
-    (tmp_path / "lab.toml").write_text(TWO_CLIENTS)
-    log = open(tmp_path / "server.log", "wb")
-    server = lab_netns.popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(tmp_path / "lab.toml")],
-                             stdout=log, stderr=log, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
-    server_log = lambda: (tmp_path / "server.log").read_text(errors="replace")  # noqa: E731
-    wait_for(lambda: "bootsrv ready" in server_log(), "the server", 30, server)
+    server_log = start_bootsrv(lab_netns, tmp_path, TWO_CLIENTS)
     power_off(boot(lab_netns, tmp_path, "52:54:00:12:34:56", "ws01"))  # one tap: one machine at a time
     power_off(boot(lab_netns, tmp_path, "52:54:00:12:34:57", "ws02"))
     assert "lease 10.77.0.102 -> 52:54:00:12:34:57 (ws02)" in server_log()
@@ -256,24 +253,14 @@ image = "golden"
 
 def test_proxy_mode_beside_the_sites_dhcp_server(proxy_lab, tmp_path):
     lab, site = proxy_lab
-    golden = tmp_path / "golden.vhd"
-    create_dynamic(golden, 16 << 20)
-    store = open_vhd(golden)
-    store.write(0, marker_boot_sector())
-    store.close()
-    (tmp_path / "tftp").mkdir()
-    (tmp_path / "proxy.toml").write_text(PROXY)
+    golden_with_marker(tmp_path)
     dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
     leases = tmp_path / "site.leases"
     site.popen([dnsmasq, "--no-daemon", "--port=0", "--interface=vsite", "--bind-interfaces",
                 "--dhcp-range=10.77.0.150,10.77.0.199,255.255.255.0,1h", f"--dhcp-leasefile={leases}",
                 f"--pid-file={tmp_path / 'dnsmasq.pid'}", "--log-dhcp"],
                stdout=open(tmp_path / "dnsmasq.log", "wb"), stderr=subprocess.STDOUT)
-    log = open(tmp_path / "server.log", "wb")
-    server = lab.popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(tmp_path / "proxy.toml")],
-                       stdout=log, stderr=log, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
-    server_log = lambda: (tmp_path / "server.log").read_text(errors="replace")  # noqa: E731
-    wait_for(lambda: "bootsrv ready" in server_log(), "the server", 30, server)
+    server_log = start_bootsrv(lab, tmp_path, PROXY, "proxy.toml")
     power_off(boot(lab, tmp_path, MAC, "proxy"))
     text = server_log()
     assert "proxy offer to 52:54:00:12:34:56 (ws01)" in text, text
@@ -290,13 +277,7 @@ def test_uefi_pxe_firmware_gets_the_efi_ipxe_and_then_its_disk(lab_netns, tmp_pa
     if qemu is None or not os.path.exists("/usr/share/qemu/OVMF.fd"):
         pytest.fail("qemu-system-x86 and ovmf are needed (make test installs them)")
     create_dynamic(tmp_path / "golden.vhd", 16 << 20)
-    (tmp_path / "tftp").mkdir()
-    (tmp_path / "lab.toml").write_text(LAB)
-    log = open(tmp_path / "server.log", "wb")
-    server = lab_netns.popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(tmp_path / "lab.toml")],
-                             stdout=log, stderr=log, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
-    server_log = lambda: (tmp_path / "server.log").read_text(errors="replace")  # noqa: E731
-    wait_for(lambda: "bootsrv ready" in server_log(), "the server", 30, server)
+    server_log = start_bootsrv(lab_netns, tmp_path, LAB)
     machine = lab_netns.popen(
         [qemu, "-machine", "q35,accel=tcg", "-m", "512", "-display", "none", "-monitor", "none",
          "-bios", "/usr/share/qemu/OVMF.fd", "-serial", f"file:{tmp_path / 'uefi-serial.txt'}",
