@@ -70,20 +70,20 @@ class Appliance:
                 mutual_chap=(Credentials(target.mutual_chap.user, target.mutual_chap.secret)
                              if target.mutual_chap else None)))
 
-    def _client_unit(self, client: BootClient) -> LogicalUnit:
-        state = self.config.server.state_dir / "reservations" / f"client-{client.name}.json"
-        reservations = Reservations(path=state)
+    def _reservations(self, name: str) -> Reservations:
+        # Persistent reservations (with APTPL) outlive restarts: one file per target and disk.
+        reservations = Reservations(path=self.config.server.state_dir / "reservations" / f"{name}.json")
         reservations.load()
+        return reservations
+
+    def _client_unit(self, client: BootClient) -> LogicalUnit:
         return LogicalUnit(f"client:{client.name}", self.stores[f"client:{client.name}"],
-                           target_name=client.target_iqn, reservations=reservations)
+                           target_name=client.target_iqn, reservations=self._reservations(f"client-{client.name}"))
 
     def _unit(self, target_iqn: str, disk_name: str) -> LogicalUnit:
-        # Persistent reservations (with APTPL) outlive restarts: one file per target and disk.
-        state = self.config.server.state_dir / "reservations" / f"{target_iqn.replace(':', '_')}@{disk_name}.json"
-        reservations = Reservations(path=state)
-        reservations.load()
         return LogicalUnit(disk_name, self.stores[disk_name], target_name=target_iqn,
-                           readonly=self.config.disk(disk_name).readonly, reservations=reservations)
+                           readonly=self.config.disk(disk_name).readonly,
+                           reservations=self._reservations(f"{target_iqn.replace(':', '_')}@{disk_name}"))
 
     async def start(self) -> None:
         iscsi = self.config.iscsi
@@ -116,6 +116,9 @@ class Appliance:
         except OSError as exc:
             raise StartupError(f"{self.config.path}: dhcp.interface: {exc}") from None
         server_ip = dhcp.server_ip or address
+        if not any(host in (server_ip, "0.0.0.0", "") for host, _ in self.bound):
+            log.warning("no iSCSI portal listens on %s, the address clients are told to boot from "
+                        "(add \"%s:3260\" or \"0.0.0.0:3260\" to iscsi.portals)", server_ip, server_ip)
         clients = boot_clients(self.config)
         leases = LeaseStore(self.config.server.state_dir / "leases.sqlite", dhcp.pool,
                             {c.config.mac: c.config.ip for c in clients if c.config.ip})

@@ -340,6 +340,11 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
     tftp.done()
     images = _parse_images(file, base, top)
     clients = _parse_clients(file, top, images, dhcp)
+    taken = {t.iqn for t in targets}
+    for client in clients:
+        if f"{base_iqn}:{client.name}" in taken:
+            raise ConfigError(f"{file}: client {client.name!r}: its target {base_iqn}:{client.name} is also a "
+                              "[[target]] iqn; rename one of them")
     top.done()
     return Config(
         path=file,
