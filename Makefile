@@ -20,6 +20,7 @@ test: deps $(VENV)/.installed
 
 bench: deps $(VENV)/.installed
 	$(VENV)/bin/python bench/vs_tgt.py
+	$(VENV)/bin/python bench/netboot.py
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
