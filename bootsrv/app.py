@@ -9,7 +9,7 @@ import os
 import signal
 from dataclasses import dataclass, field
 
-from bootsrv.clients import BootClient, boot_clients
+from bootsrv.clients import BootClient, boot_clients, unknown_client
 from bootsrv.config import Config, DiskConfig
 from bootsrv.dhcp.leases import LeaseStore
 from bootsrv.dhcp.policy import DhcpPolicy
@@ -54,13 +54,7 @@ class Appliance:
         for disk in self.config.disks:
             self.stores[disk.name] = _open_disk(self.config, disk)
         for client in boot_clients(self.config):
-            self.stores[f"client:{client.name}"] = _open_client_disk(self.config, client)
-            self.directory.add(TargetSpec(
-                name=client.target_iqn,
-                device=ScsiDevice([self._client_unit(client)]),
-                alias=f"{client.name} boot disk",
-                initiators=frozenset({client.initiator_iqn}),
-                chap=Credentials(client.config.chap.user, client.config.chap.secret) if client.config.chap else None))
+            self._add_client(client)
         for target in self.config.targets:
             units = [self._unit(target.iqn, name) for name in target.luns]
             self.directory.add(TargetSpec(
@@ -69,6 +63,26 @@ class Appliance:
                 chap=Credentials(target.chap.user, target.chap.secret) if target.chap else None,
                 mutual_chap=(Credentials(target.mutual_chap.user, target.mutual_chap.secret)
                              if target.mutual_chap else None)))
+
+    def _add_client(self, client: BootClient) -> None:
+        self.stores[f"client:{client.name}"] = _open_client_disk(self.config, client)
+        self.directory.add(TargetSpec(
+            name=client.target_iqn,
+            device=ScsiDevice([self._client_unit(client)]),
+            alias=f"{client.name} boot disk",
+            initiators=frozenset({client.initiator_iqn}),
+            chap=Credentials(client.config.chap.user, client.config.chap.secret) if client.config.chap else None))
+
+    def _adopt(self, mac: str) -> BootClient | None:
+        """unknown_clients = an image: a new MAC gets its own disk and target on first sight."""
+        client = unknown_client(self.config, mac)
+        try:
+            self._add_client(client)
+        except StartupError as exc:
+            log.error("cannot make a disk for unknown client %s: %s", mac, exc)
+            return None
+        log.info("unknown client %s adopted as %s (image %s)", mac, client.name, client.config.image)
+        return client
 
     def _reservations(self, name: str) -> Reservations:
         # Persistent reservations (with APTPL) outlive restarts: one file per target and disk.
@@ -124,7 +138,7 @@ class Appliance:
                             {c.config.mac: c.config.ip for c in clients if c.config.ip})
         port = self.bound[0][1] if self.bound else 3260
         policy = DhcpPolicy(dhcp, server_ip, mask, leases, {c.config.mac: c for c in clients}, iscsi_port=port,
-                            on_boot=self._client_booting)
+                            on_boot=self._client_booting, adopt=self._adopt)
         self.dhcp = DhcpService(policy, dhcp.interface)
         if dhcp.mode == "proxy":
             self.pxe = DhcpService(policy, dhcp.interface, port=4011)

@@ -37,6 +37,16 @@ class BootClient:
         return f"iscsi:{server_ip}::{'' if port == 3260 else port}:0:{self.target_iqn}"
 
 
+def unknown_client(config: Config, mac: str) -> BootClient:
+    """A client for a MAC no [[client]] names, booting `dhcp.unknown_clients`' image."""
+    name = "pc-" + mac.replace(":", "")
+    images = {image.name: image.path for image in config.images}
+    base = config.iscsi.base_iqn
+    return BootClient(ClientConfig(name, mac, config.dhcp.unknown_clients), f"{base}:{name}",
+                      f"{base}:initiator.{name}", config.server.state_dir / "clients" / f"{name}.vhd",
+                      images[config.dhcp.unknown_clients])
+
+
 def boot_clients(config: Config) -> list[BootClient]:
     images = {image.name: image.path for image in config.images}
     base = config.iscsi.base_iqn

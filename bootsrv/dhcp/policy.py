@@ -38,6 +38,8 @@ class DhcpPolicy:
     iscsi_port: int = 3260
     on_boot: Callable[[BootClient], None] | None = None  # a known client just powered on (DISCOVER)
     on_ipxe_discover: Callable[[], None] | None = None  # e.g. end iPXE's wait for an IPv6 router
+    # unknown_clients = "<image>": make a client for a MAC seen for the first time.
+    adopt: Callable[[str], BootClient | None] | None = None
 
     def handle(self, request: p.DhcpPacket, now: float, *, port: int = 67,
                source: tuple[str, int] = ("0.0.0.0", 68)) -> Reply | None:
@@ -45,6 +47,11 @@ class DhcpPolicy:
             return None
         kind = request.message_type
         client = self.clients.get(request.mac)
+        if client is None and self.config.unknown_clients != "ignore" and kind == p.DISCOVER \
+                and self.adopt is not None:
+            client = self.adopt(request.mac)
+            if client is not None:
+                self.clients[request.mac] = client
         if client is None and self.config.unknown_clients == "ignore":
             log.debug("ignoring %s from unknown %s", p.MESSAGE_NAMES.get(kind, kind), request.mac)
             return None

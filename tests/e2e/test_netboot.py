@@ -289,3 +289,15 @@ def test_uefi_pxe_firmware_gets_the_efi_ipxe_and_then_its_disk(lab_netns, tmp_pa
              "the EFI iPXE to log in to its disk", 300, machine)
     power_off(machine)
     assert "Traceback" not in server_log()
+
+
+def test_unknown_machine_gets_its_own_disk_when_an_image_is_named(lab_netns, tmp_path):
+    golden = golden_with_marker(tmp_path)
+    golden_bytes = golden.read_bytes()
+    server_log = start_bootsrv(lab_netns, tmp_path, LAB.replace('lease_time = "1h"',
+                                                                 'lease_time = "1h"\nunknown_clients = "golden"'))
+    power_off(boot(lab_netns, tmp_path, "52:54:00:aa:bb:cc", "stranger"))
+    assert "unknown client 52:54:00:aa:bb:cc adopted as pc-525400aabbcc" in server_log()
+    assert "initiator.pc-525400aabbcc logged in to iqn.2026-11.lan.bootsrv:pc-525400aabbcc" in server_log()
+    assert (tmp_path / "state" / "clients" / "pc-525400aabbcc.vhd").exists()
+    assert golden.read_bytes() == golden_bytes

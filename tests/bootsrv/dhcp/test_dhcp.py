@@ -152,3 +152,21 @@ def test_release_decline_and_inform(tmp_path):
     ack = server.handle(p.DhcpPacket.decode(inform), 3.0)
     assert ack.packet.message_type == p.ACK and ack.packet.yiaddr == "0.0.0.0"
     assert (ack.address, ack.port) == ("10.77.0.101", 68) and p.OPT_LEASE_TIME not in ack.packet.options
+
+
+def test_unknown_clients_adopted_when_an_image_is_named(tmp_path):
+    server = policy(tmp_path, unknown_clients="golden")
+    adopted = []
+
+    def adopt(mac):
+        client = BootClient(ClientConfig("pc-020000000009", mac, "golden"), "iqn.x:pc", "iqn.x:initiator.pc",
+                            tmp_path / "pc.vhd", tmp_path / "g.vhd")
+        adopted.append(mac)
+        return client
+
+    server.adopt = adopt
+    offer = server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, mac="02:00:00:00:00:09", options=IPXE)), 1.0)
+    assert adopted == ["02:00:00:00:00:09"] and offer.packet.yiaddr in ("10.77.0.100", "10.77.0.102")
+    assert offer.packet.options[p.OPT_ROOT_PATH].endswith(b"iqn.x:pc")
+    server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, mac="02:00:00:00:00:09", options=IPXE)), 2.0)
+    assert adopted == ["02:00:00:00:00:09"]  # once
