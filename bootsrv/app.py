@@ -173,7 +173,7 @@ class Appliance:
                         current.setdefault(lease.hostname, lease.ip)
                 return current
 
-            self.dns = DnsService(DnsAnswers(dhcp.domain, table))
+            self.dns = DnsService(DnsAnswers(dhcp.domain, table), self.config.dns.upstream)
             try:
                 await self.dns.start(server_ip, self.config.dns.port)
             except OSError as exc:

@@ -96,6 +96,7 @@ class DhcpConfig:
 class DnsConfig:
     enabled: bool = False
     port: int = 53
+    upstream: tuple[tuple[str, int], ...] = ()  # forwarders for names outside our domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,11 +330,16 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
 
     dhcp = _parse_dhcp(file, top)
     dns_section = _Section(file, "dns", top.get("dns", dict, "a [dns] table", {}))
+    upstream = []
+    for entry in dns_section.get("upstream", list, 'a list of forwarders like "10.0.0.53" or "10.0.0.53:5353"', []):
+        host, _, port = str(entry).partition(":")
+        if port and not port.isdigit():
+            dns_section.fail("upstream", 'forwarders like "10.0.0.53" or "10.0.0.53:5353"', entry)
+        upstream.append((_ipv4(dns_section, "upstream", host), int(port or 53)))
     dns = DnsConfig(dns_section.get("enabled", bool, "true or false", False),
-                    dns_section.get("port", int, "a UDP port", 53))
+                    dns_section.get("port", int, "a UDP port", 53), tuple(upstream))
     if not 0 < dns.port < 65536:
         dns_section.fail("port", "a UDP port from 1 to 65535", dns.port)
-    dns_section.get("upstream", list, "a list of forwarders (not used yet)", [])
     dns_section.done()
     tftp = _Section(file, "tftp", top.get("tftp", dict, "a [tftp] table", {}))
     tftp_root = tftp.get("root", str, "a folder path", None)

@@ -21,6 +21,21 @@ class DnsAnswers:
         self.domain = domain.strip(".").lower()
         self.names = names
 
+    def is_ours(self, query: bytes) -> bool | None:
+        """True: we answer; False: a forwarder should; None: not a query worth answering."""
+        try:
+            request = DNSRecord.parse(query)
+        except Exception:  # noqa: BLE001 - dnslib raises assorted errors on garbage
+            return None
+        if request.header.qr or not request.questions:
+            return None
+        qname = str(request.questions[0].qname).rstrip(".").lower()
+        return self._ours(qname) or qname.endswith(".in-addr.arpa") and self._known_reverse(qname)
+
+    def _known_reverse(self, qname: str) -> bool:
+        address = ".".join(reversed(qname[: -len(".in-addr.arpa")].split(".")))
+        return address in self.names().values()
+
     def answer(self, query: bytes) -> bytes | None:
         try:
             request = DNSRecord.parse(query)
@@ -60,8 +75,9 @@ class DnsAnswers:
 
 
 class DnsService(asyncio.DatagramProtocol):
-    def __init__(self, answers: DnsAnswers) -> None:
+    def __init__(self, answers: DnsAnswers, upstream: tuple[tuple[str, int], ...] = ()) -> None:
         self.answers = answers
+        self.upstream = upstream  # forwarders for names that are not ours
         self.transport: asyncio.DatagramTransport | None = None
 
     async def start(self, host: str, port: int) -> None:
@@ -72,9 +88,41 @@ class DnsService(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        ours = self.answers.is_ours(data)
+        if ours is False and self.upstream:
+            asyncio.get_running_loop().create_task(self._forward(data, addr))
+            return
         reply = self.answers.answer(data)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
+
+    async def _forward(self, query: bytes, addr: tuple[str, int]) -> None:
+        """Relay to the first forwarder that answers within 2 s; SERVFAIL if none does."""
+        loop = asyncio.get_running_loop()
+        for server in self.upstream:
+            answer: asyncio.Future[bytes] = loop.create_future()
+
+            class _Once(asyncio.DatagramProtocol):
+                def datagram_received(self, data: bytes, _: tuple[str, int]) -> None:
+                    if not answer.done():
+                        answer.set_result(data)
+
+            transport, _ = await loop.create_datagram_endpoint(_Once, remote_addr=server)
+            try:
+                transport.sendto(query)
+                reply = await asyncio.wait_for(answer, 2.0)
+            except (asyncio.TimeoutError, OSError):
+                log.warning("DNS forwarder %s:%d did not answer", *server)
+                continue
+            finally:
+                transport.close()
+            if self.transport is not None:
+                self.transport.sendto(reply, addr)
+            return
+        failure = DNSRecord.parse(query).reply()
+        failure.header.rcode = RCODE.SERVFAIL
+        if self.transport is not None:
+            self.transport.sendto(failure.pack(), addr)
 
     def close(self) -> None:
         if self.transport is not None:

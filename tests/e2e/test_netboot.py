@@ -109,7 +109,12 @@ def start_bootsrv(ns, tmp_path, config_text: str, name: str = "lab.toml"):
 def test_bios_client_sanboots_its_own_disk(lab_netns, tmp_path):
     golden = golden_with_marker(tmp_path)
     golden_bytes = golden.read_bytes()
-    server_log = start_bootsrv(lab_netns, tmp_path, LAB)
+    upstream = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"  # plays the site's DNS for forwarding
+    lab_netns.popen([upstream, "--no-daemon", "--port=5353", "--listen-address=127.0.0.1", "--bind-interfaces",
+                     "--no-resolv", "--address=/example.test/10.9.9.9", f"--pid-file={tmp_path / 'up.pid'}"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server_log = start_bootsrv(lab_netns, tmp_path, LAB.replace("enabled = true",
+                                                                 'enabled = true\nupstream = ["127.0.0.1:5353"]'))
     # Malformed DHCP, TFTP and DNS datagrams first: the services must shrug them off.
     garbage = ("import os, socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
                "for port in (67, 69, 53, 4011):\n    for n in (0, 1, 7, 240, 300, 600):\n"
@@ -133,6 +138,7 @@ def test_bios_client_sanboots_its_own_disk(lab_netns, tmp_path):
                                     text=True, timeout=30).stdout.strip()
     assert dig("ws01.lab") == "10.77.0.101"
     assert dig("-x", "10.77.0.101") == "ws01.lab."
+    assert dig("www.example.test") == "10.9.9.9"  # not ours: forwarded to the upstream (dnsmasq here)
     # Only the client's own initiator name gets in to its target.
     target_url = "iscsi://10.77.0.1/iqn.2026-11.lan.bootsrv:ws01/0"
     stranger = subprocess.run(lab_netns.cmd("iscsi-inq", "-i", "iqn.2026-11.lan.bootsrv:initiator.ws02",
