@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from target.stores.vhd import open_vhd  # noqa: E402
 from target.stores.vhd.create import create_dynamic  # noqa: E402
-from tests.e2e.netns import MARKER, marker_boot_sector  # noqa: E402
+from tests.e2e.netns import MARKER, marker_boot_sector, stop_processes  # noqa: E402
 
 MAC = "52:54:00:12:34:56"
 IQN_TGT = "iqn.2026-11.lan.tgt:ws01"
@@ -109,16 +109,6 @@ def run_reference(ns: str, workdir: Path, raw: Path) -> list[subprocess.Popen]:
     return [tgt, dnsmasq]
 
 
-def stop(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
@@ -147,7 +137,7 @@ def main() -> int:
                     try:
                         best = min(best, boot_time(ns, workdir, f"{name[:4]}-{round_}"))
                     finally:
-                        stop(procs)
+                        stop_processes(procs)
                         shutil.rmtree(workdir / "state", ignore_errors=True)
                 results[name] = best
         ours, theirs = results["bootsrv"], results["dnsmasq + tgt"]

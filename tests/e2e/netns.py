@@ -21,15 +21,19 @@ class Namespace:
 
     def remove(self) -> None:
         """Stop what was started in it (by PID, never by name), then delete it."""
-        for proc in self.processes:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+        stop_processes(self.processes)
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=30)
+
+
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    for proc in processes:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
     def cmd(self, *argv: str) -> list[str]:
         return ["ip", "netns", "exec", self.name, *argv]
