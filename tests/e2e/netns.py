@@ -24,6 +24,14 @@ class Namespace:
         stop_processes(self.processes)
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=30)
 
+    def cmd(self, *argv: str) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *argv]
+
+    def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
+        proc = subprocess.Popen(self.cmd(*argv), **kwargs)
+        self.processes.append(proc)
+        return proc
+
 
 def stop_processes(processes: list[subprocess.Popen]) -> None:
     for proc in processes:
@@ -34,14 +42,6 @@ def stop_processes(processes: list[subprocess.Popen]) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-    def cmd(self, *argv: str) -> list[str]:
-        return ["ip", "netns", "exec", self.name, *argv]
-
-    def popen(self, argv: list[str], **kwargs) -> subprocess.Popen:
-        proc = subprocess.Popen(self.cmd(*argv), **kwargs)
-        self.processes.append(proc)
-        return proc
 
 
 @pytest.fixture
