@@ -17,8 +17,6 @@ from target.iscsi.digest import crc32c
 BHS_LEN = 48
 DIGEST_LEN = 4
 RESERVED_TAG = 0xFFFFFFFF
-# A data segment length field is 24 bits; anything above our declared limit is refused.
-MAX_DATA_SEGMENT = (1 << 24) - 1
 
 
 class Opcode(IntEnum):
@@ -42,20 +40,6 @@ class Opcode(IntEnum):
     REJECT = 0x3F
 
 
-INITIATOR_OPCODES = frozenset(
-    {
-        Opcode.NOP_OUT,
-        Opcode.SCSI_COMMAND,
-        Opcode.TASK_MGMT_REQUEST,
-        Opcode.LOGIN_REQUEST,
-        Opcode.TEXT_REQUEST,
-        Opcode.DATA_OUT,
-        Opcode.LOGOUT_REQUEST,
-        Opcode.SNACK_REQUEST,
-    }
-)
-
-
 class RejectReason(IntEnum):
     DATA_DIGEST_ERROR = 0x02
     SNACK_REJECT = 0x03
@@ -75,7 +59,6 @@ class FramingError(Exception):
 
 _U32 = struct.Struct(">I")
 _U16 = struct.Struct(">H")
-_U64 = struct.Struct(">Q")
 
 
 def _u32(buf: bytes | bytearray, offset: int) -> int:
@@ -366,6 +349,3 @@ def put_sn_fields(bhs: bytearray, statsn: int, expcmdsn: int, maxcmdsn: int) -> 
     """StatSN, ExpCmdSN, MaxCmdSN at bytes 24..35, shared by every target PDU."""
     struct.pack_into(">III", bhs, 24, statsn & 0xFFFFFFFF, expcmdsn & 0xFFFFFFFF, maxcmdsn & 0xFFFFFFFF)
 
-
-def u64(value: int) -> bytes:
-    return _U64.pack(value)

@@ -63,8 +63,3 @@ class SessionRegistry:
 
     def remove(self, tsih: int) -> None:
         self.sessions.pop(tsih, None)
-
-    def close_all(self) -> None:
-        for session in list(self.sessions.values()):
-            session.close_connection()
-        self.sessions.clear()
