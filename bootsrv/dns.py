@@ -8,10 +8,11 @@ import asyncio
 import logging
 from typing import Callable
 
-from dnslib import PTR, QTYPE, RCODE, RR, A, DNSRecord, DNSError
+from dnslib import PTR, QTYPE, RCODE, RR, A, DNSRecord
 
 log = logging.getLogger("bootsrv.dns")
 TTL = 60
+FORWARD = b"forward"  # answer()'s verdict: not ours, ask the forwarders
 
 
 class DnsAnswers:
@@ -21,37 +22,28 @@ class DnsAnswers:
         self.domain = domain.strip(".").lower()
         self.names = names
 
-    def is_ours(self, query: bytes) -> bool | None:
-        """True: we answer; False: a forwarder should; None: not a query worth answering."""
+    def answer(self, query: bytes, *, forwarding: bool = False) -> bytes | None:
+        """The reply to send; None for garbage, or FORWARD when a forwarder should answer."""
         try:
             request = DNSRecord.parse(query)
         except Exception:  # noqa: BLE001 - dnslib raises assorted errors on garbage
             return None
         if request.header.qr or not request.questions:
             return None
-        qname = str(request.questions[0].qname).rstrip(".").lower()
-        return self._ours(qname) or qname.endswith(".in-addr.arpa") and self._known_reverse(qname)
-
-    def _known_reverse(self, qname: str) -> bool:
-        address = ".".join(reversed(qname[: -len(".in-addr.arpa")].split(".")))
-        return address in self.names().values()
-
-    def answer(self, query: bytes) -> bytes | None:
-        try:
-            request = DNSRecord.parse(query)
-        except (DNSError, Exception):  # dnslib raises assorted errors on garbage
-            return None
-        if request.header.qr or not request.questions:
-            return None
-        reply = request.reply()
         question = request.questions[0]
         qname = str(question.qname).rstrip(".").lower()
         table = self.names()
-        if question.qtype in (QTYPE.A, QTYPE.ANY) and self._host(qname) in table:
-            reply.add_answer(RR(question.qname, QTYPE.A, ttl=TTL, rdata=A(table[self._host(qname)])))
-        elif question.qtype in (QTYPE.PTR, QTYPE.ANY) and qname.endswith(".in-addr.arpa"):
+        reverse = qname.endswith(".in-addr.arpa")
+        hosts: list[str] = []
+        if reverse:
             address = ".".join(reversed(qname[: -len(".in-addr.arpa")].split(".")))
             hosts = [host for host, ip in table.items() if ip == address]
+        if forwarding and not self._ours(qname) and not hosts:
+            return FORWARD
+        reply = request.reply()
+        if question.qtype in (QTYPE.A, QTYPE.ANY) and self._host(qname) in table:
+            reply.add_answer(RR(question.qname, QTYPE.A, ttl=TTL, rdata=A(table[self._host(qname)])))
+        elif question.qtype in (QTYPE.PTR, QTYPE.ANY) and reverse:
             if hosts:
                 name = f"{hosts[0]}.{self.domain}." if self.domain else f"{hosts[0]}."
                 reply.add_answer(RR(question.qname, QTYPE.PTR, ttl=TTL, rdata=PTR(name)))
@@ -88,11 +80,10 @@ class DnsService(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        ours = self.answers.is_ours(data)
-        if ours is False and self.upstream:
+        reply = self.answers.answer(data, forwarding=bool(self.upstream))
+        if reply is FORWARD:
             asyncio.get_running_loop().create_task(self._forward(data, addr))
             return
-        reply = self.answers.answer(data)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
 

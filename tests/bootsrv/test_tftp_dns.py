@@ -3,7 +3,7 @@
 from dnslib import QTYPE, RCODE, DNSRecord
 from hypothesis import given, settings, strategies as st
 
-from bootsrv.dns import DnsAnswers
+from bootsrv.dns import FORWARD, DnsAnswers
 from bootsrv.tftp import resolve
 
 
@@ -45,6 +45,9 @@ def test_dns_answers_clients_and_refuses_the_world():
     assert ask(answers, "ws99.lab").header.rcode == RCODE.NXDOMAIN
     assert ask(answers, "example.org").header.rcode == RCODE.REFUSED
     assert ask(answers, "ws01.lab", "AAAA").rr == []  # the name exists, no IPv6 address
+    query = DNSRecord.question("example.org").pack()
+    assert answers.answer(query, forwarding=True) is FORWARD  # with forwarders, the world goes there
+    assert answers.answer(DNSRecord.question("ws01.lab").pack(), forwarding=True) is not FORWARD
 
 
 @settings(max_examples=300)
