@@ -48,6 +48,7 @@ class Appliance:
     ra: RouterAdvertiser | None = None
     tftp: TftpService | None = None
     dns: DnsService | None = None
+    client_units: dict[str, LogicalUnit] = field(default_factory=dict)
 
     def open_disks(self) -> None:
         os.makedirs(self.config.server.state_dir, exist_ok=True)
@@ -91,8 +92,10 @@ class Appliance:
         return reservations
 
     def _client_unit(self, client: BootClient) -> LogicalUnit:
-        return LogicalUnit(f"client:{client.name}", self.stores[f"client:{client.name}"],
+        unit = LogicalUnit(f"client:{client.name}", self.stores[f"client:{client.name}"],
                            target_name=client.target_iqn, reservations=self._reservations(f"client-{client.name}"))
+        self.client_units[client.name] = unit
+        return unit
 
     def _unit(self, target_iqn: str, disk_name: str) -> LogicalUnit:
         return LogicalUnit(disk_name, self.stores[disk_name], target_name=target_iqn,
@@ -183,21 +186,17 @@ class Appliance:
         """reset_on_boot: a classroom machine starts again from its image."""
         if not client.config.reset_on_boot:
             return
-        spec = self.directory.find(client.target_iqn)
-        if spec is None or self.server is None:
+        unit = self.client_units.get(client.name)
+        if unit is None or self.server is None:
             return
-        for session in list(self.server.registry.sessions.values()):
-            if session.target_name == client.target_iqn:  # the machine rebooted: these are stale
-                self.server.registry.remove(session.tsih)
-                session.close_connection()
-        unit = spec.device.units[0]  # type: ignore[attr-defined]
-        with unit.write_lock:
-            unit.store.close()
+        self.server.registry.drop_target(client.target_iqn)
+
+        def fresh_disk() -> BlockStore:
             client.disk_path.unlink(missing_ok=True)
             create_differencing(client.disk_path, client.image_path)
-            store = open_vhd(client.disk_path)
-            unit.store = store
-            self.stores[f"client:{client.name}"] = store
+            return open_vhd(client.disk_path)
+
+        self.stores[f"client:{client.name}"] = unit.replace_store(fresh_disk)
         log.info("%s booted: its disk starts again from %s (reset_on_boot)", client.name, client.image_path.name)
 
     async def stop(self) -> None:

@@ -63,3 +63,11 @@ class SessionRegistry:
 
     def remove(self, tsih: int) -> None:
         self.sessions.pop(tsih, None)
+
+    def drop_target(self, target_name: str) -> int:
+        """Close every session on a target (its initiator rebooted: they are stale)."""
+        stale = [s for s in self.sessions.values() if s.target_name == target_name]
+        for session in stale:
+            self.remove(session.tsih)
+            session.close_connection()
+        return len(stale)

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import Callable
 
 from target.scsi import sense as s
 from target.scsi.nexus import Nexus
@@ -95,6 +96,14 @@ class LogicalUnit:
     def take_unit_attention(self, nexus: Nexus) -> tuple[int, int, int] | None:
         queue = self._unit_attentions.get(nexus.key)
         return queue.pop(0) if queue else None
+
+    def replace_store(self, make: Callable[[], BlockStore]) -> BlockStore:
+        """Swap the backing store (e.g. a disk reset to its image), with no write in flight."""
+        with self.write_lock:
+            self.store.close()
+            self.store = make()
+            self._known_size = self.store.size
+        return self.store
 
     def check_capacity(self) -> None:
         """Called periodically: a disk that grew under us tells every initiator."""
