@@ -15,6 +15,7 @@ from bootsrv.app import StartupError, serve
 from bootsrv import disktool
 from bootsrv.config import ConfigError, load_config, parse_size
 from bootsrv.disktool import DiskToolError
+from target.stores.vhd.format import DEFAULT_BLOCK_SIZE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,7 +61,7 @@ def _size(text: str | None, what: str) -> int | None:
 
 def _disk(args: argparse.Namespace) -> int:
     if args.action == "create":
-        block = _size(args.block_size, "--block-size") or disktool.DEFAULT_BLOCK_SIZE
+        block = _size(args.block_size, "--block-size") or DEFAULT_BLOCK_SIZE
         print(disktool.create(args.path, _size(args.size, "--size"), args.type, block, args.parent))
     elif args.action == "info":
         disktool.print_info(disktool.info(args.path), args.json)

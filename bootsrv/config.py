@@ -7,11 +7,12 @@ traceback. Relative paths are relative to the configuration file's folder.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 DEFAULT_BASE_IQN = "iqn.2026-11.lan.bootsrv"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -148,7 +149,7 @@ class _Section:
     def key(self, name: str) -> str:
         return f"{self.where}.{name}" if self.where else name
 
-    def fail(self, name: str, expected: str, got: Any = None) -> None:
+    def fail(self, name: str, expected: str, got: Any = None) -> NoReturn:
         shown = f", got {got!r}" if got is not None else ""
         raise ConfigError(f"{self.file}: {self.key(name) if name else self.where}: expected {expected}{shown}")
 
@@ -372,12 +373,10 @@ _MAC_RE = re.compile(r"^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$")
 
 
 def _ipv4(section: _Section, key: str, value: Any) -> str:
-    import ipaddress
     try:
         return str(ipaddress.IPv4Address(value))
     except (ipaddress.AddressValueError, ValueError):
         section.fail(key, "an IPv4 address like 10.77.0.1", value)
-        raise  # unreachable: fail raises
 
 
 def _parse_dhcp(file: Path, top: _Section) -> DhcpConfig:

@@ -13,7 +13,7 @@ from target.stores.raw import RawStore
 from target.stores.vhd import VhdFormatError, VhdStore, open_vhd, read_footer
 from target.stores.vhd.check import check_vhd
 from target.stores.vhd.create import create_differencing, create_dynamic, create_fixed, extend
-from target.stores.vhd.format import DEFAULT_BLOCK_SIZE, FIXED, TYPE_NAMES
+from target.stores.vhd.format import TYPE_NAMES
 
 CHUNK = 1 << 20
 
@@ -144,6 +144,3 @@ def print_info(data: dict[str, Any], as_json: bool) -> None:
     for key, value in data.items():
         print(f"{key:18} {value}")
 
-
-__all__ = ["DEFAULT_BLOCK_SIZE", "FIXED", "DiskToolError", "check", "convert", "create", "grow", "info",
-           "is_vhd", "open_any", "print_info"]
