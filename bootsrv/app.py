@@ -9,6 +9,8 @@ import os
 import signal
 from dataclasses import dataclass, field
 
+from bootsrv.admin import AdminServer
+from bootsrv.backup import Access, BackupService
 from bootsrv.clients import BootClient, boot_clients, unknown_client
 from bootsrv.config import Config, DiskConfig
 from bootsrv.dhcp.leases import LeaseStore
@@ -25,6 +27,7 @@ from target.scsi.device import ScsiDevice
 from target.scsi.lu import LogicalUnit
 from target.scsi.reservations import Reservations
 from target.stores.base import BlockStore, StoreError
+from target.stores.gate import GatedStore
 from target.stores.raw import RawStore
 from target.stores.vhd import VhdFormatError, open_vhd
 from target.stores.vhd.create import create_differencing, create_dynamic
@@ -40,7 +43,7 @@ class StartupError(Exception):
 class Appliance:
     config: Config
     directory: TargetDirectory = field(default_factory=TargetDirectory)
-    stores: dict[str, BlockStore] = field(default_factory=dict)
+    stores: dict[str, GatedStore] = field(default_factory=dict)
     server: IscsiServer | None = None
     bound: list[tuple[str, int]] = field(default_factory=list)
     dhcp: DhcpService | None = None
@@ -49,11 +52,23 @@ class Appliance:
     tftp: TftpService | None = None
     dns: DnsService | None = None
     client_units: dict[str, LogicalUnit] = field(default_factory=dict)
+    backup: BackupService = field(init=False)
+    admin: AdminServer | None = None
+
+    def __post_init__(self) -> None:
+        self.backup = BackupService(self.config, self.directory, lambda: self.server.registry if self.server else None)
 
     def open_disks(self) -> None:
         os.makedirs(self.config.server.state_dir, exist_ok=True)
         for disk in self.config.disks:
-            self.stores[disk.name] = _open_disk(self.config, disk)
+            self.stores[disk.name] = GatedStore(_open_disk(self.config, disk))
+            serving = [t for t in self.config.targets if disk.name in t.luns]
+            anyone = any(not t.initiators for t in serving)
+            chap = next((t.chap for t in serving if t.chap), None)
+            self.backup.add_disk(disk.name, disk.path, self.stores[disk.name], Access(
+                tuple(t.iqn for t in serving),
+                None if anyone else frozenset(i for t in serving for i in t.initiators),
+                Credentials(chap.user, chap.secret) if chap else None))
         for client in boot_clients(self.config):
             self._add_client(client)
         for target in self.config.targets:
@@ -66,13 +81,16 @@ class Appliance:
                              if target.mutual_chap else None)))
 
     def _add_client(self, client: BootClient) -> None:
-        self.stores[f"client:{client.name}"] = _open_client_disk(self.config, client)
+        gate = self.stores[f"client:{client.name}"] = GatedStore(_open_client_disk(self.config, client))
+        chap = Credentials(client.config.chap.user, client.config.chap.secret) if client.config.chap else None
         self.directory.add(TargetSpec(
             name=client.target_iqn,
             device=ScsiDevice([self._client_unit(client)]),
             alias=f"{client.name} boot disk",
             initiators=frozenset({client.initiator_iqn}),
-            chap=Credentials(client.config.chap.user, client.config.chap.secret) if client.config.chap else None))
+            chap=chap))
+        self.backup.add_disk(client.name, client.disk_path, gate,
+                             Access((client.target_iqn,), frozenset({client.initiator_iqn}), chap))
 
     def _adopt(self, mac: str) -> BootClient | None:
         """unknown_clients = an image: a new MAC gets its own disk and target on first sight."""
@@ -103,6 +121,10 @@ class Appliance:
                            reservations=self._reservations(f"{target_iqn.replace(':', '_')}@{disk_name}"))
 
     async def start(self) -> None:
+        self.backup.loop = asyncio.get_running_loop()
+        self.backup.start()
+        self.admin = AdminServer(self)
+        await self.admin.start()
         iscsi = self.config.iscsi
         settings = ServerSettings(limits=TargetLimits(digests=iscsi.digests),
                                   queue_depth=iscsi.queue_depth, max_sessions=iscsi.max_sessions,
@@ -191,15 +213,26 @@ class Appliance:
             return
         self.server.registry.drop_target(client.target_iqn)
 
-        def fresh_disk() -> BlockStore:
-            client.disk_path.unlink(missing_ok=True)
-            create_differencing(client.disk_path, client.image_path)
-            return open_vhd(client.disk_path)
-
-        self.stores[f"client:{client.name}"] = unit.replace_store(fresh_disk)
+        gate = self.stores[f"client:{client.name}"]
+        busy = self.backup.engine.lock(client.name)
+        if not busy.acquire(blocking=False):  # this runs on the event loop: never wait for an export
+            log.warning("%s booted during a snapshot operation on its disk: not reset this time", client.name)
+            return
+        try:
+            with gate.hold():
+                fresh = client.disk_path.with_name(client.disk_path.name + ".new")
+                fresh.unlink(missing_ok=True)
+                create_differencing(fresh, client.image_path)
+                os.replace(fresh, client.disk_path)
+                gate.swap(open_vhd(client.disk_path)).close()
+        finally:
+            busy.release()
         log.info("%s booted: its disk starts again from %s (reset_on_boot)", client.name, client.image_path.name)
 
     async def stop(self) -> None:
+        if self.admin is not None:
+            self.admin.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.backup.stop)
         for service in (self.dhcp, self.pxe, self.dns, self.ra):
             if service is not None:
                 service.close()

@@ -7,15 +7,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import os
 import sys
+import time
+from pathlib import Path
+from typing import Any
 
 from bootsrv import __version__
 from bootsrv.app import StartupError, serve
 from bootsrv import disktool
+from bootsrv.admin import call
 from bootsrv.config import ConfigError, load_config, parse_size
 from bootsrv.disktool import DiskToolError
+from snapshots.export import verify
 from target.stores.vhd.format import DEFAULT_BLOCK_SIZE
+
+DEFAULT_CONFIG = "/etc/bootsrv/bootsrv.toml"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,7 +56,55 @@ def _parser() -> argparse.ArgumentParser:
     extend.add_argument("--size", required=True)
     check_disk = actions.add_parser("check", help="checksums, BAT bounds and overlaps, parent linkage")
     check_disk.add_argument("path")
+    status = commands.add_parser("status", help="what the running server serves: disks, sessions, schedules")
+    _config_option(status)
+    status.add_argument("--json", action="store_true")
+    _snapshot_parser(commands)
+    schedule = commands.add_parser("schedule", help="snapshot schedules: run one now")
+    schedule_actions = schedule.add_subparsers(dest="action", required=True, metavar="ACTION")
+    run_now = schedule_actions.add_parser("run", help="take, export and prune as the schedule would, now")
+    run_now.add_argument("name")
+    _config_option(run_now)
     return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", metavar="FILE", default=os.environ.get("BOOTSRV_CONFIG", DEFAULT_CONFIG),
+                        help=f"the running server's configuration (default $BOOTSRV_CONFIG or {DEFAULT_CONFIG})")
+
+
+def _snapshot_parser(commands: Any) -> None:
+    snap = commands.add_parser("snapshot", help="point-in-time copies of live disks: take, list, mount, export, "
+                               "roll back, delete")
+    actions = snap.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="freeze a disk's current content (clients keep running)")
+    create.add_argument("disk")
+    create.add_argument("--label", default="")
+    listing = actions.add_parser("list", help="snapshots with their time, size, mounts and exports")
+    listing.add_argument("disk", nargs="?")
+    listing.add_argument("--json", action="store_true")
+    delete = actions.add_parser("delete", help="remove a snapshot (its data merges into its neighbour)")
+    delete.add_argument("id", type=int)
+    mount = actions.add_parser("mount", help="read-only: as its own iSCSI target, or as DIR/disk.img here")
+    mount.add_argument("id", type=int)
+    how = mount.add_mutually_exclusive_group(required=True)
+    how.add_argument("--iscsi", action="store_true")
+    how.add_argument("--local", metavar="DIR")
+    unmount = actions.add_parser("unmount", help="undo snapshot mount")
+    unmount.add_argument("id", type=int)
+    export = actions.add_parser("export", help="write the snapshot as a file for backup, with a sha256 manifest")
+    export.add_argument("id", type=int)
+    export.add_argument("dest_dir")
+    export.add_argument("--format", choices=("vhd", "raw"), default="vhd")
+    export.add_argument("--incremental-from", type=int, metavar="ID",
+                        help="only what changed since snapshot ID (a differencing VHD over ID's export)")
+    verify = actions.add_parser("verify", help="re-read an export and the exports it builds on")
+    verify.add_argument("path")
+    rollback = actions.add_parser("rollback", help="return the disk to this snapshot's content")
+    rollback.add_argument("id", type=int)
+    rollback.add_argument("--force", action="store_true", help="drop the client's sessions first")
+    for sub in (create, listing, delete, mount, unmount, export, rollback):
+        _config_option(sub)
 
 
 def _size(text: str | None, what: str) -> int | None:
@@ -76,11 +133,90 @@ def _disk(args: argparse.Namespace) -> int:
     return 0
 
 
+def _when(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
+
+
+def _size_text(count: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024  # type: ignore[assignment]
+    return str(count)
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    if args.action == "verify":
+        findings = verify(args.path)
+        print("\n".join(findings) if findings else f"{args.path}: ok (files, checksums and chain verified)")
+        return 1 if findings else 0
+    state_dir = load_config(args.config).server.state_dir
+    if args.action == "create":
+        snap = call(state_dir, "snapshot.create", {"disk": args.disk, "label": args.label})
+        print(f"snapshot {snap['id']} of {snap['disk']} taken at {_when(snap['created'])} "
+              f"(writes held {snap['pause_ms']:.1f} ms)")
+    elif args.action == "list":
+        rows = call(state_dir, "snapshot.list", {"disk": args.disk})
+        if args.json:
+            print(json.dumps(rows, indent=2))
+            return 0
+        print(f"{'ID':>5}  {'DISK':<16} {'TAKEN':<19}  {'DATA':>10}  {'ORIGIN':<18} {'MOUNTED':<8} LABEL")
+        for row in rows:
+            mounted = ",".join(m for m, on in (("iscsi", row["mount_iscsi"]), ("local", row["mount_local"])) if on)
+            state = "" if row["state"] == "ready" else f" [{row['state']}]"
+            print(f"{row['id']:>5}  {row['disk']:<16} {_when(row['created']):<19}  "
+                  f"{_size_text(row['unique_bytes']):>10}  {row['origin']:<18} {mounted or '-':<8} {row['label']}{state}")
+    elif args.action == "delete":
+        call(state_dir, "snapshot.delete", {"id": args.id})
+        print(f"snapshot {args.id} deleted")
+    elif args.action == "mount":
+        result = call(state_dir, "snapshot.mount", {"id": args.id, "local": args.local})
+        print(result.get("target") or result.get("file"))
+    elif args.action == "unmount":
+        print("unmounted: " + ", ".join(call(state_dir, "snapshot.unmount", {"id": args.id})))
+    elif args.action == "export":
+        result = call(state_dir, "snapshot.export", {"id": args.id, "dest": str(Path(args.dest_dir).resolve()),
+                                                     "format": args.format,
+                                                     "incremental_from": args.incremental_from})
+        print(f"{result['path']}  sha256 {result['sha256']}" + (f"  (over {result['base']})" if result["base"] else ""))
+    else:
+        call(state_dir, "snapshot.rollback", {"id": args.id, "force": args.force})
+        print(f"rolled back to snapshot {args.id}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    status = call(load_config(args.config).server.state_dir, "status")
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"bootsrv pid {status['pid']}, up {status['uptime'] / 3600:.1f} h, portals {', '.join(status['portals'])}, "
+          f"{status['sessions']} session(s)")
+    for disk in status["disks"]:
+        print(f"  disk {disk['name']:<16} {_size_text(disk['size']):>10}  {disk['sessions']} session(s)  "
+              f"{disk['snapshots']} snapshot(s), {_size_text(disk['snapshot_bytes'])}")
+    for row in status["schedules"]:
+        print(f"  schedule {row['name']} ({row['cron']}, disks {' '.join(row['disks'])}, export {row['export']}): "
+              f"last run {_when(row['last_run'])} {row['last_result']}; next run {_when(row['next_run'])}")
+    for mount in status["mounts"]:
+        print(f"  snapshot {mount['id']} of {mount['disk']} mounted" + (" as iSCSI" if mount["iscsi"] else "")
+              + (f" at {mount['local']}" if mount["local"] else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "disk":
             return _disk(args)
+        if args.command == "snapshot":
+            return _snapshot(args)
+        if args.command == "status":
+            return _status(args)
+        if args.command == "schedule":
+            result = call(load_config(args.config).server.state_dir, "schedule.run", {"name": args.name})
+            print(f"schedule {args.name}: {result}")
+            return 0 if result == "ok" else 1
         if args.command == "check-config":
             config = load_config(args.file)
             print(f"{args.file}: ok ({len(config.disks)} disks, {len(config.targets)} targets, "
@@ -91,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         asyncio.run(serve(config))
         return 0
-    except (ConfigError, StartupError, DiskToolError) as exc:
+    except (ConfigError, StartupError, DiskToolError, ConnectionError, RuntimeError) as exc:
         print(f"bootsrv: {exc}", file=sys.stderr)
         return 1
     except FileNotFoundError as exc:

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
+from snapshots.retention import Keep
+from snapshots.schedule import Schedule, valid_cron
+
 DEFAULT_BASE_IQN = "iqn.2026-11.lan.bootsrv"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _IQN_RE = re.compile(r"^iqn\.\d{4}-\d{2}\.[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[a-z0-9.:-]+)?$")
@@ -117,6 +120,13 @@ class ClientConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotsConfig:
+    export_dir: Path | None = None
+    initiators: tuple[str, ...] = ()  # may attach mounted snapshots, besides each disk's own initiators
+    schedules: tuple[Schedule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     server: ServerConfig
@@ -128,6 +138,7 @@ class Config:
     tftp_root: Path | None = None
     images: tuple[ImageConfig, ...] = ()
     clients: tuple[ClientConfig, ...] = ()
+    snapshots: SnapshotsConfig = SnapshotsConfig()
     _disk_index: dict[str, DiskConfig] = field(default_factory=dict, compare=False, repr=False)
 
     def disk(self, name: str) -> DiskConfig:
@@ -352,6 +363,11 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
         if f"{base_iqn}:{client.name}" in taken:
             raise ConfigError(f"{file}: client {client.name!r}: its target {base_iqn}:{client.name} is also a "
                               "[[target]] iqn; rename one of them")
+    for client in clients:
+        if client.name in disk_index:
+            raise ConfigError(f"{file}: client {client.name!r}: a [[disk]] has that name too; snapshot commands "
+                              "name disks and clients alike, so rename one of them")
+    snapshots = _parse_snapshots(file, base, top, {d.name for d in disks} | {c.name for c in clients})
     top.done()
     return Config(
         path=file,
@@ -365,6 +381,7 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
         tftp_root=(base / tftp_root).resolve() if tftp_root else None,
         images=images,
         clients=clients,
+        snapshots=snapshots,
         _disk_index=disk_index,
     )
 
@@ -452,3 +469,51 @@ def _parse_clients(file: Path, top: _Section, images: tuple[ImageConfig, ...],
         section.done()
         clients.append(ClientConfig(name, mac, image, ip, reset, chap))
     return tuple(clients)
+
+
+def _parse_snapshots(file: Path, base: Path, top: _Section, names: set[str]) -> SnapshotsConfig:
+    section = _Section(file, "snapshots", top.get("snapshots", dict, "a [snapshots] table", {}))
+    export_dir = section.get("export_dir", str, "a folder path", None)
+    initiators = section.get("initiators", list, "a list of initiator IQNs", [])
+    for initiator in initiators:
+        if not isinstance(initiator, str) or not valid_iscsi_name(initiator):
+            section.fail("initiators", "iSCSI names like \"iqn.1991-05.com.microsoft:backup01\"", initiator)
+    schedules: list[Schedule] = []
+    for index, table in enumerate(section.get("schedule", list, "[[snapshots.schedule]] tables", [])):
+        sub = _Section(file, f"snapshots.schedule[{index}]", table)
+        name = sub.get("name", str, "a schedule name", f"schedule{index + 1}")
+        if not _NAME_RE.match(name) or any(s.name == name for s in schedules):
+            sub.fail("name", "a unique name of letters, digits, '.', '_' or '-'", name)
+        cron = sub.get("cron", str, 'a cron expression like "0 2 * * *"', required=True)
+        problem = valid_cron(cron)
+        if problem:
+            sub.fail("cron", f'five cron fields like "0 2 * * *" (minute hour day month weekday): {problem}', cron)
+        disks = sub.get("disks", list, 'a list of disk or client names, or ["*"]', ["*"])
+        for disk in disks:
+            if not isinstance(disk, str) or (disk not in names and not any(c in disk for c in "*?[")):
+                sub.fail("disks", f"disk or client names ({', '.join(sorted(names)) or 'none defined'}) or \"*\"",
+                         disk)
+        export = sub.get("export", str, '"none", "full" or "incremental"', "none")
+        if export not in ("none", "full", "incremental"):
+            sub.fail("export", '"none", "full" or "incremental"', export)
+        if export != "none" and export_dir is None:
+            sub.fail("export", "snapshots.export_dir to be set (exports are written there)")
+        keep_table = _Section(file, sub.key("keep"), sub.get("keep", dict, "{ last = N, daily = N, ... }", {}))
+        counts = {}
+        for kind in ("last", "daily", "weekly", "monthly"):
+            value = keep_table.get(kind, int, "a count of 0 or more", 0)
+            if value < 0:
+                keep_table.fail(kind, "a count of 0 or more", value)
+            counts[kind] = value
+        keep_table.done()
+        grace = parse_duration(sub.get("grace", (int, str), 'a duration like "6h"', "6h"))
+        if grace is None:
+            sub.fail("grace", 'a duration like "6h"', sub.table.get("grace"))
+        full_every = sub.get("full_every", int, "a count of 1 or more", 7)
+        if full_every < 1:
+            sub.fail("full_every", "a count of 1 or more", full_every)
+        sub.done()
+        schedules.append(Schedule(name, cron, tuple(disks), export, Keep(**counts), grace, full_every))
+    section.done()
+    return SnapshotsConfig((base / export_dir).resolve() if export_dir else None,
+                           tuple(i.lower() for i in initiators), tuple(schedules))

@@ -49,6 +49,9 @@ class TargetDirectory:
     def add(self, spec: TargetSpec) -> None:
         self.targets[spec.name.lower()] = spec
 
+    def remove(self, name: str) -> None:
+        self.targets.pop(name.lower(), None)
+
     def find(self, name: str) -> TargetSpec | None:
         return self.targets.get(name.lower())
 

@@ -11,8 +11,6 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Callable
-
 from target.scsi import sense as s
 from target.scsi.nexus import Nexus
 from target.scsi.registry import HANDLERS, Access, Command
@@ -97,14 +95,6 @@ class LogicalUnit:
         queue = self._unit_attentions.get(nexus.key)
         return queue.pop(0) if queue else None
 
-    def replace_store(self, make: Callable[[], BlockStore]) -> BlockStore:
-        """Swap the backing store (e.g. a disk reset to its image), with no write in flight."""
-        with self.write_lock:
-            self.store.close()
-            self.store = make()
-            self._known_size = self.store.size
-        return self.store
-
     def check_capacity(self) -> None:
         """Called periodically: a disk that grew under us tells every initiator."""
         size = self.store.refresh_size()
@@ -144,4 +134,5 @@ class LogicalUnit:
 
     def may_block(self, cdb: bytes) -> bool:
         entry = HANDLERS.get(cdb[0]) if cdb else None
-        return entry is not None and entry.may_block
+        # A disk held still by a snapshot would stall the event loop: wait on a worker thread.
+        return (entry is not None and entry.may_block) or getattr(self.store, "held", False)

@@ -61,18 +61,19 @@ class Server:
         return self.proc.returncode
 
 
-def start_server(workdir: Path, config_text: str) -> Server:
+def start_server(workdir: Path, config_text: str, env: dict[str, str] | None = None) -> Server:
     port = free_port()
     config = workdir / "bootsrv.toml"
     config.write_text(config_text.replace("@PORT@", str(port)))
     log = workdir / "server.log"
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    with open(log, "wb") as handle:
+    start = len(log.read_text(errors="replace")) if log.exists() else 0  # a restart appends to the same log
+    env = dict(os.environ, PYTHONPATH=str(REPO), **(env or {}))
+    with open(log, "ab") as handle:
         proc = subprocess.Popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(config)],
                                 stdout=handle, stderr=subprocess.STDOUT, cwd=workdir, env=env)
     server = Server(proc, port, config, log, workdir)
     deadline = time.monotonic() + 30  # a readiness wait, not an assertion on speed
-    while READY_LINE not in server.log_text():
+    while READY_LINE not in server.log_text()[start:]:
         if proc.poll() is not None or time.monotonic() > deadline:
             server.stop()
             pytest.fail(f"server did not start:\n{server.log_text()}")

@@ -34,6 +34,9 @@ def request_bhs(opcode: int, flags: int, itt: int, ttt: int, cmdsn: int) -> byte
     return bhs
 
 
+RAW_INITIATOR = "iqn.2026-11.test:raw"
+
+
 class RawInitiator:
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -80,8 +83,8 @@ class RawInitiator:
             data = padded[:length]
         return bhs, data
 
-    def login(self, *, digests: bool) -> bytes:
-        keys = [f"InitiatorName=iqn.2026-11.test:raw", f"TargetName={SCRATCH_IQN}", "SessionType=Normal",
+    def login(self, *, digests: bool, target: str = SCRATCH_IQN, initiator: str = RAW_INITIATOR) -> bytes:
+        keys = [f"InitiatorName={initiator}", f"TargetName={target}", "SessionType=Normal",
                 "AuthMethod=None"]
         keys += [f"HeaderDigest={'CRC32C' if digests else 'None'}",
                  f"DataDigest={'CRC32C' if digests else 'None'}", "ImmediateData=Yes", "InitialR2T=Yes",

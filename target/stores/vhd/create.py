@@ -9,6 +9,7 @@ from pathlib import Path
 from target.stores.vhd.format import (
     DEFAULT_BLOCK_SIZE, DIFFERENCING, DYNAMIC, FIXED, FOOTER_SIZE, HEADER_SIZE, MAX_SIZE, SECTOR, DynamicHeader,
     Footer, Locator, VhdFormatError, bat_bytes)
+from target.stores.vhd.chain import locator_paths
 from target.stores.vhd.store import VhdStore, read_footer
 
 LOCATOR_SPACE = SECTOR  # each parent path gets one sector
@@ -79,8 +80,7 @@ def create_differencing(path: str | os.PathLike[str], parent: str | os.PathLike[
         VhdStore(base, readonly=True).close()  # the parent's own chain must open
     size = parent_footer.virtual_size
     entries = -(-size // block_size)
-    relative = os.path.relpath(base, child.parent).replace("/", "\\")
-    paths = [(b"W2ru", (".\\" + relative if not relative.startswith("..") else relative)), (b"W2ku", str(base))]
+    paths = locator_paths(child, base)
     bat_end = FOOTER_SIZE + HEADER_SIZE + bat_bytes(max(bat_room(size, block_size), entries))
     locators, data = [], []
     for i, (code, text) in enumerate(paths):

@@ -26,7 +26,8 @@ from target.stores.vhd.format import (
     DIFFERENCING, DYNAMIC, FIXED, FOOTER_SIZE, HEADER_SIZE, SECTOR, UNALLOCATED, DynamicHeader, Footer,
     VhdFormatError)
 
-MAX_CHAIN = 16
+# Snapshots stack layers: a golden image's own chain plus a disk's snapshots.
+MAX_CHAIN = 64
 _RUN = re.compile(rb"\xff+|\x00+|[\x01-\xfe]", re.DOTALL)
 
 
@@ -146,18 +147,29 @@ class VhdStore:
         return list(dict.fromkeys(found))
 
     def _open_parent(self, depth: int) -> "VhdStore | RawStore":
+        # A layer moved into a snapshot folder keeps a stale relative locator: a candidate
+        # that is another disk is skipped, and the next locator is tried.
         candidates = self.parent_candidates()
+        mismatched: list[str] = []
         for candidate in candidates:
-            if candidate.exists():
+            if not candidate.exists():
+                continue
+            try:
                 parent_footer = read_footer(candidate)
-                if parent_footer.uuid != self.header.parent_uuid:
-                    raise VhdFormatError(f"{self.path}: parent {candidate} has UUID "
-                                         f"{parent_footer.uuid.hex()}, expected {self.header.parent_uuid.hex()}")
-                if parent_footer.disk_type == FIXED:
-                    return FixedVhdStore(candidate, parent_footer, readonly=True)
-                return VhdStore(candidate, readonly=True, _depth=depth + 1)
-        raise VhdFormatError(f"{self.path}: parent {self.header.parent_name!r} not found "
-                             f"(looked at {', '.join(map(str, candidates)) or 'no locators'})")
+            except VhdFormatError as exc:
+                mismatched.append(str(exc))
+                continue
+            if parent_footer.uuid != self.header.parent_uuid:
+                mismatched.append(f"{candidate} has UUID {parent_footer.uuid.hex()}")
+                continue
+            if parent_footer.disk_type == FIXED:
+                return FixedVhdStore(candidate, parent_footer, readonly=True)
+            return VhdStore(candidate, readonly=True, _depth=depth + 1)
+        looked = ", ".join(map(str, candidates)) or "no locators"
+        if mismatched:
+            raise VhdFormatError(f"{self.path}: parent with UUID {self.header.parent_uuid.hex()} not found "
+                                 f"({'; '.join(mismatched)})")
+        raise VhdFormatError(f"{self.path}: parent {self.header.parent_name!r} not found (looked at {looked})")
 
     def chain(self) -> list["VhdStore | RawStore"]:
         layers: list[VhdStore | RawStore] = [self]
@@ -189,6 +201,38 @@ class VhdStore:
 
     def allocated_blocks(self) -> int:
         return sum(1 for entry in self._bat if entry != UNALLOCATED)
+
+    def layer_runs(self, offset: int, length: int) -> list[tuple[int, int, bool]]:
+        """(offset, length, present) runs over [offset, offset+length): present = this
+        layer's own file holds the sectors (its parents are not looked at)."""
+        self._check(offset, length)
+        runs: list[tuple[int, int, bool]] = []
+        pos, end, bs = offset, offset + length, self._block_size
+        while pos < end:
+            block, within = divmod(pos, bs)
+            count = min(bs - within, end - pos)
+            if self._bat[block] == UNALLOCATED:
+                pieces = [(pos, count, False)]
+            else:
+                pieces = [(block * bs + first * SECTOR, (last - first) * SECTOR, present)
+                          for first, last, present in self._runs(block, within // SECTOR, (within + count) // SECTOR)]
+            for start, size, present in pieces:
+                if runs and runs[-1][2] == present and runs[-1][0] + runs[-1][1] == start:
+                    runs[-1] = (runs[-1][0], runs[-1][1] + size, present)
+                else:
+                    runs.append((start, size, present))
+            pos += count
+        return runs
+
+    def layer_bytes(self) -> int:
+        """Bytes of disk data this layer's own file holds (a snapshot's unique data)."""
+        total = 0
+        for block, entry in enumerate(self._bat[: -(-self._size // self._block_size)]):
+            if entry != UNALLOCATED:
+                start = block * self._block_size
+                length = min(self._block_size, self._size - start)
+                total += sum(size for _, size, present in self.layer_runs(start, length) if present)
+        return total
 
     def read(self, offset: int, length: int) -> bytes:
         self._check(offset, length)

@@ -1,0 +1,345 @@
+"""Snapshots of live VHD disks: take, delete (merge), roll back, open for reading.
+
+A disk is a chain of VHD layers; the live file (the path in the configuration)
+is always the top one. Taking a snapshot freezes the live layer under a new
+name in `<disk>.snapshots/` and puts an empty differencing child in its place:
+
+    hold I/O -> flush -> link live as snapshots/N.vhd -> child over N at live.new
+    -> rename live.new over live -> reopen -> release I/O
+
+The live path names a whole disk at every instant (the rename is atomic), so a
+crash anywhere leaves either the old disk (the stray link is removed at start)
+or the new chain. Deleting a snapshot copies its sectors into each child that
+lacks them, points the children at its parent, then removes its file; each step
+keeps every view unchanged and can be redone, so an interrupted delete resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from snapshots.catalog import Catalog, Snapshot
+from snapshots.faults import crash_point
+from target.stores.base import BlockStore
+from target.stores.gate import GatedStore
+from target.stores.vhd import VhdFormatError, open_vhd
+from target.stores.vhd.chain import copy_missing, detach, own_runs, parent_uuid, relink
+from target.stores.vhd.create import create_differencing
+from target.stores.vhd.store import MAX_CHAIN, VhdStore, read_footer
+
+log = logging.getLogger("bootsrv.snapshots")
+
+MERGE_CHUNK = 4 << 20  # a merge into a live disk holds its I/O for one chunk at a time
+
+
+class SnapshotError(Exception):
+    """One line for the admin: what cannot be done and why."""
+
+
+@dataclass(slots=True)
+class Volume:
+    """A disk as the engine sees it: its live file, the gate its initiators go through,
+    and how to find and drop the sessions using it."""
+    name: str
+    path: Path
+    gate: GatedStore
+    sessions: Callable[[], int] = lambda: 0
+    drop_sessions: Callable[[], None] = lambda: None
+
+
+def snapshot_folder(live: Path) -> Path:
+    return live.parent / f"{live.stem}.snapshots"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class SnapshotEngine:
+    catalog: Catalog
+    volumes: dict[str, Volume] = field(default_factory=dict)
+    views: dict[int, GatedStore] = field(default_factory=dict)  # opened snapshots (mounts)
+    _locks: dict[str, threading.RLock] = field(default_factory=dict)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_volume(self, volume: Volume) -> None:
+        self.volumes[volume.name] = volume
+
+    def lock(self, disk: str) -> threading.RLock:
+        """One operation at a time per disk (schedules and the admin API share it)."""
+        with self._locks_guard:
+            return self._locks.setdefault(disk, threading.RLock())
+
+    def volume(self, disk: str) -> Volume:
+        volume = self.volumes.get(disk)
+        if volume is None:
+            known = ", ".join(sorted(self.volumes)) or "none"
+            raise SnapshotError(f"no disk or client named {disk!r} (known: {known})")
+        return volume
+
+    def snapshot(self, snap_id: int) -> Snapshot:
+        snap = self.catalog.get(snap_id)
+        if snap is None or snap.state == "creating":
+            raise SnapshotError(f"no snapshot {snap_id}")
+        return snap
+
+    # ---- take ---------------------------------------------------------------------
+
+    def create(self, disk: str, label: str = "", origin: str = "manual") -> Snapshot:
+        volume = self.volume(disk)
+        with self.lock(disk):
+            live = volume.path
+            try:
+                read_footer(live)
+            except VhdFormatError:
+                raise SnapshotError(f"disk {disk!r} ({live}) is a raw image: snapshots need a VHD disk "
+                                    f"(bootsrv disk convert {live} {live.with_suffix('.vhd')})") from None
+            depth = len(volume.gate.inner.chain()) if isinstance(volume.gate.inner, VhdStore) else 1
+            if depth >= MAX_CHAIN - 1:
+                raise SnapshotError(f"disk {disk!r} already has {depth} layers (at most {MAX_CHAIN}): "
+                                    "delete older snapshots first")
+            folder = snapshot_folder(live)
+            folder.mkdir(exist_ok=True)
+            snap = self.catalog.begin_snapshot(disk, label, origin, folder)
+            frozen, fresh_path = Path(snap.file), live.with_name(live.name + ".new")
+            try:
+                with volume.gate.hold() as store:
+                    store.flush()
+                    crash_point("snapshot.create.flushed")
+                    os.link(live, frozen)
+                    fsync_dir(folder)
+                    crash_point("snapshot.create.linked")
+                    fresh_path.unlink(missing_ok=True)
+                    create_differencing(fresh_path, frozen)
+                    crash_point("snapshot.create.child")
+                    os.replace(fresh_path, live)
+                    fsync_dir(live.parent)
+                    crash_point("snapshot.create.switched")
+                    old = volume.gate.swap(open_vhd(live))
+            except BaseException:
+                self._undo_create(snap, live)
+                raise
+            pause_ms = volume.gate.last_hold_seconds * 1000
+            below = old.parent.path if isinstance(old, VhdStore) and old.parent is not None else None
+            old.close()
+            if below is not None:  # the frozen layer moved folders: its relative locator is redone
+                relink(frozen, below)
+            unique = self._layer_bytes(frozen)
+            self.catalog.update(snap.id, state="ready", uuid=read_footer(frozen).uuid.hex(), unique_bytes=unique,
+                                pause_ms=pause_ms)
+            log.info("snapshot %d of %s taken (%s): writes held %.1f ms, %d bytes in the frozen layer",
+                     snap.id, disk, origin, pause_ms, unique)
+            return self.snapshot(snap.id)
+
+    def _undo_create(self, snap: Snapshot, live: Path) -> None:
+        frozen = Path(snap.file)
+        live.with_name(live.name + ".new").unlink(missing_ok=True)
+        if frozen.exists() and live.exists() and os.path.samefile(frozen, live):
+            frozen.unlink()
+        if not frozen.exists():
+            self.catalog.remove(snap.id)
+
+    @staticmethod
+    def _layer_bytes(path: Path) -> int:
+        store = open_vhd(path, readonly=True)
+        try:
+            return store.layer_bytes() if isinstance(store, VhdStore) else store.size
+        finally:
+            store.close()
+
+    # ---- delete = merge into the children -----------------------------------------
+
+    def delete(self, snap_id: int) -> None:
+        snap = self.snapshot(snap_id)
+        with self.lock(snap.disk):
+            snap = self.snapshot(snap_id)
+            if snap.mount_iscsi or snap.mount_local:
+                raise SnapshotError(f"snapshot {snap_id} is mounted; unmount it first (bootsrv snapshot unmount {snap_id})")
+            self.catalog.update(snap_id, state="deleting")
+            crash_point("snapshot.delete.marked")
+            self._merge_away(snap)
+
+    def _children(self, snap: Snapshot) -> list[Path]:
+        """Layers whose parent is this snapshot, read from the files (a crash may have
+        relinked some already: those are no longer children and are not redone)."""
+        uuid = bytes.fromhex(snap.uuid)
+        found = [Path(other.file) for other in self.catalog.snapshots(snap.disk)
+                 if other.id != snap.id and other.state != "creating" and Path(other.file).exists()
+                 and parent_uuid(other.file) == uuid]
+        live = self.volume(snap.disk).path
+        if parent_uuid(live) == uuid:
+            found.append(live)
+        return found
+
+    def _merge_away(self, snap: Snapshot) -> None:
+        volume = self.volume(snap.disk)
+        frozen = Path(snap.file)
+        source = open_vhd(frozen, readonly=True)
+        try:
+            below = source.parent.path if isinstance(source, VhdStore) and source.parent is not None else None
+            for child in self._children(snap):
+                if child == volume.path:
+                    self._merge_into_live(source, volume, below)
+                else:
+                    target = VhdStore(child)
+                    try:
+                        for offset in range(0, source.size, MERGE_CHUNK):
+                            if copy_missing(source, target, offset, min(MERGE_CHUNK, source.size - offset)):
+                                crash_point("snapshot.delete.merging")
+                        target.flush()
+                    finally:
+                        target.close()
+                    crash_point("snapshot.delete.merged")
+                    _point_at(child, below)
+                crash_point("snapshot.delete.relinked")
+        finally:
+            source.close()
+        self._reopen_views(snap.disk)
+        frozen.unlink(missing_ok=True)
+        fsync_dir(frozen.parent)
+        self.catalog.remove(snap.id)
+        for other in self.catalog.snapshots(snap.disk):
+            if other.state == "ready" and Path(other.file).exists():
+                self.catalog.update(other.id, unique_bytes=self._layer_bytes(Path(other.file)))
+        log.info("snapshot %d of %s deleted (merged into its children)", snap.id, snap.disk)
+
+    def _merge_into_live(self, source: BlockStore, volume: Volume, below: str | None) -> None:
+        for offset in range(0, source.size, MERGE_CHUNK):
+            length = min(MERGE_CHUNK, source.size - offset)
+            if not any(present for _, _, present in own_runs(source, offset, length)):
+                continue
+            with volume.gate.hold() as store:  # the initiator's writes wait for this chunk only
+                assert isinstance(store, VhdStore)
+                copied = copy_missing(source, store, offset, length)
+            if copied:
+                crash_point("snapshot.delete.merging")
+        crash_point("snapshot.delete.merged")
+        with volume.gate.hold() as store:
+            store.flush()
+            _point_at(volume.path, below)
+            old = volume.gate.swap(open_vhd(volume.path))
+        old.close()
+
+    def _reopen_views(self, disk: str) -> None:
+        """Stores that read through a deleted layer reopen without it (its space is freed)."""
+        volume = self.volume(disk)
+        with volume.gate.hold():
+            old = volume.gate.swap(open_vhd(volume.path))
+        old.close()
+        for snap_id, gate in list(self.views.items()):
+            snap = self.catalog.get(snap_id)
+            if snap is not None and snap.disk == disk:
+                with gate.hold():
+                    old = gate.swap(open_vhd(snap.file, readonly=True))
+                old.close()
+
+    # ---- roll back ------------------------------------------------------------------
+
+    def rollback(self, snap_id: int, force: bool = False) -> None:
+        snap = self.snapshot(snap_id)
+        volume = self.volume(snap.disk)
+        with self.lock(snap.disk):
+            sessions = volume.sessions()
+            if sessions and not force:
+                raise SnapshotError(f"disk {snap.disk!r} is in use by {sessions} iSCSI session(s): disconnect "
+                                    "the client first, or add --force to drop its sessions")
+            if sessions:
+                volume.drop_sessions()
+            fresh_path = volume.path.with_name(volume.path.name + ".new")
+            with volume.gate.hold():
+                fresh_path.unlink(missing_ok=True)
+                create_differencing(fresh_path, snap.file)
+                crash_point("snapshot.rollback.child")
+                os.replace(fresh_path, volume.path)
+                fsync_dir(volume.path.parent)
+                old = volume.gate.swap(open_vhd(volume.path))
+            old.close()
+            log.warning("disk %s rolled back to snapshot %d (%s); %d session(s) dropped", snap.disk, snap_id,
+                        time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.created)), sessions)
+
+    # ---- reading a snapshot ------------------------------------------------------------
+
+    def open_view(self, snap_id: int) -> GatedStore:
+        """The snapshot's point-in-time disk, read-only; kept current across deletes."""
+        snap = self.snapshot(snap_id)
+        gate = self.views.get(snap_id)
+        if gate is None:
+            gate = self.views[snap_id] = GatedStore(open_vhd(snap.file, readonly=True))
+        return gate
+
+    def close_view(self, snap_id: int) -> None:
+        gate = self.views.pop(snap_id, None)
+        if gate is not None:
+            gate.close()
+
+    # ---- recovery after a crash -------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Finish or undo what a killed process left half done. Returns what was done."""
+        done: list[str] = []
+        for path in self.catalog.partials():
+            path.unlink(missing_ok=True)
+            self.catalog.partial_end(path)
+            done.append(f"removed the unfinished export {path}")
+        for volume in self.volumes.values():
+            leftover = volume.path.with_name(volume.path.name + ".new")
+            if leftover.exists():
+                leftover.unlink()
+                done.append(f"removed {leftover} (a snapshot or rollback that did not switch)")
+        for snap in self.catalog.snapshots():
+            if snap.disk not in self.volumes:
+                continue
+            if snap.state == "creating":
+                done.append(self._recover_create(snap))
+            elif snap.state == "deleting":
+                self._merge_away(snap)
+                done.append(f"finished deleting snapshot {snap.id} of {snap.disk}")
+        for line in done:
+            log.warning("recovery: %s", line)
+        return done
+
+    def _recover_create(self, snap: Snapshot) -> str:
+        live, frozen = self.volume(snap.disk).path, Path(snap.file)
+        if frozen.exists() and not os.path.samefile(frozen, live) and parent_uuid(live) == read_footer(frozen).uuid:
+            below = None
+            store = open_vhd(frozen, readonly=True)
+            if isinstance(store, VhdStore) and store.parent is not None:
+                below = store.parent.path
+            store.close()
+            if below is not None:
+                relink(frozen, below)
+            self.catalog.update(snap.id, state="ready", uuid=read_footer(frozen).uuid.hex(),
+                                unique_bytes=self._layer_bytes(frozen))
+            return f"finished snapshot {snap.id} of {snap.disk} (the switch had happened)"
+        self._undo_create(snap, live)
+        return f"rolled back snapshot {snap.id} of {snap.disk} (interrupted before the switch)"
+
+    # ---- the tree, for exports and listings --------------------------------------------
+
+    def layers(self, snap_id: int) -> Iterator[str]:
+        """Files of a snapshot's chain, top first."""
+        store = open_vhd(self.snapshot(snap_id).file, readonly=True)
+        try:
+            chain = store.chain() if isinstance(store, VhdStore) else [store]
+            yield from (os.path.realpath(layer.path) for layer in chain)
+        finally:
+            store.close()
+
+
+def _point_at(child: Path, parent: str | None) -> None:
+    """The child's new parent is the deleted layer's parent, or it stands alone."""
+    if parent is not None:
+        relink(child, parent)
+    else:
+        detach(child)

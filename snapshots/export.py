@@ -1,0 +1,233 @@
+"""Exports for backup: a snapshot's point in time as a standalone file (dynamic
+VHD or raw), or as a differencing VHD over an earlier export holding only what
+changed since. Each export gets a manifest (JSON, plus a `sha256sum -c` file);
+`verify` re-reads an export chain against its manifests.
+
+Exports are written as NAME.partial and renamed when complete, so a backup
+folder never holds a half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from snapshots.catalog import Export, Snapshot
+from snapshots.engine import SnapshotEngine, SnapshotError, fsync_dir
+from snapshots.faults import crash_point
+from target.stores.base import BlockStore
+from target.stores.raw import RawStore
+from target.stores.vhd import VhdFormatError, open_vhd
+from target.stores.vhd.chain import own_runs
+from target.stores.vhd.check import check_vhd
+from target.stores.vhd.create import create_differencing, create_dynamic
+from target.stores.vhd.store import VhdStore
+
+CHUNK = 4 << 20
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+def _merged(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, length in sorted(runs):
+        if out and start <= out[-1][0] + out[-1][1]:
+            end = max(out[-1][0] + out[-1][1], start + length)
+            out[-1] = (out[-1][0], end - out[-1][0])
+        else:
+            out.append((start, length))
+    return out
+
+
+def _changed(layers: list[BlockStore], size: int) -> Iterator[tuple[int, int]]:
+    """Ranges where any of these layers holds data: where two views may differ."""
+    for offset in range(0, size, CHUNK):
+        length = min(CHUNK, size - offset)
+        runs = [(start, run) for layer in layers for start, run, present in own_runs(layer, offset, length)
+                if present]
+        yield from _merged(runs)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_snapshot(engine: SnapshotEngine, snap_id: int, dest: Path, fmt: str = "vhd",
+                    incremental_from: int | None = None) -> Export:
+    snap = engine.snapshot(snap_id)
+    if fmt not in ("vhd", "raw"):
+        raise SnapshotError(f"export format {fmt!r}: expected vhd or raw")
+    base = None
+    if incremental_from is not None:
+        if fmt != "vhd":
+            raise SnapshotError("an incremental export is a differencing VHD: use --format vhd")
+        base = _base_export(engine, snap, incremental_from, dest)
+    with engine.lock(snap.disk):
+        dest.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(snap.created))
+        kind = "incr" if base else "full"
+        final = dest / f"{snap.disk}-{snap.id}-{stamp}-{kind}.{'vhd' if fmt == 'vhd' else 'img'}"
+        partial = final.with_name(final.name + ".partial")
+        engine.catalog.partial_begin(partial)
+        try:
+            partial.unlink(missing_ok=True)
+            view = open_vhd(snap.file, readonly=True)
+            try:
+                written = _write_export(engine, view, snap, partial, fmt, base)
+            finally:
+                view.close()
+            crash_point("snapshot.export.written")
+            os.replace(partial, final)
+            fsync_dir(dest)
+        finally:
+            partial.unlink(missing_ok=True)
+            engine.catalog.partial_end(partial)
+        digest = file_sha256(final)
+        manifest: dict[str, Any] = {
+            "file": final.name, "sha256": digest, "format": fmt, "kind": kind, "disk": snap.disk,
+            "snapshot": snap.id, "taken": snap.created, "label": snap.label, "virtual_size": view.size,
+            "data_bytes": written,
+            "base": {"file": os.path.relpath(base.path, dest), "sha256": base.sha256} if base else None,
+        }
+        _write_atomic(final.with_name(final.name + MANIFEST_SUFFIX), json.dumps(manifest, indent=2) + "\n")
+        _write_atomic(final.with_name(final.name + ".sha256"), f"{digest}  {final.name}\n")
+        return engine.catalog.add_export(snap.id, snap.disk, str(final), fmt, digest, base.path if base else "")
+
+
+def _base_export(engine: SnapshotEngine, snap: Snapshot, base_id: int, dest: Path) -> Export:
+    candidates = [e for e in engine.catalog.exports(snapshot=base_id) if e.format == "vhd" and Path(e.path).exists()]
+    if not candidates:
+        raise SnapshotError(f"snapshot {base_id} has no VHD export to build on: export it first "
+                            f"(bootsrv snapshot export {base_id} {dest})")
+    if candidates[0].disk != snap.disk:
+        raise SnapshotError(f"snapshot {base_id} is of disk {candidates[0].disk!r}, not {snap.disk!r}")
+    in_dest = [e for e in candidates if Path(e.path).parent.resolve() == dest.resolve()]
+    return (in_dest or candidates)[-1]
+
+
+def _write_export(engine: SnapshotEngine, view: BlockStore, snap: Snapshot, path: Path, fmt: str,
+                  base: Export | None) -> int:
+    if base is not None:
+        create_differencing(path, base.path)
+        target: BlockStore = VhdStore(path)
+        ranges = _incremental_ranges(engine, view, snap, base)
+    else:
+        if fmt == "vhd":
+            create_dynamic(path, view.size)
+            target = VhdStore(path)
+        else:
+            target = RawStore.create(path, view.size)
+        ranges = ((start, length) for start, length, mapped in view.extents(0, view.size) if mapped)
+    written = 0
+    try:
+        for start, length in ranges:
+            for offset in range(start, start + length, CHUNK):
+                size = min(CHUNK, start + length - offset)
+                data = view.read(offset, size)
+                if base is not None or any(data):  # a full export stays sparse; zeros over a base must be written
+                    target.write(offset, data)
+                    written += size
+        target.flush()
+    finally:
+        target.close()
+    return written
+
+
+def _incremental_ranges(engine: SnapshotEngine, view: BlockStore, snap: Snapshot,
+                        base: Export) -> Iterator[tuple[int, int]]:
+    """Layers on one path and not the other (snapshot vs. the base export's snapshot)
+    hold every sector where the two points in time can differ. If the base snapshot is
+    gone (deleted since), the base export itself is compared instead."""
+    base_snap = engine.catalog.get(base.snapshot)
+    if base_snap is None or base_snap.state != "ready":
+        yield from _compared_ranges(view, Path(base.path))
+        return
+    ours, theirs = list(engine.layers(snap.id)), list(engine.layers(base_snap.id))
+    differing = [path for path in ours if path not in theirs] + [path for path in theirs if path not in ours]
+    layers = [open_vhd(path, readonly=True) for path in differing]
+    try:
+        yield from _changed(layers, view.size)
+    finally:
+        for layer in layers:
+            layer.close()
+
+
+def _compared_ranges(view: BlockStore, base_path: Path) -> Iterator[tuple[int, int]]:
+    base = open_vhd(base_path, readonly=True)
+    try:
+        step = 64 << 10
+        for offset in range(0, view.size, step):
+            size = min(step, view.size - offset)
+            if view.read(offset, size) != base.read(offset, size):
+                yield offset, size
+    finally:
+        base.close()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+# ---- verify ---------------------------------------------------------------------------
+
+def verify(path: str | os.PathLike[str]) -> list[str]:
+    """Check an export and everything it builds on. Returns findings; empty = sound."""
+    findings: list[str] = []
+    current: Path | None = Path(path).resolve()
+    seen: set[Path] = set()
+    while current is not None and current not in seen:
+        seen.add(current)
+        manifest_path = current.with_name(current.name + MANIFEST_SUFFIX)
+        if not current.exists():
+            findings.append(f"{current}: missing")
+            break
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as exc:
+            findings.append(f"{manifest_path}: no readable manifest ({exc})")
+            break
+        digest = file_sha256(current)
+        if digest != manifest.get("sha256"):
+            findings.append(f"{current}: sha256 {digest} differs from the manifest's {manifest.get('sha256')}")
+        if manifest.get("format") == "vhd":
+            report = check_vhd(current)
+            findings += [f"{current}: {finding}" for finding in report.findings]
+        base = manifest.get("base")
+        if base:
+            parent = (current.parent / base["file"]).resolve()
+            if parent.exists() and file_sha256(parent) != base.get("sha256"):
+                findings.append(f"{current}: its base {parent} changed since this export was made")
+            current = parent
+        else:
+            current = None
+    if not findings:
+        findings += _read_through(Path(path))
+    return findings
+
+
+def _read_through(path: Path) -> list[str]:
+    """Every byte of the point in time must be readable through the chain."""
+    try:
+        store = open_vhd(path, readonly=True) if path.suffix == ".vhd" else RawStore(path, readonly=True)
+    except (VhdFormatError, OSError) as exc:
+        return [f"{path}: cannot open the chain: {exc}"]
+    try:
+        for offset in range(0, store.size, CHUNK):
+            store.read(offset, min(CHUNK, store.size - offset))
+    except Exception as exc:  # any failure to read is a finding, not a crash of verify
+        return [f"{path}: read failed: {exc}"]
+    finally:
+        store.close()
+    return []

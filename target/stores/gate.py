@@ -1,0 +1,132 @@
+"""A store that can be held still and swapped while initiators use it.
+
+Snapshots, rollbacks and merges change which file backs a disk. They do it
+here, below the SCSI layer: `hold()` lets in-flight I/O finish, keeps new I/O
+waiting, and hands the holder the store; `swap()` (inside a hold) puts another
+store in its place. Initiators see a pause, never an error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+from target.stores.base import BlockStore
+
+
+class GatedStore:
+    def __init__(self, inner: BlockStore) -> None:
+        self.inner = inner
+        self._cond = threading.Condition(threading.Lock())
+        self._active = 0
+        self._held = False
+        self.last_hold_seconds = 0.0  # how long the last hold kept I/O waiting
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def _enter(self) -> BlockStore:
+        with self._cond:
+            while self._held:
+                self._cond.wait()
+            self._active += 1
+            return self.inner
+
+    def _leave(self) -> None:
+        with self._cond:
+            self._active -= 1
+            if self._active == 0 and self._held:
+                self._cond.notify_all()
+
+    @contextmanager
+    def hold(self) -> Iterator[BlockStore]:
+        """Drain in-flight I/O and keep new I/O waiting until the block ends.
+        The holder must use the yielded store, not this one (that would wait on itself)."""
+        with self._cond:
+            while self._held:  # one holder at a time
+                self._cond.wait()
+            self._held = True
+            started = time.monotonic()
+            while self._active:
+                self._cond.wait()
+        try:
+            yield self.inner
+        finally:
+            with self._cond:
+                self._held = False
+                self.last_hold_seconds = time.monotonic() - started
+                self._cond.notify_all()
+
+    def swap(self, store: BlockStore) -> BlockStore:
+        """Inside a hold: serve from `store` from now on; returns the old one (still open)."""
+        if not self._held:
+            raise RuntimeError("GatedStore.swap outside hold()")
+        old, self.inner = self.inner, store
+        return old
+
+    # ---- BlockStore, each call between _enter and _leave ----------------------
+
+    @property
+    def size(self) -> int:
+        return self.inner.size
+
+    @property
+    def readonly(self) -> bool:
+        return self.inner.readonly
+
+    @property
+    def can_unmap(self) -> bool:
+        return self.inner.can_unmap
+
+    def refresh_size(self) -> int:
+        store = self._enter()
+        try:
+            return store.refresh_size()
+        finally:
+            self._leave()
+
+    def read(self, offset: int, length: int) -> bytes:
+        store = self._enter()
+        try:
+            return store.read(offset, length)
+        finally:
+            self._leave()
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None:
+        store = self._enter()
+        try:
+            store.write(offset, data, durable=durable)
+        finally:
+            self._leave()
+
+    def write_may_block(self, offset: int, length: int) -> bool:
+        # While held, a write waits for the holder: better on a worker thread than on the event loop.
+        return self._held or self.inner.write_may_block(offset, length)
+
+    def unmap(self, offset: int, length: int) -> None:
+        store = self._enter()
+        try:
+            store.unmap(offset, length)
+        finally:
+            self._leave()
+
+    def extents(self, offset: int, length: int) -> Iterator[tuple[int, int, bool]]:
+        store = self._enter()
+        try:
+            return iter(list(store.extents(offset, length)))
+        finally:
+            self._leave()
+
+    def flush(self) -> None:
+        store = self._enter()
+        try:
+            store.flush()
+        finally:
+            self._leave()
+
+    def close(self) -> None:
+        with self.hold() as store:
+            store.close()

@@ -1,0 +1,153 @@
+"""Helpers for the snapshot tests: configurations with a standalone VHD disk or a
+client's differencing disk, the CLI as admins run it, and reading a snapshot
+through its read-only iSCSI mount with qemu-img."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from bootsrv.config import DEFAULT_BASE_IQN
+from tests.e2e.conftest import REPO, SCRATCH_IQN, Server, run
+from tests.e2e.test_wire import RAW_INITIATOR, RawInitiator
+
+MiB = 1 << 20
+QEMU_INITIATOR = "iqn.2008-11.org.linux-kvm"  # qemu-img's default initiator name: our "backup host"
+CLIENT = "pc1"
+CLIENT_IQN = f"{DEFAULT_BASE_IQN}:{CLIENT}"
+CLIENT_INITIATOR = f"{DEFAULT_BASE_IQN}:initiator.{CLIENT}"
+
+SNAPSHOTS_SECTION = f"""
+[snapshots]
+export_dir = "exports"
+initiators = ["{QEMU_INITIATOR}", "{RAW_INITIATOR}"]
+"""
+
+
+def standalone_config(size: str = "64MiB", extra: str = "") -> str:
+    return f"""
+[server]
+state_dir = "state"
+[iscsi]
+portals = ["127.0.0.1:@PORT@"]
+[[disk]]
+name = "scratch"
+path = "disks/scratch.vhd"
+size = "{size}"
+[[target]]
+iqn = "{SCRATCH_IQN}"
+luns = ["scratch"]
+{SNAPSHOTS_SECTION}
+{extra}
+"""
+
+
+def client_config(extra: str = "") -> str:
+    """A diskless client's differencing disk over golden.vhd (made by make_golden)."""
+    return f"""
+[server]
+state_dir = "state"
+[iscsi]
+portals = ["127.0.0.1:@PORT@"]
+[[image]]
+name = "golden"
+path = "golden.vhd"
+[[client]]
+name = "{CLIENT}"
+mac = "52:54:00:00:00:01"
+image = "golden"
+{SNAPSHOTS_SECTION}
+{extra}
+"""
+
+
+def make_golden(workdir: Path, size: str = "64MiB") -> Path:
+    golden = workdir / "golden.vhd"
+    bootsrv_cli(workdir, "disk", "create", str(golden), "--size", size)
+    return golden
+
+
+def bootsrv_cli(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "bootsrv", *args], capture_output=True, text=True, cwd=workdir,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=600)
+    if check:
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+    return result
+
+
+def snapshot(server: Server, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return bootsrv_cli(server.workdir, "snapshot", *args, "-c", str(server.config), check=check)
+
+
+def snapshot_ids(server: Server) -> list[int]:
+    rows = json.loads(snapshot(server, "list", "--json").stdout)
+    return [row["id"] for row in rows]
+
+
+def mount_url(server: Server, disk: str, snap_id: int) -> str:
+    return server.url(f"{DEFAULT_BASE_IQN}:snap.{disk}.{snap_id}")
+
+
+def read_through_mount(server: Server, disk: str, snap_id: int, out: Path) -> bytes:
+    """Mount the snapshot read-only over iSCSI, read it whole with qemu-img, unmount."""
+    snapshot(server, "mount", str(snap_id), "--iscsi")
+    try:
+        run(["qemu-img", "convert", "-f", "raw", "-O", "raw", mount_url(server, disk, snap_id), str(out)],
+            timeout=300)
+    finally:
+        snapshot(server, "unmount", str(snap_id))
+    data = out.read_bytes()
+    out.unlink()
+    return data
+
+
+def write_image(server: Server, url: str, data: bytes, scratch: Path) -> None:
+    scratch.write_bytes(data)
+    run(["qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", str(scratch), url], timeout=300)
+    scratch.unlink()
+
+
+class SequenceWriter(threading.Thread):
+    """Writes 4 KiB slot n with the number n+1, one command at a time, and records when
+    each write was sent and when it was acknowledged."""
+
+    SLOT = 4096
+
+    def __init__(self, port: int, target: str, initiator: str, slots: int) -> None:
+        super().__init__(daemon=True)
+        self.port, self.target, self.initiator, self.slots = port, target, initiator, slots
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.writes: list[tuple[int, float, float]] = []  # (slot, sent, acknowledged)
+        self.errors: list[str] = []
+
+    @staticmethod
+    def pattern(slot: int) -> bytes:
+        return (slot + 1).to_bytes(8, "big") * (SequenceWriter.SLOT // 8)
+
+    def run(self) -> None:
+        client = RawInitiator(self.port)
+        try:
+            client.login(digests=False, target=self.target, initiator=self.initiator)
+            self.ready.set()
+            for slot in range(self.slots):
+                if self.stop.is_set():
+                    break
+                sent = time.monotonic()
+                client.write10(0x100 + slot, slot * self.SLOT // 512, self.pattern(slot))
+                response, _ = client.recv()
+                acknowledged = time.monotonic()
+                if response[3] != 0:
+                    self.errors.append(f"slot {slot}: status {response[3]:#x}")
+                    break
+                self.writes.append((slot, sent, acknowledged))
+        except Exception as exc:  # the test reports it: the client must see no error
+            self.errors.append(repr(exc))
+        finally:
+            self.ready.set()
+            client.close()

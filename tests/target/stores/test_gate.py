@@ -1,0 +1,64 @@
+"""GatedStore: a hold waits for in-flight I/O, keeps new I/O waiting, and a swap
+takes effect for the I/O that waited."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from target.stores.gate import GatedStore
+from target.stores.raw import RawStore
+
+
+class SlowStore(RawStore):
+    """A raw store whose writes wait for a signal: an in-flight write we control."""
+
+    def __init__(self, path, release: threading.Event) -> None:
+        super().__init__(path)
+        self.release = release
+
+    def write(self, offset, data, *, durable=False):
+        self.release.wait(10)
+        super().write(offset, data, durable=durable)
+
+
+def test_hold_drains_in_flight_writes_then_swaps_for_waiting_ones(tmp_path):
+    first, second = tmp_path / "a.img", tmp_path / "b.img"
+    for path in (first, second):
+        RawStore.create(path, 1 << 20).close()
+    release = threading.Event()
+    gate = GatedStore(SlowStore(first, release))
+    in_flight = threading.Thread(target=gate.write, args=(0, b"\x01" * 512))
+    in_flight.start()
+    time.sleep(0.05)
+    events: list[str] = []
+
+    def take_hold() -> None:
+        with gate.hold() as store:
+            events.append("held")
+            assert store.read(0, 512) == b"\x01" * 512  # the in-flight write finished first
+            late.start()
+            time.sleep(0.05)
+            assert not later_done.is_set()  # new I/O waits while held
+            gate.swap(RawStore(second)).close()
+        events.append("released")
+
+    later_done = threading.Event()
+
+    def later_write() -> None:
+        gate.write(512, b"\x02" * 512)
+        later_done.set()
+
+    late = threading.Thread(target=later_write)
+    holder = threading.Thread(target=take_hold)
+    holder.start()
+    time.sleep(0.05)
+    assert events == []  # the hold waits for the in-flight write
+    release.set()
+    holder.join(10)
+    late.join(10)
+    assert events == ["held", "released"] and later_done.is_set()
+    assert gate.read(512, 512) == b"\x02" * 512  # the waiting write went to the new store
+    assert gate.read(0, 512) == bytes(512)
+    assert gate.last_hold_seconds > 0
+    gate.close()
