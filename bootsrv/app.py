@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import signal
 from dataclasses import dataclass, field
 
@@ -286,6 +287,9 @@ def _open_client_disk(config: Config, client: BootClient) -> BlockStore:
 
 async def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT, then stop accepting, close sessions, flush, return."""
+    # Every disk layer (snapshots stack them) and every session holds a descriptor.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     app = Appliance(config)
     app.open_disks()
     stop = asyncio.Event()

@@ -96,6 +96,7 @@ class BackupService:
             self.scheduler.start()
 
     def stop(self) -> None:
+        self.engine.stopping.set()  # merges and exports under way give up (and resume or undo at start)
         if self.scheduler is not None:
             self.scheduler.stop()
         for folder in [m.folder for m in self.local_mounts.values()]:

@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -70,6 +71,8 @@ class SnapshotEngine:
     catalog: Catalog
     volumes: dict[str, Volume] = field(default_factory=dict)
     views: dict[int, GatedStore] = field(default_factory=dict)  # opened snapshots (mounts)
+    stopping: threading.Event = field(default_factory=threading.Event)  # long loops give up: the server stops
+    _busy: dict[int, int] = field(default_factory=dict)  # snapshots being read by an export
     _locks: dict[str, threading.RLock] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -88,6 +91,25 @@ class SnapshotEngine:
             raise SnapshotError(f"no disk or client named {disk!r} (known: {known})")
         return volume
 
+    def check_stopping(self) -> None:
+        if self.stopping.is_set():
+            raise SnapshotError("the server is stopping; the operation is finished or undone at the next start")
+
+    @contextmanager
+    def reading(self, snap_id: int) -> Iterator[Snapshot]:
+        """Keep a snapshot from being deleted while it is read (an export), without
+        holding the disk's lock: snapshots of the disk can still be taken meanwhile."""
+        with self._locks_guard:
+            snap = self.snapshot(snap_id)
+            self._busy[snap_id] = self._busy.get(snap_id, 0) + 1
+        try:
+            yield snap
+        finally:
+            with self._locks_guard:
+                self._busy[snap_id] -= 1
+                if not self._busy[snap_id]:
+                    del self._busy[snap_id]
+
     def snapshot(self, snap_id: int) -> Snapshot:
         snap = self.catalog.get(snap_id)
         if snap is None or snap.state == "creating":
@@ -105,6 +127,9 @@ class SnapshotEngine:
             except VhdFormatError:
                 raise SnapshotError(f"disk {disk!r} ({live}) is a raw image: snapshots need a VHD disk "
                                     f"(bootsrv disk convert {live} {live.with_suffix('.vhd')})") from None
+            if volume.gate.readonly:
+                raise SnapshotError(f"disk {disk!r} is served read-only: its content cannot change, "
+                                    f"back up {live} itself")
             depth = len(volume.gate.inner.chain()) if isinstance(volume.gate.inner, VhdStore) else 1
             if depth >= MAX_CHAIN - 1:
                 raise SnapshotError(f"disk {disk!r} already has {depth} layers (at most {MAX_CHAIN}): "
@@ -166,7 +191,10 @@ class SnapshotEngine:
             snap = self.snapshot(snap_id)
             if snap.mount_iscsi or snap.mount_local:
                 raise SnapshotError(f"snapshot {snap_id} is mounted; unmount it first (bootsrv snapshot unmount {snap_id})")
-            self.catalog.update(snap_id, state="deleting")
+            with self._locks_guard:
+                if snap_id in self._busy:
+                    raise SnapshotError(f"snapshot {snap_id} is being exported; delete it when that is done")
+                self.catalog.update(snap_id, state="deleting")
             crash_point("snapshot.delete.marked")
             self._merge_away(snap)
 
@@ -195,6 +223,7 @@ class SnapshotEngine:
                     target = VhdStore(child)
                     try:
                         for offset in range(0, source.size, MERGE_CHUNK):
+                            self.check_stopping()
                             if copy_missing(source, target, offset, min(MERGE_CHUNK, source.size - offset)):
                                 crash_point("snapshot.delete.merging")
                         target.flush()
@@ -216,6 +245,7 @@ class SnapshotEngine:
 
     def _merge_into_live(self, source: BlockStore, volume: Volume, below: str | None) -> None:
         for offset in range(0, source.size, MERGE_CHUNK):
+            self.check_stopping()
             length = min(MERGE_CHUNK, source.size - offset)
             if not any(present for _, _, present in own_runs(source, offset, length)):
                 continue
@@ -288,10 +318,13 @@ class SnapshotEngine:
     def recover(self) -> list[str]:
         """Finish or undo what a killed process left half done. Returns what was done."""
         done: list[str] = []
+        recorded = {e.path for e in self.catalog.exports()}
         for path in self.catalog.partials():
-            path.unlink(missing_ok=True)
+            belongs = any(str(path) == kept or str(path).startswith(kept + ".") for kept in recorded)
+            if not belongs and path.exists():
+                path.unlink()
+                done.append(f"removed {path} (an export that did not finish)")
             self.catalog.partial_end(path)
-            done.append(f"removed the unfinished export {path}")
         for volume in self.volumes.values():
             leftover = volume.path.with_name(volume.path.name + ".new")
             if leftover.exists():

@@ -61,7 +61,11 @@ def file_sha256(path: Path) -> str:
 
 def export_snapshot(engine: SnapshotEngine, snap_id: int, dest: Path, fmt: str = "vhd",
                     incremental_from: int | None = None) -> Export:
-    snap = engine.snapshot(snap_id)
+    with engine.reading(snap_id) as snap:
+        return _export(engine, snap, dest, fmt, incremental_from)
+
+
+def _export(engine: SnapshotEngine, snap: Snapshot, dest: Path, fmt: str, incremental_from: int | None) -> Export:
     if fmt not in ("vhd", "raw"):
         raise SnapshotError(f"export format {fmt!r}: expected vhd or raw")
     base = None
@@ -69,36 +73,45 @@ def export_snapshot(engine: SnapshotEngine, snap_id: int, dest: Path, fmt: str =
         if fmt != "vhd":
             raise SnapshotError("an incremental export is a differencing VHD: use --format vhd")
         base = _base_export(engine, snap, incremental_from, dest)
-    with engine.lock(snap.disk):
-        dest.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(snap.created))
-        kind = "incr" if base else "full"
-        final = dest / f"{snap.disk}-{snap.id}-{stamp}-{kind}.{'vhd' if fmt == 'vhd' else 'img'}"
-        partial = final.with_name(final.name + ".partial")
-        engine.catalog.partial_begin(partial)
+    dest.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(snap.created))
+    kind = "incr" if base else "full"
+    final = dest / f"{snap.disk}-{snap.id}-{stamp}-{kind}.{'vhd' if fmt == 'vhd' else 'img'}"
+    partial = final.with_name(final.name + ".partial")
+    manifest_path, sums_path = final.with_name(final.name + MANIFEST_SUFFIX), final.with_name(final.name + ".sha256")
+    # Until the catalog records the export, a crash makes the next start remove all of these.
+    written_files = (partial, final, manifest_path, sums_path)
+    for path in written_files:
+        engine.catalog.partial_begin(path)
+    try:
+        partial.unlink(missing_ok=True)
+        view = open_vhd(snap.file, readonly=True)
         try:
-            partial.unlink(missing_ok=True)
-            view = open_vhd(snap.file, readonly=True)
-            try:
-                written = _write_export(engine, view, snap, partial, fmt, base)
-            finally:
-                view.close()
-            crash_point("snapshot.export.written")
-            os.replace(partial, final)
-            fsync_dir(dest)
+            written = _write_export(engine, view, snap, partial, fmt, base)
         finally:
-            partial.unlink(missing_ok=True)
-            engine.catalog.partial_end(partial)
-        digest = file_sha256(final)
+            view.close()
+        crash_point("snapshot.export.written")
+        digest = file_sha256(partial)
         manifest: dict[str, Any] = {
             "file": final.name, "sha256": digest, "format": fmt, "kind": kind, "disk": snap.disk,
             "snapshot": snap.id, "taken": snap.created, "label": snap.label, "virtual_size": view.size,
             "data_bytes": written,
             "base": {"file": os.path.relpath(base.path, dest), "sha256": base.sha256} if base else None,
         }
-        _write_atomic(final.with_name(final.name + MANIFEST_SUFFIX), json.dumps(manifest, indent=2) + "\n")
-        _write_atomic(final.with_name(final.name + ".sha256"), f"{digest}  {final.name}\n")
-        return engine.catalog.add_export(snap.id, snap.disk, str(final), fmt, digest, base.path if base else "")
+        _write_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
+        _write_atomic(sums_path, f"{digest}  {final.name}\n")
+        os.replace(partial, final)
+        fsync_dir(dest)
+        crash_point("snapshot.export.renamed")
+        record = engine.catalog.add_export(snap.id, snap.disk, str(final), fmt, digest, base.path if base else "")
+    except BaseException:
+        for path in written_files:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        for path in written_files:
+            engine.catalog.partial_end(path)
+    return record
 
 
 def _base_export(engine: SnapshotEngine, snap: Snapshot, base_id: int, dest: Path) -> Export:
@@ -128,6 +141,7 @@ def _write_export(engine: SnapshotEngine, view: BlockStore, snap: Snapshot, path
     written = 0
     try:
         for start, length in ranges:
+            engine.check_stopping()
             for offset in range(start, start + length, CHUNK):
                 size = min(CHUNK, start + length - offset)
                 data = view.read(offset, size)

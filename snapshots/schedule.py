@@ -97,7 +97,7 @@ class SnapshotScheduler:
 
     def stop(self) -> None:
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+            self._scheduler.shutdown(wait=True)  # a running job gives up soon: the engine is stopping
 
     def describe(self) -> list[dict[str, Any]]:
         rows = []

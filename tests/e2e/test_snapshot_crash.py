@@ -67,6 +67,7 @@ OPERATIONS = {
     "snapshot.delete.merged": ["delete", "1"],
     "snapshot.delete.relinked": ["delete", "1"],
     "snapshot.export.written": ["export", "2", "backup", "--incremental-from", "1"],
+    "snapshot.export.renamed": ["export", "2", "backup", "--incremental-from", "1"],
     "snapshot.rollback.child": ["rollback", "1", "--force"],
 }
 
@@ -109,6 +110,7 @@ def test_kill_9_during_a_snapshot_operation(tmp_path, point):
             backup = tmp_path / "backup"
             assert not list(backup.glob("*.partial")), list(backup.iterdir())
             assert len(list(backup.glob("*.vhd"))) == 1, "only the completed full export remains"
+            assert len(list(backup.glob("*.manifest.json"))) == 1, list(backup.iterdir())
             again = snapshot(server, "export", "2", str(backup), "--incremental-from", "1").stdout.split()[0]
             assert "ok" in bootsrv_cli(tmp_path, "snapshot", "verify", again).stdout
     finally:
