@@ -94,8 +94,11 @@ def test_dynamic_and_differencing_roundtrip_through_iscsi(run_server, tmp_path):
     assert sha256(theirs) == sha256(via_iscsi)
 
 
-def test_conformance_suite_on_a_dynamic_vhd(run_server, tmp_path):
+@pytest.mark.parametrize("layout", ["dynamic", "after a snapshot"])
+def test_conformance_suite_on_a_dynamic_vhd(run_server, tmp_path, layout):
     server = run_server(vhd_config(str(tmp_path / "scratch.vhd"), size="1GiB"))
+    if layout == "after a snapshot":  # the LUN is then a differencing layer over the frozen one
+        bootsrv("snapshot", "create", "scratch", "-c", str(server.config), cwd=tmp_path)
     out = run(["iscsi-test-cu", "--dataloss", "-n", "--initiator-name=iqn.2026-11.test:init1",
                "--initiator-name-2=iqn.2026-11.test:init2", server.url(SCRATCH_IQN)], timeout=900,
               check=False).stdout
@@ -105,7 +108,7 @@ def test_conformance_suite_on_a_dynamic_vhd(run_server, tmp_path):
     assert not failures - accepted_failures(), out[-5000:]
     assert server.stop() == 0
     assert "ok" in bootsrv("disk", "check", str(tmp_path / "scratch.vhd"), cwd=tmp_path)
-    print(f"iscsi-test-cu on a dynamic VHD: {summary.group(3)} of {summary.group(1)} passed")
+    print(f"iscsi-test-cu on a VHD ({layout}): {summary.group(3)} of {summary.group(1)} passed")
 
 
 def test_readonly_family_on_a_readonly_vhd(run_server, tmp_path):

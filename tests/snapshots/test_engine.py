@@ -48,6 +48,7 @@ def read_all(store) -> bytes:
 
 steps = st.lists(st.one_of(
     st.tuples(st.just("write"), st.integers(0, SIZE // 512 - 1), st.integers(1, 2048), st.integers(1, 255)),
+    st.tuples(st.just("unmap"), st.integers(0, SIZE // 512 - 1), st.integers(1, 8192), st.just(0)),
     st.tuples(st.just("snapshot"), st.just(0), st.just(0), st.just(0)),
     st.tuples(st.just("delete"), st.integers(0, 20), st.just(0), st.just(0)),
     st.tuples(st.just("rollback"), st.integers(0, 20), st.just(0), st.just(0)),
@@ -63,10 +64,13 @@ def test_snapshot_tree_matches_model(tmp_path_factory, base, script):
     model = bytearray(read_all(volume.gate))
     taken: dict[int, bytes] = {}
     for op, a, b, c in script:
-        if op == "write":
+        if op in ("write", "unmap"):
             count = min(b, SIZE // 512 - a)
             data = bytes([c]) * (count * 512)
-            volume.gate.write(a * 512, data)
+            if op == "write":
+                volume.gate.write(a * 512, data)
+            else:  # after a snapshot the live layer is differencing: unmapped sectors must still read zeros
+                volume.gate.unmap(a * 512, len(data))
             model[a * 512:a * 512 + len(data)] = data
         elif op == "snapshot":
             taken[engine.create("d").id] = bytes(model)

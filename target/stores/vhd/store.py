@@ -192,8 +192,7 @@ class VhdStore:
 
     @property
     def can_unmap(self) -> bool:
-        # A differencing disk cannot unmap: its unallocated blocks read the parent, not zeros.
-        return not self._readonly and self.footer.disk_type == DYNAMIC
+        return not self._readonly
 
     @property
     def block_size(self) -> int:
@@ -295,7 +294,9 @@ class VhdStore:
                 block, within = divmod(pos, bs)
                 count = min(bs - within, end - pos)
                 entry = self._bat[block]
-                if entry != UNALLOCATED:
+                if self.footer.disk_type == DIFFERENCING:
+                    self._unmap_over_parent(block, within, count)
+                elif entry != UNALLOCATED:
                     if count == bs:  # the whole block goes: the BAT forgets it, its space is punched
                         self._set_bat(block, UNALLOCATED)
                         self._bitmaps.pop(block, None)
@@ -304,6 +305,21 @@ class VhdStore:
                     else:
                         self._pwrite(entry * SECTOR + self._bitmap_size + within, bytes(count))
                 pos += count
+
+    def _unmap_over_parent(self, block: int, within: int, count: int) -> None:
+        """In a differencing disk an absent sector reads the parent, so unmapped sectors
+        become present zeros: a hole in the data area, the bitmap bits set."""
+        offset = block * self._block_size + within
+        entry = self._bat[block]
+        if entry == UNALLOCATED:
+            assert self.parent is not None
+            if any(mapped for _, _, mapped in self.parent.extents(offset, count)):
+                self._allocate(block, within, memoryview(bytes(count)), sparse=True)
+            return  # else the parent reads zeros there already
+        start = entry * SECTOR + self._bitmap_size + within
+        if not punch_hole(self._fd, start, count):
+            self._pwrite(start, bytes(count))
+        self._mark(block, within // SECTOR, (within + count) // SECTOR)
 
     def extents(self, offset: int, length: int) -> Iterator[tuple[int, int, bool]]:
         pos, end, bs = offset, min(offset + length, self._size), self._block_size
@@ -397,7 +413,9 @@ class VhdStore:
             self._full.add(block)
             del self._bitmaps[block]
 
-    def _allocate(self, block: int, within: int, chunk: memoryview) -> None:
+    def _allocate(self, block: int, within: int, chunk: memoryview, *, sparse: bool = False) -> None:
+        """`sparse`: the chunk is zeros and is not written (a new block's data area is
+        file space never written, which reads as zeros)."""
         start = self._end
         new_end = start + self._bitmap_size + self._block_size
         self._pwrite(new_end, self.footer.pack())  # 1. footer at the new end
@@ -409,7 +427,8 @@ class VhdStore:
             for sector in range(within // SECTOR, (within + len(chunk)) // SECTOR):
                 bitmap[sector >> 3] |= 0x80 >> (sector & 7)
         self._pwrite(start, bitmap)  # 2. bitmap and data
-        self._pwrite(start + self._bitmap_size + within, chunk)
+        if not sparse:
+            self._pwrite(start + self._bitmap_size + within, chunk)
         self._sync(data_only=True)  # 3. on disk before anything points at it
         self._set_bat(block, start // SECTOR)  # 4. the BAT entry
         self._end = new_end
