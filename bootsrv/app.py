@@ -247,6 +247,7 @@ class Appliance:
             except StoreError as exc:
                 log.error("flushing %s at shutdown: %s", name, exc)
             store.close()
+        self.backup.close()
 
 
 def _open_disk(config: Config, disk: DiskConfig) -> BlockStore:

@@ -101,8 +101,12 @@ class BackupService:
             self.scheduler.stop()
         for folder in [m.folder for m in self.local_mounts.values()]:
             unmount_quietly(folder)
+
+    def close(self) -> None:
+        """After the sessions are gone: the mounted snapshots' files are closed."""
         for snap_id in list(self.engine.views):
             self.engine.close_view(snap_id)
+        self.engine.catalog.close()
 
     # ---- mounts -----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import threading
 from dataclasses import dataclass, field
+
 from target.scsi import sense as s
 from target.scsi.nexus import Nexus
 from target.scsi.registry import HANDLERS, Access, Command

@@ -19,7 +19,9 @@ from target.stores.base import BlockStore
 class GatedStore:
     def __init__(self, inner: BlockStore) -> None:
         self.inner = inner
-        self._cond = threading.Condition(threading.Lock())
+        # The hot path takes the plain lock (C-level); only waiting goes through the condition.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._active = 0
         self._held = False
         self.last_hold_seconds = 0.0  # how long the last hold kept I/O waiting
@@ -29,16 +31,16 @@ class GatedStore:
         return self._held
 
     def _enter(self) -> BlockStore:
-        with self._cond:
+        with self._lock:
             while self._held:
                 self._cond.wait()
             self._active += 1
             return self.inner
 
     def _leave(self) -> None:
-        with self._cond:
+        with self._lock:
             self._active -= 1
-            if self._active == 0 and self._held:
+            if self._held and not self._active:
                 self._cond.notify_all()
 
     @contextmanager
@@ -88,19 +90,34 @@ class GatedStore:
         finally:
             self._leave()
 
+    # read and write inline _enter/_leave: they are on every command's path.
     def read(self, offset: int, length: int) -> bytes:
-        store = self._enter()
+        with self._lock:
+            while self._held:
+                self._cond.wait()
+            self._active += 1
+            store = self.inner
         try:
             return store.read(offset, length)
         finally:
-            self._leave()
+            with self._lock:
+                self._active -= 1
+                if self._held and not self._active:
+                    self._cond.notify_all()
 
     def write(self, offset: int, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None:
-        store = self._enter()
+        with self._lock:
+            while self._held:
+                self._cond.wait()
+            self._active += 1
+            store = self.inner
         try:
             store.write(offset, data, durable=durable)
         finally:
-            self._leave()
+            with self._lock:
+                self._active -= 1
+                if self._held and not self._active:
+                    self._cond.notify_all()
 
     def write_may_block(self, offset: int, length: int) -> bool:
         # While held, a write waits for the holder: better on a worker thread than on the event loop.
