@@ -213,6 +213,9 @@ class SnapshotEngine:
     def _merge_away(self, snap: Snapshot) -> None:
         volume = self.volume(snap.disk)
         frozen = Path(snap.file)
+        if not frozen.exists():  # interrupted after its file went: only the catalog is behind
+            self.catalog.remove(snap.id)
+            return
         source = open_vhd(frozen, readonly=True)
         try:
             below = source.parent.path if isinstance(source, VhdStore) and source.parent is not None else None
@@ -237,6 +240,7 @@ class SnapshotEngine:
         self._reopen_views(snap.disk)
         frozen.unlink(missing_ok=True)
         fsync_dir(frozen.parent)
+        crash_point("snapshot.delete.unlinked")
         self.catalog.remove(snap.id)
         for other in self.catalog.snapshots(snap.disk):
             if other.state == "ready" and Path(other.file).exists():
