@@ -58,7 +58,7 @@ class AdminServer:
         return self.app.backup.engine
 
     async def start(self) -> None:
-        self.path.unlink(missing_ok=True)
+        self.path.unlink(missing_ok=True)  # left by a process that died (serve checked none answers)
         self._server = await asyncio.start_unix_server(self._client, path=str(self.path), limit=MAX_REQUEST)
         os.chmod(self.path, 0o600)
 
@@ -145,6 +145,19 @@ class AdminServer:
                 "schedules": app.backup.schedules(),
                 "mounts": [{"id": s.id, "disk": s.disk, "iscsi": s.mount_iscsi, "local": s.mount_local}
                            for s in engine.catalog.snapshots() if s.mount_iscsi or s.mount_local]}
+
+
+def other_instance(state_dir: Path) -> str | None:
+    """A server already answering on this state_dir's socket (its disks are its own)."""
+    path = socket_path(state_dir)
+    if not path.exists():
+        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return None
+    return f"another bootsrv is running with this state_dir (it answers on {path})"
 
 
 def _same_user(sock: socket.socket | None) -> bool:

@@ -10,7 +10,7 @@ import resource
 import signal
 from dataclasses import dataclass, field
 
-from bootsrv.admin import AdminServer
+from bootsrv.admin import AdminServer, other_instance
 from bootsrv.backup import Access, BackupService
 from bootsrv.clients import BootClient, boot_clients, unknown_client
 from bootsrv.config import Config, DiskConfig
@@ -122,10 +122,14 @@ class Appliance:
                            reservations=self._reservations(f"{target_iqn.replace(':', '_')}@{disk_name}"))
 
     async def start(self) -> None:
+        self.admin = AdminServer(self)
+        try:
+            await self.admin.start()
+        except OSError as exc:
+            self.admin = None
+            raise StartupError(f"{self.config.path}: server.state_dir: admin socket: {exc.strerror or exc}") from None
         self.backup.loop = asyncio.get_running_loop()
         self.backup.start()
-        self.admin = AdminServer(self)
-        await self.admin.start()
         iscsi = self.config.iscsi
         settings = ServerSettings(limits=TargetLimits(digests=iscsi.digests),
                                   queue_depth=iscsi.queue_depth, max_sessions=iscsi.max_sessions,
@@ -291,6 +295,9 @@ async def serve(config: Config) -> None:
     # Every disk layer (snapshots stack them) and every session holds a descriptor.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    running = other_instance(config.server.state_dir)
+    if running:
+        raise StartupError(f"{config.path}: {running}")
     app = Appliance(config)
     app.open_disks()
     stop = asyncio.Event()
