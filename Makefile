@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # tgt, the reference target the benchmarks run beside us.
 APT_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra tgt python3-venv libvhdi-utils python3-libvhdi qemu-system-x86 ipxe-qemu iproute2 ipxe bind9-dnsutils curl dnsmasq-base ovmf
 
-.PHONY: demo test bench deps clean
+.PHONY: demo test bench dist deps clean
 
 demo: deps $(VENV)/.installed
 	@echo "Serving examples/demo.toml; try: iscsi-ls -s iscsi://127.0.0.1:3260   (Ctrl-C stops)"
@@ -22,6 +22,11 @@ bench: deps $(VENV)/.installed
 	$(VENV)/bin/python bench/vs_tgt.py
 	$(VENV)/bin/python bench/netboot.py
 
+# One file, no Python needed where it runs: dist/bootsrv (Linux x86_64).
+dist: deps $(VENV)/.installed
+	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller packaging/bootsrv.spec
+	@ls -l dist/bootsrv
+
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -33,7 +38,7 @@ deps:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[test,build]'
 	touch $@
 
 clean:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger  # trigger objects, not names: no entry-point lookups
 
 from snapshots.engine import SnapshotEngine
 from snapshots.export import export_snapshot
@@ -92,7 +93,7 @@ class SnapshotScheduler:
             if missed is not None:
                 log.warning("schedule %s: the run due at %s was missed while bootsrv was down; running it now",
                             schedule.name, time.strftime("%Y-%m-%d %H:%M", time.localtime(missed)))
-                self._scheduler.add_job(self.run, args=[schedule], id=f"{schedule.name}.missed")
+                self._scheduler.add_job(self.run, DateTrigger(), args=[schedule], id=f"{schedule.name}.missed")
         self._scheduler.start()
 
     def stop(self) -> None:

@@ -1,0 +1,72 @@
+"""The one-file binary, built from packaging/bootsrv.spec, run the way an admin
+runs it: no venv, no PYTHONPATH, from another folder. It serves a disk that
+iscsi-ls sees, takes a snapshot through its admin socket, stops on SIGTERM with
+exit 0, and leaves no unpacked directory behind."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import READY_LINE, REPO, SCRATCH_IQN, free_port, run, scratch_config
+
+pytestmark = pytest.mark.e2e
+CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+
+
+@pytest.fixture(scope="module")
+def binary(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN", "--distpath",
+                    str(out), "--workpath", str(out / "build"), str(REPO / "packaging" / "bootsrv.spec")],
+                   check=True, timeout=900, cwd=out)
+    path = out / "bootsrv"
+    print(f"dist/bootsrv: {path.stat().st_size / 1e6:.1f} MB")
+    return path
+
+
+def test_binary_version_needs_no_python(binary, tmp_path):
+    started = time.monotonic()
+    result = subprocess.run([str(binary), "--version"], env=CLEAN_ENV, cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    print(f"--version took {time.monotonic() - started:.2f} s")
+    assert result.returncode == 0 and result.stdout.startswith("bootsrv "), result
+    bad = subprocess.run([str(binary), "serve", "--config", str(tmp_path / "missing.toml")], env=CLEAN_ENV,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "missing.toml" in bad.stderr, bad
+
+
+def test_binary_serves_snapshots_and_stops_cleanly(binary, tmp_path):
+    unpack = tmp_path / "tmp"
+    unpack.mkdir()
+    env = dict(CLEAN_ENV, TMPDIR=str(unpack))  # where the one-file launcher unpacks itself
+    port = free_port()
+    config = tmp_path / "bootsrv.toml"
+    config.write_text(scratch_config("64MiB").replace("@PORT@", str(port)).replace("scratch.img", "scratch.vhd"))
+    log = tmp_path / "server.log"
+    started = time.monotonic()
+    with open(log, "wb") as handle:
+        proc = subprocess.Popen([str(binary), "serve", "--config", str(config)], stdout=handle,
+                                stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+    try:
+        deadline = time.monotonic() + 60  # readiness wait, not a speed assertion
+        while READY_LINE not in log.read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        print(f"serve ready after {time.monotonic() - started:.2f} s")
+        listing = run(["iscsi-ls", "-s", f"iscsi://127.0.0.1:{port}"]).stdout
+        assert SCRATCH_IQN in listing and "Lun:0" in listing, listing
+        made = subprocess.run([str(binary), "snapshot", "create", "scratch", "-c", str(config)], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0 and "snapshot 1 of scratch" in made.stdout, made
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    assert code == 0, log.read_text()
+    assert "Traceback" not in log.read_text()
+    assert list(unpack.iterdir()) == [], "the launcher left its unpacked files behind"
