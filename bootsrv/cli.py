@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from bootsrv import __version__
 from bootsrv.app import StartupError, serve
@@ -27,11 +27,18 @@ from target.stores.vhd.format import DEFAULT_BLOCK_SIZE
 DEFAULT_CONFIG = "/etc/bootsrv/bootsrv.toml"
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes: one line naming what is wrong (and where help is), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bootsrv", description="Boot-and-backup appliance: iSCSI target, "
-                                     "network boot and snapshots in one program.")
+    parser = _Parser(prog="bootsrv", description="Boot-and-backup appliance: iSCSI target, "
+                     "network boot and snapshots in one program.")
     parser.add_argument("--version", action="version", version=f"bootsrv {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     run = commands.add_parser("serve", help="run the appliance in the foreground (logs to stderr)")
     run.add_argument("--config", "-c", required=True, metavar="FILE", help="TOML configuration file")
     check = commands.add_parser("check-config", help="validate a configuration file without serving")
