@@ -6,8 +6,8 @@ VENV := .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Real peers the tests drive (libiscsi tools, qemu-img with its iscsi driver, libvhdi,
 # QEMU with iPXE ROMs as a diskless client) and
-# tgt, the reference target the benchmarks run beside us.
-APT_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra tgt python3-venv libvhdi-utils python3-libvhdi qemu-system-x86 ipxe-qemu iproute2 ipxe bind9-dnsutils curl dnsmasq-base ovmf
+# tgt, the reference target the benchmarks run beside us; chromium for the dashboard test.
+APT_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra tgt python3-venv libvhdi-utils python3-libvhdi qemu-system-x86 ipxe-qemu iproute2 ipxe bind9-dnsutils curl dnsmasq-base ovmf chromium
 
 .PHONY: demo test bench dist deps clean
 

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("bootsrv.admin")
 MAX_REQUEST = 1 << 20
 STARTED = time.time()
+# Quick reads of state the event loop owns (sessions, the DHCP lease database): not on a worker thread.
+_ON_LOOP = frozenset({"status", "clients", "sessions"})
 
 
 def socket_path(state_dir: Path) -> Path:
@@ -49,9 +51,11 @@ class AdminServer:
             "snapshot.mount": self._mount,
             "snapshot.unmount": lambda a: self.app.backup.unmount(int(a["id"])),
             "snapshot.export": lambda a: self.app.backup.export(
-                int(a["id"]), str(a["dest"]), str(a.get("format", "vhd")),
+                int(a["id"]), a.get("dest"), str(a.get("format", "vhd")),
                 None if a.get("incremental_from") is None else int(a["incremental_from"])),
             "schedule.run": self._run_schedule,
+            "clients": lambda a: self.app.clients_overview(),
+            "sessions": self._sessions,
         }
 
     def _engine(self) -> SnapshotEngine:
@@ -84,13 +88,21 @@ class AdminServer:
     async def _answer(self, line: bytes) -> dict[str, Any]:
         try:
             request = json.loads(line)
-            op, args = request["op"], request.get("args") or {}
-            handler = self._ops[op]
-        except (ValueError, KeyError, TypeError):
+            return await self.call(request["op"], request.get("args") or {})
+        except (ValueError, KeyError, TypeError, AttributeError):
             return {"ok": False, "error": f"bad request; operations: {', '.join(sorted(self._ops))}"}
+
+    async def call(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """One operation, as the socket and the web dashboard ask for it: a reply, never an exception."""
+        handler = self._ops.get(op)
+        if handler is None or not isinstance(args, dict):
+            return {"ok": False, "error": f"no operation {op!r}; operations: {', '.join(sorted(self._ops))}"}
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(None, handler, args)
+            if op in _ON_LOOP:
+                result = handler(args)
+            else:
+                result = await loop.run_in_executor(None, handler, args)
         except (SnapshotError, MountError, StoreError, VhdFormatError, OSError, KeyError, ValueError) as exc:
             log.info("admin %s failed: %s", op, exc)
             return {"ok": False, "error": str(exc)}
@@ -115,6 +127,11 @@ class AdminServer:
                 row["iscsi_target"] = self.app.backup.mount_target_name(snap.id)
             rows.append(row)
         return rows
+
+    def _sessions(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        registry = self.app.server.registry if self.app.server else None
+        return [{"tsih": s.tsih, "initiator": s.initiator_name, "target": s.target_name or "(discovery)"}
+                for s in (list(registry.sessions.values()) if registry else [])]
 
     def _mount(self, args: dict[str, Any]) -> dict[str, str]:
         snap_id = int(args["id"])

@@ -8,6 +8,7 @@ import logging
 import os
 import resource
 import signal
+import time
 from dataclasses import dataclass, field
 
 from bootsrv.admin import AdminServer, other_instance
@@ -20,6 +21,7 @@ from bootsrv.dhcp.service import DhcpService, interface_ipv4
 from bootsrv.dns import DnsAnswers, DnsService
 from bootsrv.ra import RouterAdvertiser
 from bootsrv.tftp import TftpService
+from bootsrv.web.server import WebServer
 from target.iscsi.chap import Credentials
 from target.iscsi.connection import IscsiServer, ServerSettings
 from target.iscsi.params import TargetLimits
@@ -55,6 +57,10 @@ class Appliance:
     client_units: dict[str, LogicalUnit] = field(default_factory=dict)
     backup: BackupService = field(init=False)
     admin: AdminServer | None = None
+    web: WebServer | None = None
+    leases: LeaseStore | None = None
+    clients: dict[str, BootClient] = field(default_factory=dict)  # configured and adopted
+    last_boot: dict[str, float] = field(default_factory=dict)  # client name -> when it last PXE-booted
 
     def __post_init__(self) -> None:
         self.backup = BackupService(self.config, self.directory, lambda: self.server.registry if self.server else None)
@@ -82,6 +88,7 @@ class Appliance:
                              if target.mutual_chap else None)))
 
     def _add_client(self, client: BootClient) -> None:
+        self.clients[client.name] = client
         gate = self.stores[f"client:{client.name}"] = GatedStore(_open_client_disk(self.config, client))
         chap = Credentials(client.config.chap.user, client.config.chap.secret) if client.config.chap else None
         self.directory.add(TargetSpec(
@@ -144,6 +151,14 @@ class Appliance:
             log.info("iSCSI portal listening on %s", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
         if self.config.dhcp.mode != "off":
             await self._start_dhcp()
+        if self.config.web.listen is not None:
+            web = self.config.web
+            self.web = WebServer(self, web.token)
+            try:
+                port = await self.web.start(web.listen.host, web.listen.port)
+            except OSError as exc:
+                raise StartupError(f"{self.config.path}: web.listen: cannot listen: {exc.strerror or exc}") from None
+            log.info("dashboard on http://%s:%d/ (metrics at /metrics)", web.listen.host, port)
         for target in self.config.targets:
             for lun, name in enumerate(target.luns):
                 store = self.stores[name]
@@ -164,7 +179,7 @@ class Appliance:
             log.warning("no iSCSI portal listens on %s, the address clients are told to boot from "
                         "(add \"%s:3260\" or \"0.0.0.0:3260\" to iscsi.portals)", server_ip, server_ip)
         clients = boot_clients(self.config)
-        leases = LeaseStore(self.config.server.state_dir / "leases.sqlite", dhcp.pool,
+        leases = self.leases = LeaseStore(self.config.server.state_dir / "leases.sqlite", dhcp.pool,
                             {c.config.mac: c.config.ip for c in clients if c.config.ip})
         port = self.bound[0][1] if self.bound else 3260
         policy = DhcpPolicy(dhcp, server_ip, mask, leases, {c.config.mac: c for c in clients}, iscsi_port=port,
@@ -211,6 +226,7 @@ class Appliance:
 
     def _client_booting(self, client: BootClient) -> None:
         """reset_on_boot: a classroom machine starts again from its image."""
+        self.last_boot[client.name] = time.time()
         if not client.config.reset_on_boot:
             return
         unit = self.client_units.get(client.name)
@@ -234,7 +250,27 @@ class Appliance:
             busy.release()
         log.info("%s booted: its disk starts again from %s (reset_on_boot)", client.name, client.image_path.name)
 
+    def clients_overview(self) -> list[dict[str, object]]:
+        """What the dashboard shows of each client (runs on the event loop)."""
+        registry = self.server.registry if self.server else None
+        online = {s.target_name for s in registry.sessions.values()} if registry else set()
+        rows = []
+        for name, client in sorted(self.clients.items()):
+            lease = self.leases.lookup(client.config.mac) if self.leases else None
+            try:
+                stat = os.stat(client.disk_path)
+                used = stat.st_blocks * 512
+            except OSError:
+                used = 0
+            rows.append({"name": name, "mac": client.config.mac, "ip": client.config.ip or (lease.ip if lease else ""),
+                         "online": client.target_iqn in online, "last_boot": self.last_boot.get(name),
+                         "image": client.config.image, "disk": str(client.disk_path), "disk_bytes": used,
+                         "target": client.target_iqn})
+        return rows
+
     async def stop(self) -> None:
+        if self.web is not None:
+            self.web.close()
         if self.admin is not None:
             self.admin.close()
         await asyncio.get_running_loop().run_in_executor(None, self.backup.stop)

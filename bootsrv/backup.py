@@ -167,7 +167,12 @@ class BackupService:
 
     # ---- what the admin API offers ---------------------------------------------------------
 
-    def export(self, snap_id: int, dest: str, fmt: str, incremental_from: int | None) -> dict[str, Any]:
+    def export(self, snap_id: int, dest: str | None, fmt: str, incremental_from: int | None) -> dict[str, Any]:
+        """To `dest`, or (the dashboard's button) to snapshots.export_dir/<disk>."""
+        if not dest:
+            if self.config.snapshots.export_dir is None:
+                raise SnapshotError("no destination given and snapshots.export_dir is not set")
+            dest = str(self.config.snapshots.export_dir / self.engine.snapshot(snap_id).disk)
         return export_snapshot(self.engine, snap_id, Path(dest), fmt, incremental_from).as_dict()
 
     def schedules(self) -> list[dict[str, Any]]:

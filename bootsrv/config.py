@@ -120,6 +120,12 @@ class ClientConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebConfig:
+    listen: Portal | None = None  # off unless set
+    token: str = ""  # Authorization: Bearer <token> for the API and /metrics
+
+
+@dataclass(frozen=True, slots=True)
 class SnapshotsConfig:
     export_dir: Path | None = None
     initiators: tuple[str, ...] = ()  # may attach mounted snapshots, besides each disk's own initiators
@@ -139,6 +145,7 @@ class Config:
     images: tuple[ImageConfig, ...] = ()
     clients: tuple[ClientConfig, ...] = ()
     snapshots: SnapshotsConfig = SnapshotsConfig()
+    web: WebConfig = WebConfig()
     _disk_index: dict[str, DiskConfig] = field(default_factory=dict, compare=False, repr=False)
 
     def disk(self, name: str) -> DiskConfig:
@@ -212,15 +219,15 @@ def valid_iscsi_name(name: str) -> bool:
     return len(name) <= 223 and bool(_IQN_RE.match(name) or _EUI_RE.match(name) or _NAA_RE.match(name))
 
 
-def _parse_portal(section: _Section, text: Any) -> Portal:
+def _parse_portal(section: _Section, text: Any, key: str = "portals") -> Portal:
     expected = 'a "host:port" string such as "0.0.0.0:3260" or "[::1]:3260"'
     if not isinstance(text, str):
-        section.fail("portals", expected, text)
+        section.fail(key, expected, text)
     host, sep, port = text.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        section.fail("portals", expected, text)
+        section.fail(key, expected, text)
     return Portal(host, int(port))
 
 
@@ -368,6 +375,7 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
             raise ConfigError(f"{file}: client {client.name!r}: a [[disk]] has that name too; snapshot commands "
                               "name disks and clients alike, so rename one of them")
     snapshots = _parse_snapshots(file, base, top, {d.name for d in disks} | {c.name for c in clients})
+    web = _parse_web(file, top)
     top.done()
     return Config(
         path=file,
@@ -382,6 +390,7 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
         images=images,
         clients=clients,
         snapshots=snapshots,
+        web=web,
         _disk_index=disk_index,
     )
 
@@ -517,3 +526,17 @@ def _parse_snapshots(file: Path, base: Path, top: _Section, names: set[str]) -> 
     section.done()
     return SnapshotsConfig((base / export_dir).resolve() if export_dir else None,
                            tuple(i.lower() for i in initiators), tuple(schedules))
+
+
+def _parse_web(file: Path, top: _Section) -> WebConfig:
+    section = _Section(file, "web", top.get("web", dict, "a [web] table", {}))
+    listen = section.get("listen", str, 'a "host:port" like "127.0.0.1:8080"', None)
+    token = section.get("token", str, "a token of at least 16 characters", "")
+    section.done()
+    if listen is None:
+        return WebConfig()
+    portal = _parse_portal(section, listen, "listen")
+    if len(token) < 16:
+        section.fail("token", "a token of at least 16 characters (the dashboard can take snapshots and roll "
+                     "disks back)", f"{len(token)} characters")
+    return WebConfig(portal, token)

@@ -47,6 +47,7 @@ class TftpService:
         logging.getLogger("tftpy").setLevel(logging.CRITICAL)
         self._server = tftpy.TftpServer(self._empty.name, dyn_file_func=self._open, upload_open=self._refuse)
         self._thread: threading.Thread | None = None
+        self.transfers = 0  # files handed out (for the metrics)
 
     def _open(self, requested: str, raddress: str | None = None, rport: int | None = None) -> BinaryIO | None:
         made = self.generated(requested.replace("\\", "/").lstrip("/"))
@@ -56,12 +57,14 @@ class TftpService:
             fd = os.memfd_create("bootsrv-tftp")
             os.write(fd, made)
             os.lseek(fd, 0, os.SEEK_SET)
+            self.transfers += 1
             return os.fdopen(fd, "rb")
         path = resolve(self.roots, requested)
         if path is None:
             log.warning("TFTP %s asked for %r: refused or not found", raddress, requested)
             return None
         log.info("TFTP %s <- %s", raddress, path)
+        self.transfers += 1
         return open(path, "rb")
 
     @staticmethod

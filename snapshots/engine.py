@@ -73,6 +73,7 @@ class SnapshotEngine:
     views: dict[int, GatedStore] = field(default_factory=dict)  # opened snapshots (mounts)
     stopping: threading.Event = field(default_factory=threading.Event)  # long loops give up: the server stops
     _busy: dict[int, int] = field(default_factory=dict)  # snapshots being read by an export
+    outcomes: dict[tuple[str, str], int] = field(default_factory=dict)  # (operation, ok|failed) -> count
     _locks: dict[str, threading.RLock] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -90,6 +91,18 @@ class SnapshotEngine:
             known = ", ".join(sorted(self.volumes)) or "none"
             raise SnapshotError(f"no disk or client named {disk!r} (known: {known})")
         return volume
+
+    @contextmanager
+    def counted(self, operation: str) -> Iterator[None]:
+        """Count how an operation ended (for monitoring)."""
+        try:
+            yield
+        except BaseException:
+            key = (operation, "failed")
+            self.outcomes[key] = self.outcomes.get(key, 0) + 1
+            raise
+        key = (operation, "ok")
+        self.outcomes[key] = self.outcomes.get(key, 0) + 1
 
     def check_stopping(self) -> None:
         if self.stopping.is_set():
@@ -119,6 +132,10 @@ class SnapshotEngine:
     # ---- take ---------------------------------------------------------------------
 
     def create(self, disk: str, label: str = "", origin: str = "manual") -> Snapshot:
+        with self.counted("create"):
+            return self._create(disk, label, origin)
+
+    def _create(self, disk: str, label: str, origin: str) -> Snapshot:
         volume = self.volume(disk)
         with self.lock(disk):
             live = volume.path
@@ -186,6 +203,10 @@ class SnapshotEngine:
     # ---- delete = merge into the children -----------------------------------------
 
     def delete(self, snap_id: int) -> None:
+        with self.counted("delete"):
+            self._delete(snap_id)
+
+    def _delete(self, snap_id: int) -> None:
         snap = self.snapshot(snap_id)
         with self.lock(snap.disk):
             snap = self.snapshot(snap_id)
@@ -281,6 +302,10 @@ class SnapshotEngine:
     # ---- roll back ------------------------------------------------------------------
 
     def rollback(self, snap_id: int, force: bool = False) -> None:
+        with self.counted("rollback"):
+            self._rollback(snap_id, force)
+
+    def _rollback(self, snap_id: int, force: bool) -> None:
         snap = self.snapshot(snap_id)
         volume = self.volume(snap.disk)
         with self.lock(snap.disk):

@@ -61,7 +61,7 @@ def file_sha256(path: Path) -> str:
 
 def export_snapshot(engine: SnapshotEngine, snap_id: int, dest: Path, fmt: str = "vhd",
                     incremental_from: int | None = None) -> Export:
-    with engine.reading(snap_id) as snap:
+    with engine.counted("export"), engine.reading(snap_id) as snap:
         return _export(engine, snap, dest, fmt, incremental_from)
 
 

@@ -11,12 +11,14 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from target.iscsi.params import TargetLimits
 from target.iscsi.protocol import ScsiTask, TargetConnection
 from target.iscsi.session import SessionRegistry
+from target.iscsi.stats import CommandStats
 from target.iscsi.targets import TargetDirectory
 from target.scsi.sense import ScsiResult, check_condition
 
@@ -47,6 +49,7 @@ class IscsiServer:
         self.registry = SessionRegistry(max_sessions=settings.max_sessions)
         self.executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="scsi-io")
         self.connections: set[_ConnectionShell] = set()
+        self.stats = CommandStats()
         self._servers: list[asyncio.base_events.Server] = []
         self._portals: list[tuple[str, int]] = []
         self._capacity_timer: asyncio.TimerHandle | None = None
@@ -169,19 +172,20 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         core = self.core
         assert core is not None and core.target is not None
         device = core.target.device
+        started = time.monotonic()
         if device.may_block(task.lun, task.cdb):
             future = self.loop.run_in_executor(self.server.executor, device.execute, task.lun, task.cdb,
                                                task.data, core.nexus)
-            future.add_done_callback(lambda f, t=task: self._finished(t, f))
+            future.add_done_callback(lambda f, t=task: self._finished(t, f, started))
             return
         try:
             result = device.execute(task.lun, task.cdb, task.data, core.nexus)
         except Exception:  # the command sets catch their own; this is the last guard
             log.exception("%s: command %s failed", self.peer, task.cdb.hex())
             result = check_condition(INTERNAL_TARGET_FAILURE)
-        core.complete(task, result)
+        self._complete(task, result, started)
 
-    def _finished(self, task: ScsiTask, future: asyncio.Future[ScsiResult]) -> None:
+    def _finished(self, task: ScsiTask, future: asyncio.Future[ScsiResult], started: float) -> None:
         if self.core is None:
             return
         try:
@@ -189,8 +193,14 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         except Exception:
             log.exception("%s: command %s failed", self.peer, task.cdb.hex())
             result = check_condition(INTERNAL_TARGET_FAILURE)
-        self.core.complete(task, result)
+        self._complete(task, result, started)
         self._flush()
+
+    def _complete(self, task: ScsiTask, result: ScsiResult, started: float) -> None:
+        assert self.core is not None
+        self.server.stats.record(task.cdb[0] if task.cdb else 0, len(result.data), len(task.data or b""),
+                                 result.status, time.monotonic() - started)
+        self.core.complete(task, result)
 
     def _flush(self) -> None:
         core, transport = self.core, self.transport

@@ -121,6 +121,8 @@ def test_snapshot_schedules_parse(tmp_path):
     (('last = 3', 'last = -1'), "snapshots.schedule[0].keep.last", "0 or more"),
     (('last = 3', 'lastt = 3'), "snapshots.schedule[0].keep.lastt", "unknown key"),
     (('export_dir = "/srv/backup/bootsrv"', ''), "snapshots.schedule[0].export", "export_dir"),
+    (("[snapshots]", '[web]\nlisten = "127.0.0.1:8080"\n[snapshots]'), "web.token", "at least 16"),
+    (("[snapshots]", '[web]\nlisten = "8080"\ntoken = "0123456789abcdef"\n[snapshots]'), "web.listen", "host:port"),
 ])
 def test_snapshot_errors_name_the_key(tmp_path, change, key, expected):
     path = write(tmp_path, (GOOD + SNAPSHOTS).replace(*change))

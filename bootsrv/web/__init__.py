@@ -1,0 +1,1 @@
+"""The web dashboard and Prometheus metrics, served by the appliance itself."""

@@ -1,0 +1,130 @@
+"""HTTP for the dashboard, its JSON API and /metrics: h11 (sans-IO HTTP/1.1)
+under a small asyncio shell. Off unless `[web] listen` is set; everything but
+the page itself needs `Authorization: Bearer <token>`."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import h11
+
+from bootsrv.web.metrics import render_metrics
+from bootsrv.web.page import PAGE
+
+if TYPE_CHECKING:
+    from bootsrv.app import Appliance
+
+log = logging.getLogger("bootsrv.web")
+MAX_BODY = 64 * 1024
+IDLE_SECONDS = 30.0
+Reply = tuple[int, str, bytes]
+
+
+class WebServer:
+    def __init__(self, app: "Appliance", token: str) -> None:
+        self.app = app
+        self.token = token.encode()
+        self._server: asyncio.AbstractServer | None = None
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._connection, host, port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_BODY)
+        try:
+            while True:
+                request = await self._next(conn, reader)
+                if not isinstance(request, h11.Request):
+                    break
+                length = dict(request.headers).get(b"content-length", b"0")
+                if not length.isdigit() or int(length) > MAX_BODY:
+                    raise h11.RemoteProtocolError("request body too large", 413)
+                body = b""
+                while True:
+                    event = await self._next(conn, reader)
+                    if isinstance(event, h11.Data):
+                        body += event.data
+                        if len(body) > MAX_BODY:
+                            raise h11.RemoteProtocolError("request body too large", 413)
+                    elif isinstance(event, h11.EndOfMessage):
+                        break
+                    else:
+                        return
+                status, content_type, payload = await self._route(request, body)
+                writer.write(conn.send(h11.Response(status_code=status, headers=[
+                    ("content-type", content_type), ("content-length", str(len(payload))),
+                    ("cache-control", "no-store"), ("x-content-type-options", "nosniff")])))
+                writer.write(conn.send(h11.Data(data=payload)) + conn.send(h11.EndOfMessage()))
+                await writer.drain()
+                if conn.our_state is h11.MUST_CLOSE:
+                    break
+                conn.start_next_cycle()
+        except h11.RemoteProtocolError as exc:
+            if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                text = f"{exc}\n".encode()
+                writer.write(conn.send(h11.Response(status_code=exc.error_status_hint, headers=[
+                    ("content-type", "text/plain"), ("content-length", str(len(text))), ("connection", "close")])))
+                writer.write(conn.send(h11.Data(data=text)) + conn.send(h11.EndOfMessage()))
+        except (ConnectionError, asyncio.TimeoutError, h11.LocalProtocolError):
+            pass
+        finally:
+            writer.close()
+
+    @staticmethod
+    async def _next(conn: h11.Connection, reader: asyncio.StreamReader) -> Any:
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            conn.receive_data(await asyncio.wait_for(reader.read(65536), IDLE_SECONDS))
+
+    def _authorized(self, request: h11.Request) -> bool:
+        for name, value in request.headers:
+            if name == b"authorization" and value.startswith(b"Bearer "):
+                return hmac.compare_digest(value[7:].strip(), self.token)
+        return False
+
+    async def _route(self, request: h11.Request, body: bytes) -> Reply:
+        method, path = request.method.decode(), request.target.decode().split("?", 1)[0]
+        if method == "GET" and path in ("/", "/index.html"):
+            return 200, "text/html; charset=utf-8", PAGE.encode()
+        if not self._authorized(request):
+            return 401, "application/json", b'{"ok": false, "error": "a token is needed (Authorization: Bearer)"}'
+        if method == "GET" and path == "/metrics":
+            return 200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(self.app)
+        if method == "GET" and path == "/api/overview":
+            return _json(200, await self._overview())
+        if method == "POST" and path.startswith("/api/"):
+            try:
+                args = json.loads(body or b"{}")
+            except ValueError:
+                return _json(400, {"ok": False, "error": "the body must be a JSON object"})
+            admin = self.app.admin
+            reply = await admin.call(path[5:], args) if admin else {"ok": False, "error": "starting"}
+            return _json(200 if reply.get("ok") else 400, reply)
+        return _json(404, {"ok": False, "error": f"no {method} {path}"})
+
+    async def _overview(self) -> dict[str, Any]:
+        admin = self.app.admin
+        if admin is None:
+            return {"ok": False, "error": "starting"}
+        parts = {}
+        for op in ("status", "clients", "sessions", "snapshot.list"):
+            reply = await admin.call(op, {})
+            parts[op.replace("snapshot.list", "snapshots")] = reply.get("result")
+        return {"ok": True, **parts}
+
+
+def _json(status: int, data: Any) -> Reply:
+    return status, "application/json", json.dumps(data).encode()
