@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from bootsrv.config import ConfigError, StartupError
 from snapshots.engine import SnapshotEngine, SnapshotError
 from snapshots.localmount import MountError
 from target.stores.base import StoreError
@@ -30,7 +31,7 @@ log = logging.getLogger("bootsrv.admin")
 MAX_REQUEST = 1 << 20
 STARTED = time.time()
 # Quick reads of state the event loop owns (sessions, the DHCP lease database): not on a worker thread.
-_ON_LOOP = frozenset({"status", "clients", "sessions"})
+_ON_LOOP = frozenset({"status", "clients", "sessions", "config.reload"})
 
 
 def socket_path(state_dir: Path) -> Path:
@@ -55,6 +56,7 @@ class AdminServer:
                 None if a.get("incremental_from") is None else int(a["incremental_from"])),
             "schedule.run": self._run_schedule,
             "clients": lambda a: self.app.clients_overview(),
+            "config.reload": lambda a: self.app.reload(),
             "sessions": self._sessions,
         }
 
@@ -103,7 +105,8 @@ class AdminServer:
                 result = handler(args)
             else:
                 result = await loop.run_in_executor(None, handler, args)
-        except (SnapshotError, MountError, StoreError, VhdFormatError, OSError, KeyError, ValueError) as exc:
+        except (SnapshotError, MountError, StoreError, VhdFormatError, ConfigError, StartupError, OSError, KeyError,
+                ValueError) as exc:
             log.info("admin %s failed: %s", op, exc)
             return {"ok": False, "error": str(exc)}
         except Exception as exc:  # the admin sees the failure, the server keeps running

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from bootsrv.admin import AdminServer, other_instance
 from bootsrv.backup import Access, BackupService
 from bootsrv.clients import BootClient, boot_clients, unknown_client
-from bootsrv.config import Config, DiskConfig
+from bootsrv.config import Config, DiskConfig, StartupError, TargetConfig, load_config
 from bootsrv.dhcp.leases import LeaseStore
 from bootsrv.dhcp.policy import DhcpPolicy
 from bootsrv.dhcp.service import DhcpService, interface_ipv4
@@ -38,10 +38,6 @@ from target.stores.vhd.create import create_differencing, create_dynamic
 log = logging.getLogger("bootsrv")
 
 
-class StartupError(Exception):
-    """One line telling the admin why the appliance cannot start."""
-
-
 @dataclass(slots=True)
 class Appliance:
     config: Config
@@ -59,6 +55,7 @@ class Appliance:
     admin: AdminServer | None = None
     web: WebServer | None = None
     leases: LeaseStore | None = None
+    policy: DhcpPolicy | None = None
     clients: dict[str, BootClient] = field(default_factory=dict)  # configured and adopted
     last_boot: dict[str, float] = field(default_factory=dict)  # client name -> when it last PXE-booted
 
@@ -68,24 +65,34 @@ class Appliance:
     def open_disks(self) -> None:
         os.makedirs(self.config.server.state_dir, exist_ok=True)
         for disk in self.config.disks:
-            self.stores[disk.name] = GatedStore(_open_disk(self.config, disk))
-            serving = [t for t in self.config.targets if disk.name in t.luns]
-            anyone = any(not t.initiators for t in serving)
-            chap = next((t.chap for t in serving if t.chap), None)
-            self.backup.add_disk(disk.name, disk.path, self.stores[disk.name], Access(
-                tuple(t.iqn for t in serving),
-                None if anyone else frozenset(i for t in serving for i in t.initiators),
-                Credentials(chap.user, chap.secret) if chap else None))
+            self._add_disk(disk)
         for client in boot_clients(self.config):
             self._add_client(client)
         for target in self.config.targets:
-            units = [self._unit(target.iqn, name) for name in target.luns]
-            self.directory.add(TargetSpec(
-                name=target.iqn, device=ScsiDevice(units), alias=target.alias,
-                initiators=frozenset(target.initiators),
-                chap=Credentials(target.chap.user, target.chap.secret) if target.chap else None,
-                mutual_chap=(Credentials(target.mutual_chap.user, target.mutual_chap.secret)
-                             if target.mutual_chap else None)))
+            self._add_target(target)
+
+    def _add_disk(self, disk: DiskConfig) -> None:
+        self.stores[disk.name] = GatedStore(_open_disk(self.config, disk))
+        self._disk_access(disk.name)
+
+    def _disk_access(self, name: str) -> None:
+        """Who may attach the disk's mounted snapshots follows the targets serving it."""
+        serving = [t for t in self.config.targets if name in t.luns]
+        anyone = any(not t.initiators for t in serving)
+        chap = next((t.chap for t in serving if t.chap), None)
+        self.backup.add_disk(name, self.config.disk(name).path, self.stores[name], Access(
+            tuple(t.iqn for t in serving),
+            None if anyone else frozenset(i for t in serving for i in t.initiators),
+            Credentials(chap.user, chap.secret) if chap else None))
+
+    def _add_target(self, target: TargetConfig) -> None:
+        units = [self._unit(target.iqn, name) for name in target.luns]
+        self.directory.add(TargetSpec(
+            name=target.iqn, device=ScsiDevice(units), alias=target.alias,
+            initiators=frozenset(target.initiators),
+            chap=Credentials(target.chap.user, target.chap.secret) if target.chap else None,
+            mutual_chap=(Credentials(target.mutual_chap.user, target.mutual_chap.secret)
+                         if target.mutual_chap else None)))
 
     def _add_client(self, client: BootClient) -> None:
         self.clients[client.name] = client
@@ -182,8 +189,8 @@ class Appliance:
         leases = self.leases = LeaseStore(self.config.server.state_dir / "leases.sqlite", dhcp.pool,
                             {c.config.mac: c.config.ip for c in clients if c.config.ip})
         port = self.bound[0][1] if self.bound else 3260
-        policy = DhcpPolicy(dhcp, server_ip, mask, leases, {c.config.mac: c for c in clients}, iscsi_port=port,
-                            on_boot=self._client_booting, adopt=self._adopt)
+        policy = self.policy = DhcpPolicy(dhcp, server_ip, mask, leases, {c.config.mac: c for c in clients},
+                                          iscsi_port=port, on_boot=self._client_booting, adopt=self._adopt)
         self.dhcp = DhcpService(policy, dhcp.interface)
         if dhcp.mode == "proxy":
             self.pxe = DhcpService(policy, dhcp.interface, port=4011)
@@ -203,10 +210,12 @@ class Appliance:
                 log.warning("no IPv6 router advertisements on %s (%s): iPXE clients boot ~15 s slower",
                             dhcp.interface, exc)
                 self.ra = None
-        scripts = {c.script_name: c for c in clients}
-        self.tftp = TftpService(self.config.tftp_root, server_ip,
-                                generated=lambda name: scripts[name].ipxe_script(server_ip, port)
-                                if name in scripts else None)
+
+        def script(name: str) -> bytes | None:  # clients added by a reload get theirs too
+            client = next((c for c in self.clients.values() if c.script_name == name), None)
+            return client.ipxe_script(server_ip, port) if client else None
+
+        self.tftp = TftpService(self.config.tftp_root, server_ip, generated=script)
         self.tftp.start()
         if self.config.dns.enabled:
             names = {c.name: c.config.ip for c in clients if c.config.ip}
@@ -249,6 +258,69 @@ class Appliance:
         finally:
             busy.release()
         log.info("%s booted: its disk starts again from %s (reset_on_boot)", client.name, client.image_path.name)
+
+    def reload(self) -> dict[str, list[str]]:
+        """Re-read the configuration file and apply what can change while serving:
+        clients, disks and targets added, removed or changed. Other sections wait for a restart.
+        Runs on the event loop (sessions and DHCP state live there)."""
+        old, new = self.config, load_config(self.config.path)
+        applied: list[str] = []
+        restart = [name for name in ("server", "iscsi", "dhcp", "dns", "tftp_root", "images", "snapshots", "web")
+                   if getattr(new, name) != getattr(old, name)]
+        old_targets, new_targets = {t.iqn: t for t in old.targets}, {t.iqn: t for t in new.targets}
+        old_disks, new_disks = {d.name: d for d in old.disks}, {d.name: d for d in new.disks}
+        for iqn, target in old_targets.items():
+            if new_targets.get(iqn) != target:
+                self._drop_sessions(iqn)
+                self.directory.remove(iqn)
+                applied.append(f"target {iqn} {'changed' if iqn in new_targets else 'removed'}")
+        for name, disk in old_disks.items():
+            if new_disks.get(name) != disk:
+                self.backup.engine.volumes.pop(name, None)
+                self.stores.pop(name).close()
+                applied.append(f"disk {name} {'changed' if name in new_disks else 'removed'}")
+        config_clients = {c.name for c in old.clients}
+        wanted = {c.name: c for c in boot_clients(new)}
+        for name in sorted(config_clients):
+            if name not in wanted or wanted[name].config != self.clients[name].config:
+                self._remove_client(name)
+                applied.append(f"client {name} {'changed' if name in wanted else 'removed'}")
+        self.config = new
+        self.backup.config = new
+        for name, disk in new_disks.items():
+            if name not in self.stores:
+                self._add_disk(disk)
+                applied.append(f"disk {name} added")
+        for iqn, target in new_targets.items():
+            if old_targets.get(iqn) != target:
+                self._add_target(target)
+                if iqn not in old_targets:
+                    applied.append(f"target {iqn} added")
+        for name in new_disks:
+            self._disk_access(name)
+        for name, client in wanted.items():
+            if name not in self.clients:
+                self._add_client(client)
+                if self.policy is not None:
+                    self.policy.clients[client.config.mac] = client
+                applied.append(f"client {name} added")
+        log.info("configuration reloaded: %s%s", "; ".join(applied) or "nothing to apply",
+                 f" (restart needed for: {', '.join(restart)})" if restart else "")
+        return {"applied": applied, "restart_needed": restart}
+
+    def _drop_sessions(self, target_iqn: str) -> None:
+        if self.server is not None:
+            self.server.registry.drop_target(target_iqn)
+
+    def _remove_client(self, name: str) -> None:
+        client = self.clients.pop(name)
+        self._drop_sessions(client.target_iqn)
+        self.directory.remove(client.target_iqn)
+        if self.policy is not None:
+            self.policy.clients.pop(client.config.mac, None)
+        self.backup.engine.volumes.pop(name, None)
+        self.client_units.pop(name, None)
+        self.stores.pop(f"client:{name}").close()  # its disk file and snapshots stay
 
     def clients_overview(self) -> list[dict[str, object]]:
         """What the dashboard shows of each client (runs on the event loop)."""

@@ -19,6 +19,7 @@ from bootsrv import __version__
 from bootsrv.app import StartupError, serve
 from bootsrv import disktool
 from bootsrv.admin import call
+from bootsrv.confedit import ConfigEdit
 from bootsrv.config import ConfigError, load_config, parse_size
 from bootsrv.disktool import DiskToolError
 from snapshots.export import verify
@@ -63,6 +64,19 @@ def _parser() -> argparse.ArgumentParser:
     extend.add_argument("--size", required=True)
     check_disk = actions.add_parser("check", help="checksums, BAT bounds and overlaps, parent linkage")
     check_disk.add_argument("path")
+    add_disk = actions.add_parser("add", help="serve a disk file: add a [[disk]] to the configuration")
+    add_disk.add_argument("name")
+    add_disk.add_argument("path")
+    add_disk.add_argument("--size", help="create the file at start if it is missing (raw or .vhd)")
+    add_disk.add_argument("--readonly", action="store_true")
+    remove_disk = actions.add_parser("remove", help="stop serving a disk (its file stays)")
+    remove_disk.add_argument("name")
+    list_disks = actions.add_parser("list", help="the configured disks")
+    list_disks.add_argument("--json", action="store_true")
+    for sub in (add_disk, remove_disk, list_disks):
+        _config_option(sub)
+    _target_parser(commands)
+    _client_parser(commands)
     status = commands.add_parser("status", help="what the running server serves: disks, sessions, schedules")
     _config_option(status)
     status.add_argument("--json", action="store_true")
@@ -78,6 +92,46 @@ def _parser() -> argparse.ArgumentParser:
 def _config_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", "-c", metavar="FILE", default=os.environ.get("BOOTSRV_CONFIG", DEFAULT_CONFIG),
                         help=f"the running server's configuration (default $BOOTSRV_CONFIG or {DEFAULT_CONFIG})")
+
+
+def _target_parser(commands: Any) -> None:
+    target = commands.add_parser("target", help="iSCSI targets: create, list, remove, assign disks, allow initiators")
+    actions = target.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="a new target (its disks become LUN 0, 1, ...)")
+    create.add_argument("iqn")
+    create.add_argument("--disk", action="append", default=[], metavar="NAME", help="a [[disk]] to serve (repeat)")
+    create.add_argument("--initiator", action="append", default=[], metavar="IQN",
+                        help="an initiator allowed to log in (repeat; none = any)")
+    create.add_argument("--alias", default="")
+    listing = actions.add_parser("list", help="targets with their LUNs and allowed initiators")
+    listing.add_argument("--json", action="store_true")
+    remove = actions.add_parser("remove", help="delete a target (its disks stay)")
+    remove.add_argument("iqn")
+    assign = actions.add_parser("assign", help="serve one more disk on a target (next LUN)")
+    assign.add_argument("iqn")
+    assign.add_argument("disk")
+    allow = actions.add_parser("allow", help="let one more initiator log in to a target")
+    allow.add_argument("iqn")
+    allow.add_argument("initiator")
+    for sub in (create, listing, remove, assign, allow):
+        _config_option(sub)
+
+
+def _client_parser(commands: Any) -> None:
+    client = commands.add_parser("client", help="diskless clients: add, list, remove")
+    actions = client.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="a new client: its own disk over an image, booted by MAC")
+    add.add_argument("name")
+    add.add_argument("--mac", required=True)
+    add.add_argument("--image", required=True, help="an [[image]] name")
+    add.add_argument("--ip", default="", help="a fixed address (DHCP full mode)")
+    add.add_argument("--reset-on-boot", action="store_true", help="start from the image at every boot")
+    listing = actions.add_parser("list", help="clients, and whether each is online (when the server runs)")
+    listing.add_argument("--json", action="store_true")
+    remove = actions.add_parser("remove", help="forget a client (its disk file and snapshots stay)")
+    remove.add_argument("name")
+    for sub in (add, listing, remove):
+        _config_option(sub)
 
 
 def _snapshot_parser(commands: Any) -> None:
@@ -124,6 +178,8 @@ def _size(text: str | None, what: str) -> int | None:
 
 
 def _disk(args: argparse.Namespace) -> int:
+    if args.action in ("add", "remove", "list"):
+        return _disk_config(args)
     if args.action == "create":
         block = _size(args.block_size, "--block-size") or DEFAULT_BLOCK_SIZE
         print(disktool.create(args.path, _size(args.size, "--size"), args.type, block, args.parent))
@@ -192,6 +248,91 @@ def _snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _apply(edit: ConfigEdit, what: str) -> int:
+    """Save the edited configuration; a running server applies it at once."""
+    config = edit.save()
+    print(f"{edit.path}: {what}")
+    try:
+        result = call(config.server.state_dir, "config.reload")
+    except ConnectionError:
+        print("bootsrv is not running: the change takes effect when it starts")
+        return 0
+    for line in result["applied"]:
+        print(f"applied: {line}")
+    if result["restart_needed"]:
+        print(f"restart bootsrv for: {', '.join(result['restart_needed'])}")
+    return 0
+
+
+def _print_rows(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    widths = [max([len(column)] + [len(str(row[column])) for row in rows]) for column in columns]
+    print("  ".join(column.upper().ljust(width) for column, width in zip(columns, widths)))
+    for row in rows:
+        print("  ".join(str(row[column]).ljust(width) for column, width in zip(columns, widths)))
+
+
+def _target(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        config = load_config(args.config)
+        rows = [{"iqn": t.iqn, "luns": ",".join(t.luns) or "-", "initiators": ",".join(t.initiators) or "any",
+                 "chap": "yes" if t.chap else "no", "alias": t.alias} for t in config.targets]
+        _print_rows(rows, args.json, ["iqn", "luns", "initiators", "chap", "alias"])
+        return 0
+    edit = ConfigEdit(args.config)
+    if args.action == "create":
+        edit.add_target(args.iqn.lower(), args.disk, [i.lower() for i in args.initiator], args.alias)
+        return _apply(edit, f"target {args.iqn} created")
+    if args.action == "remove":
+        edit.remove("target", "iqn", args.iqn)
+        return _apply(edit, f"target {args.iqn} removed")
+    if args.action == "assign":
+        edit.append("target", "iqn", args.iqn, "luns", args.disk)
+        return _apply(edit, f"disk {args.disk} assigned to {args.iqn}")
+    edit.append("target", "iqn", args.iqn, "initiators", args.initiator.lower())
+    return _apply(edit, f"initiator {args.initiator} allowed on {args.iqn}")
+
+
+def _client(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        config = load_config(args.config)
+        try:
+            live = {row["name"]: row for row in call(config.server.state_dir, "clients")}
+        except ConnectionError:
+            live = {}
+        rows = [{"name": c.name, "mac": c.mac, "image": c.image, "ip": c.ip or live.get(c.name, {}).get("ip") or "-",
+                 "reset_on_boot": c.reset_on_boot,
+                 "state": ("online" if live[c.name]["online"] else "offline") if c.name in live else "-"}
+                for c in config.clients]
+        _print_rows(rows, args.json, ["name", "mac", "ip", "image", "state", "reset_on_boot"])
+        return 0
+    edit = ConfigEdit(args.config)
+    if args.action == "add":
+        edit.add_client(args.name, args.mac, args.image, args.ip, args.reset_on_boot)
+        return _apply(edit, f"client {args.name} added")
+    edit.remove("client", "name", args.name)
+    return _apply(edit, f"client {args.name} removed (its disk file and snapshots stay)")
+
+
+def _disk_config(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        config = load_config(args.config)
+        rows = [{"name": d.name, "path": str(d.path), "readonly": d.readonly,
+                 "targets": ",".join(t.iqn for t in config.targets if d.name in t.luns) or "-"} for d in config.disks]
+        _print_rows(rows, args.json, ["name", "path", "readonly", "targets"])
+        return 0
+    edit = ConfigEdit(args.config)
+    if args.action == "add":
+        if args.size:
+            _size(args.size, "--size")
+        edit.add_disk(args.name, args.path, args.size or "", args.readonly)
+        return _apply(edit, f"disk {args.name} added")
+    edit.remove("disk", "name", args.name)
+    return _apply(edit, f"disk {args.name} removed (its file stays)")
+
+
 def _status(args: argparse.Namespace) -> int:
     status = call(load_config(args.config).server.state_dir, "status")
     if args.json:
@@ -220,6 +361,10 @@ def main(argv: list[str] | None = None) -> int:
             return _snapshot(args)
         if args.command == "status":
             return _status(args)
+        if args.command == "target":
+            return _target(args)
+        if args.command == "client":
+            return _client(args)
         if args.command == "schedule":
             result = call(load_config(args.config).server.state_dir, "schedule.run", {"name": args.name})
             print(f"schedule {args.name}: {result}")

@@ -32,6 +32,10 @@ class ConfigError(Exception):
     """One line: file, key, what was expected."""
 
 
+class StartupError(Exception):
+    """One line telling the admin why the appliance cannot start (or apply a change)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ChapConfig:
     user: str
