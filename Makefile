@@ -9,9 +9,15 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # tgt, the reference target the benchmarks run beside us; chromium for the dashboard test.
 APT_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra tgt python3-venv libvhdi-utils python3-libvhdi qemu-system-x86 ipxe-qemu iproute2 ipxe bind9-dnsutils curl dnsmasq-base ovmf chromium
 
-.PHONY: demo test bench dist deps clean
+.PHONY: demo serve-demo test bench dist deps clean
 
+# The lab demo: a diskless QEMU machine boots from bootsrv in a private network
+# namespace, then its disk is snapshotted and exported (needs root: ip netns).
 demo: deps $(VENV)/.installed
+	$(SUDO) $(VENV)/bin/python demo/lab.py
+
+# A plain iSCSI target on 127.0.0.1:3260 (no root needed); Ctrl-C stops it.
+serve-demo: deps $(VENV)/.installed
 	@echo "Serving examples/demo.toml; try: iscsi-ls -s iscsi://127.0.0.1:3260   (Ctrl-C stops)"
 	$(VENV)/bin/bootsrv serve --config examples/demo.toml
 

@@ -164,7 +164,7 @@ def _snapshot_parser(commands: Any) -> None:
     rollback = actions.add_parser("rollback", help="return the disk to this snapshot's content")
     rollback.add_argument("id", type=int)
     rollback.add_argument("--force", action="store_true", help="drop the client's sessions first")
-    for sub in (create, listing, delete, mount, unmount, export, rollback):
+    for sub in (create, listing, delete, mount, unmount, export, verify, rollback):  # verify needs none; accepted alike
         _config_option(sub)
 
 
