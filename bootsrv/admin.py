@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from bootsrv.config import ConfigError, StartupError
+from bootsrv.confedit import edit_config
 from snapshots.engine import SnapshotEngine, SnapshotError
 from snapshots.localmount import MountError
 from target.stores.base import StoreError
@@ -31,7 +32,7 @@ log = logging.getLogger("bootsrv.admin")
 MAX_REQUEST = 1 << 20
 STARTED = time.time()
 # Quick reads of state the event loop owns (sessions, the DHCP lease database): not on a worker thread.
-_ON_LOOP = frozenset({"status", "clients", "sessions", "config.reload"})
+_ON_LOOP = frozenset({"status", "clients", "sessions", "config.reload", "config.edit"})
 
 
 def socket_path(state_dir: Path) -> Path:
@@ -57,6 +58,7 @@ class AdminServer:
             "schedule.run": self._run_schedule,
             "clients": lambda a: self.app.clients_overview(),
             "config.reload": lambda a: self.app.reload(),
+            "config.edit": self._edit_config,
             "sessions": self._sessions,
         }
 
@@ -130,6 +132,11 @@ class AdminServer:
                 row["iscsi_target"] = self.app.backup.mount_target_name(snap.id)
             rows.append(row)
         return rows
+
+    def _edit_config(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Change the configuration file (comments kept), then apply it: what the wizards do."""
+        message = edit_config(self.app.config.path, str(args["op"]), dict(args.get("args") or {}))
+        return {"message": message, **self.app.reload()}
 
     def _sessions(self, args: dict[str, Any]) -> list[dict[str, Any]]:
         registry = self.app.server.registry if self.app.server else None

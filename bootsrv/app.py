@@ -265,7 +265,7 @@ class Appliance:
         Runs on the event loop (sessions and DHCP state live there)."""
         old, new = self.config, load_config(self.config.path)
         applied: list[str] = []
-        restart = [name for name in ("server", "iscsi", "dhcp", "dns", "tftp_root", "images", "snapshots", "web")
+        restart = [name for name in ("server", "iscsi", "dhcp", "dns", "tftp_root", "images", "web")
                    if getattr(new, name) != getattr(old, name)]
         old_targets, new_targets = {t.iqn: t for t in old.targets}, {t.iqn: t for t in new.targets}
         old_disks, new_disks = {d.name: d for d in old.disks}, {d.name: d for d in new.disks}
@@ -287,6 +287,9 @@ class Appliance:
                 applied.append(f"client {name} {'changed' if name in wanted else 'removed'}")
         self.config = new
         self.backup.config = new
+        if new.snapshots != old.snapshots:
+            self.backup.start_schedules()
+            applied.append("snapshot schedules and settings")
         for name, disk in new_disks.items():
             if name not in self.stores:
                 self._add_disk(disk)

@@ -90,6 +90,13 @@ class BackupService:
                     self.mount_local(snap.id, Path(snap.mount_local))
             except (SnapshotError, MountError) as exc:
                 log.error("snapshot %d: cannot restore its mount: %s", snap.id, exc)
+        self.start_schedules()
+
+    def start_schedules(self) -> None:
+        """(Again, after a reload: a job already running finishes in the old scheduler.)"""
+        if self.scheduler is not None:
+            self.scheduler.stop(wait=False)
+            self.scheduler = None
         if self.config.snapshots.schedules:
             self.scheduler = SnapshotScheduler(self.engine, self.config.snapshots.schedules,
                                                self.config.snapshots.export_dir)

@@ -19,7 +19,7 @@ from bootsrv import __version__
 from bootsrv.app import StartupError, serve
 from bootsrv import disktool
 from bootsrv.admin import call
-from bootsrv.confedit import ConfigEdit
+from bootsrv.confedit import edit_config
 from bootsrv.config import ConfigError, load_config, parse_size
 from bootsrv.disktool import DiskToolError
 from snapshots.export import verify
@@ -81,11 +81,24 @@ def _parser() -> argparse.ArgumentParser:
     _config_option(status)
     status.add_argument("--json", action="store_true")
     _snapshot_parser(commands)
-    schedule = commands.add_parser("schedule", help="snapshot schedules: run one now")
+    schedule = commands.add_parser("schedule", help="snapshot schedules: add, list, remove, run one now")
     schedule_actions = schedule.add_subparsers(dest="action", required=True, metavar="ACTION")
     run_now = schedule_actions.add_parser("run", help="take, export and prune as the schedule would, now")
     run_now.add_argument("name")
-    _config_option(run_now)
+    add_schedule = schedule_actions.add_parser("add", help="snapshot disks on a cron schedule")
+    add_schedule.add_argument("name")
+    add_schedule.add_argument("--cron", required=True, help='five fields, e.g. "0 2 * * *" (02:00 daily)')
+    add_schedule.add_argument("--disk", action="append", metavar="NAME", help="disk/client name or pattern "
+                              "(repeat; default: all)")
+    add_schedule.add_argument("--export", choices=("none", "full", "incremental"), default="none")
+    for kind in ("last", "daily", "weekly", "monthly"):
+        add_schedule.add_argument(f"--keep-{kind}", type=int, default=0, metavar="N")
+    list_schedules = schedule_actions.add_parser("list", help="schedules with their last and next run")
+    list_schedules.add_argument("--json", action="store_true")
+    remove_schedule = schedule_actions.add_parser("remove", help="stop a schedule (its snapshots stay)")
+    remove_schedule.add_argument("name")
+    for sub in (run_now, add_schedule, list_schedules, remove_schedule):
+        _config_option(sub)
     return parser
 
 
@@ -248,15 +261,16 @@ def _snapshot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _apply(edit: ConfigEdit, what: str) -> int:
-    """Save the edited configuration; a running server applies it at once."""
-    config = edit.save()
-    print(f"{edit.path}: {what}")
+def _edit(args: argparse.Namespace, op: str, edit_args: dict[str, Any]) -> int:
+    """A running server makes the change itself (and applies it); else the file is edited here."""
+    config = load_config(args.config)
     try:
-        result = call(config.server.state_dir, "config.reload")
+        result = call(config.server.state_dir, "config.edit", {"op": op, "args": edit_args})
     except ConnectionError:
+        print(f"{args.config}: {edit_config(args.config, op, edit_args)}")
         print("bootsrv is not running: the change takes effect when it starts")
         return 0
+    print(f"{config.path}: {result['message']}")
     for line in result["applied"]:
         print(f"applied: {line}")
     if result["restart_needed"]:
@@ -281,18 +295,14 @@ def _target(args: argparse.Namespace) -> int:
                  "chap": "yes" if t.chap else "no", "alias": t.alias} for t in config.targets]
         _print_rows(rows, args.json, ["iqn", "luns", "initiators", "chap", "alias"])
         return 0
-    edit = ConfigEdit(args.config)
     if args.action == "create":
-        edit.add_target(args.iqn.lower(), args.disk, [i.lower() for i in args.initiator], args.alias)
-        return _apply(edit, f"target {args.iqn} created")
+        return _edit(args, "target.create", {"iqn": args.iqn, "disks": args.disk, "initiators": args.initiator,
+                                             "alias": args.alias})
     if args.action == "remove":
-        edit.remove("target", "iqn", args.iqn)
-        return _apply(edit, f"target {args.iqn} removed")
+        return _edit(args, "target.remove", {"iqn": args.iqn})
     if args.action == "assign":
-        edit.append("target", "iqn", args.iqn, "luns", args.disk)
-        return _apply(edit, f"disk {args.disk} assigned to {args.iqn}")
-    edit.append("target", "iqn", args.iqn, "initiators", args.initiator.lower())
-    return _apply(edit, f"initiator {args.initiator} allowed on {args.iqn}")
+        return _edit(args, "target.assign", {"iqn": args.iqn, "disk": args.disk})
+    return _edit(args, "target.allow", {"iqn": args.iqn, "initiator": args.initiator})
 
 
 def _client(args: argparse.Namespace) -> int:
@@ -308,12 +318,10 @@ def _client(args: argparse.Namespace) -> int:
                 for c in config.clients]
         _print_rows(rows, args.json, ["name", "mac", "ip", "image", "state", "reset_on_boot"])
         return 0
-    edit = ConfigEdit(args.config)
     if args.action == "add":
-        edit.add_client(args.name, args.mac, args.image, args.ip, args.reset_on_boot)
-        return _apply(edit, f"client {args.name} added")
-    edit.remove("client", "name", args.name)
-    return _apply(edit, f"client {args.name} removed (its disk file and snapshots stay)")
+        return _edit(args, "client.add", {"name": args.name, "mac": args.mac, "image": args.image, "ip": args.ip,
+                                          "reset_on_boot": args.reset_on_boot})
+    return _edit(args, "client.remove", {"name": args.name})
 
 
 def _disk_config(args: argparse.Namespace) -> int:
@@ -323,14 +331,39 @@ def _disk_config(args: argparse.Namespace) -> int:
                  "targets": ",".join(t.iqn for t in config.targets if d.name in t.luns) or "-"} for d in config.disks]
         _print_rows(rows, args.json, ["name", "path", "readonly", "targets"])
         return 0
-    edit = ConfigEdit(args.config)
     if args.action == "add":
         if args.size:
             _size(args.size, "--size")
-        edit.add_disk(args.name, args.path, args.size or "", args.readonly)
-        return _apply(edit, f"disk {args.name} added")
-    edit.remove("disk", "name", args.name)
-    return _apply(edit, f"disk {args.name} removed (its file stays)")
+        return _edit(args, "disk.add", {"name": args.name, "path": args.path, "size": args.size or "",
+                                        "readonly": args.readonly})
+    return _edit(args, "disk.remove", {"name": args.name})
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    if args.action == "run":
+        result = call(load_config(args.config).server.state_dir, "schedule.run", {"name": args.name})
+        print(f"schedule {args.name}: {result}")
+        return 0 if result == "ok" else 1
+    if args.action == "list":
+        config = load_config(args.config)
+        try:
+            live = {row["name"]: row for row in call(config.server.state_dir, "status")["schedules"]}
+        except ConnectionError:
+            live = {}
+        rows = [{"name": s.name, "cron": s.cron, "disks": " ".join(s.disks), "export": s.export,
+                 "keep": " ".join(f"{k}={v}" for k, v in (("last", s.keep.last), ("daily", s.keep.daily),
+                                                            ("weekly", s.keep.weekly), ("monthly", s.keep.monthly))
+                                  if v) or "all",
+                 "last_run": _when(live.get(s.name, {}).get("last_run")),
+                 "result": live.get(s.name, {}).get("last_result") or "-",
+                 "next_run": _when(live.get(s.name, {}).get("next_run"))} for s in config.snapshots.schedules]
+        _print_rows(rows, args.json, ["name", "cron", "disks", "export", "keep", "last_run", "result", "next_run"])
+        return 0
+    if args.action == "add":
+        keep = {kind: getattr(args, f"keep_{kind}") for kind in ("last", "daily", "weekly", "monthly")}
+        return _edit(args, "schedule.add", {"name": args.name, "cron": args.cron, "disks": args.disk or ["*"],
+                                            "export": args.export, "keep": keep})
+    return _edit(args, "schedule.remove", {"name": args.name})
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -366,9 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "client":
             return _client(args)
         if args.command == "schedule":
-            result = call(load_config(args.config).server.state_dir, "schedule.run", {"name": args.name})
-            print(f"schedule {args.name}: {result}")
-            return 0 if result == "ok" else 1
+            return _schedule(args)
         if args.command == "check-config":
             config = load_config(args.file)
             print(f"{args.file}: ok ({len(config.disks)} disks, {len(config.targets)} targets, "

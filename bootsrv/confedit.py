@@ -28,9 +28,16 @@ class ConfigEdit:
             raise ConfigError(f"{self.path}: not valid TOML: {exc}") from None
 
     def _tables(self, key: str) -> AoT:
-        if key not in self.doc:
-            self.doc.append(key, tomlkit.aot())
-        tables = self.doc[key]
+        """The [[key]] tables (key may be dotted: snapshots.schedule), made if missing."""
+        parent: Any = self.doc
+        *outer, last = key.split(".")
+        for name in outer:
+            if name not in parent:
+                parent.append(name, tomlkit.table())
+            parent = parent[name]
+        if last not in parent:
+            parent.append(last, tomlkit.aot())
+        tables = parent[last]
         if not isinstance(tables, AoT):
             raise ConfigError(f"{self.path}: {key}: expected [[{key}]] tables")
         return tables
@@ -62,6 +69,13 @@ class ConfigEdit:
         if not luns:  # a target with no disk yet is allowed in the file only with an empty list
             self._find("target", "iqn", iqn)[1]["luns"] = tomlkit.array()
 
+    def add_schedule(self, name: str, cron: str, disks: list[str], export: str, keep: dict[str, int]) -> None:
+        kept = tomlkit.inline_table()
+        kept.update({kind: count for kind, count in keep.items() if count})
+        self._add("snapshots.schedule", {"name": name, "disks": disks, "cron": cron, "export": export})
+        if kept:
+            self._tables("snapshots.schedule")[-1]["keep"] = kept
+
     def remove(self, key: str, field: str, value: str) -> None:
         index, _ = self._find(key, field, value)
         del self._tables(key)[index]
@@ -87,3 +101,80 @@ class ConfigEdit:
         os.chmod(partial, self.path.stat().st_mode & 0o7777)
         os.replace(partial, self.path)
         return config
+
+
+# ---- the edits, by name: the CLI runs them here when no server runs, the server runs them
+# (admin operation config.edit) when it does, then applies the saved file --------------------
+
+def _client_add(edit: ConfigEdit, a: dict[str, Any]) -> str:
+    edit.add_client(a["name"], a["mac"], a["image"], a.get("ip", ""), bool(a.get("reset_on_boot")))
+    return f"client {a['name']} added"
+
+
+def _client_remove(edit: ConfigEdit, a: dict[str, Any]) -> str:
+    edit.remove("client", "name", a["name"])
+    return f"client {a['name']} removed (its disk file and snapshots stay)"
+
+
+def _target_create(edit: ConfigEdit, a: dict[str, Any]) -> str:
+    edit.add_target(a["iqn"].lower(), list(a.get("disks", [])), [i.lower() for i in a.get("initiators", [])],
+                    a.get("alias", ""))
+    return f"target {a['iqn']} created"
+
+
+def _target_remove(edit: ConfigEdit, a: dict[str, Any]) -> str:
+    edit.remove("target", "iqn", a["iqn"])
+    return f"target {a['iqn']} removed"
+
+
+def _target_assign(edit: ConfigEdit, a: dict[str, Any]) -> str:
+    edit.append("target", "iqn", a["iqn"], "luns", a["disk"])
+    return f"disk {a['disk']} assigned to {a['iqn']}"
+
+
+def _target_allow(edit: ConfigEdit, a: dict[str, Any]) -> str:
+    edit.append("target", "iqn", a["iqn"], "initiators", a["initiator"].lower())
+    return f"initiator {a['initiator']} allowed on {a['iqn']}"
+
+
+def _disk_add(edit: ConfigEdit, a: dict[str, Any]) -> str:
+    edit.add_disk(a["name"], a["path"], a.get("size", ""), bool(a.get("readonly")))
+    return f"disk {a['name']} added"
+
+
+def _disk_remove(edit: ConfigEdit, a: dict[str, Any]) -> str:
+    edit.remove("disk", "name", a["name"])
+    return f"disk {a['name']} removed (its file stays)"
+
+
+def _schedule_add(edit: ConfigEdit, a: dict[str, Any]) -> str:
+    edit.add_schedule(a["name"], a["cron"], list(a.get("disks", ["*"])), a.get("export", "none"), a.get("keep", {}))
+    return f"schedule {a['name']} added"
+
+
+def _schedule_remove(edit: ConfigEdit, a: dict[str, Any]) -> str:
+    edit.remove("snapshots.schedule", "name", a["name"])
+    return f"schedule {a['name']} removed (its snapshots stay)"
+
+
+EDITS = {
+    "client.add": _client_add, "client.remove": _client_remove,
+    "target.create": _target_create, "target.remove": _target_remove,
+    "target.assign": _target_assign, "target.allow": _target_allow,
+    "disk.add": _disk_add, "disk.remove": _disk_remove,
+    "schedule.add": _schedule_add, "schedule.remove": _schedule_remove,
+}
+
+
+def edit_config(path: str | Path, op: str, args: dict[str, Any]) -> str:
+    """Run one named edit and save; returns what was done. ConfigError says what is wrong."""
+    edit = EDITS.get(op)
+    if edit is None:
+        raise ConfigError(f"no configuration edit {op!r}; edits: {', '.join(sorted(EDITS))}")
+    editor = ConfigEdit(path)
+    try:
+        message = edit(editor, args)
+    except KeyError as exc:
+        raise ConfigError(f"{op}: {exc.args[0]} is needed") from None
+    editor.save()
+    return message

@@ -96,9 +96,10 @@ class SnapshotScheduler:
                 self._scheduler.add_job(self.run, DateTrigger(), args=[schedule], id=f"{schedule.name}.missed")
         self._scheduler.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """wait: until a running job ends (it gives up soon when the engine is stopping)."""
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=True)  # a running job gives up soon: the engine is stopping
+            self._scheduler.shutdown(wait=wait)
 
     def describe(self) -> list[dict[str, Any]]:
         rows = []

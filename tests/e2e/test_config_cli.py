@@ -57,13 +57,25 @@ size = "16MiB"   # a small scratch disk
             assert result.returncode == 1 and result.stderr.count("\n") == 1, (args, result.stderr)
         assert server.config.read_text() == before
         assert server.config.read_text().startswith(COMMENTED) and "# a small scratch disk" in before
+        out = cli(server, "schedule", "add", "nightly", "--cron", "0 2 * * *", "--export", "incremental",
+                  "--keep-last", "3").stdout
+        assert "applied: snapshot schedules and settings" in out, out
+        (row,) = json.loads(cli(server, "schedule", "list", "--json").stdout)
+        assert (row["name"], row["keep"], row["last_run"]) == ("nightly", "last=3", "-") and row["next_run"] != "-"
+        assert "keep = {last = 3}" in server.config.read_text()
     finally:
         assert server.stop() == 0
+    # With no server running the CLI edits the file itself.
+    offline = bootsrv_cli(tmp_path, "client", "add", "ws09", "--mac", "52:54:00:00:00:09", "--image", "golden",
+                          "-c", str(server.config)).stdout
+    assert "not running" in offline
     again = start_server(tmp_path, server.config.read_text().replace(f":{server.port}\"", ':@PORT@"'))
     try:
         listing = targets(again, "iqn.2026-11.test:b")
         assert SCRATCH_IQN in listing and "Lun:0" in listing
         assert f"{DEFAULT_BASE_IQN}:ws02" in targets(again, f"{DEFAULT_BASE_IQN}:initiator.ws02")
+        assert f"{DEFAULT_BASE_IQN}:ws09" in targets(again, f"{DEFAULT_BASE_IQN}:initiator.ws09")
+        assert "schedule nightly" in cli(again, "status").stdout
         assert "Traceback" not in again.log_text()
     finally:
         assert again.stop() == 0
