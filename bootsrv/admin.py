@@ -23,7 +23,7 @@ from bootsrv.confedit import edit_config
 from snapshots.engine import SnapshotEngine, SnapshotError
 from snapshots.localmount import MountError
 from target.stores.base import StoreError
-from target.stores.vhd import VhdFormatError
+from target.stores.vhd import VhdFormatError, read_footer
 
 if TYPE_CHECKING:
     from bootsrv.app import Appliance
@@ -167,7 +167,15 @@ class AdminServer:
             disks.append({"name": name, "path": str(volume.path), "size": volume.gate.size,
                           "sessions": volume.sessions(), "snapshots": len(snaps),
                           "snapshot_bytes": sum(s.unique_bytes for s in snaps)})
-        return {"pid": os.getpid(), "uptime": time.time() - STARTED, "config": str(app.config.path),
+        images = []
+        for image in app.config.images:
+            try:
+                size = read_footer(image.path).virtual_size
+            except VhdFormatError:
+                size = 0
+            images.append({"name": image.name, "path": str(image.path), "size": size,
+                           "clients": sorted(c.name for c in app.clients.values() if c.config.image == image.name)})
+        return {"pid": os.getpid(), "uptime": time.time() - STARTED, "config": str(app.config.path), "images": images,
                 "portals": [f"{h}:{p}" for h, p in app.bound], "sessions": len(sessions), "disks": disks,
                 "schedules": app.backup.schedules(),
                 "mounts": [{"id": s.id, "disk": s.disk, "iscsi": s.mount_iscsi, "local": s.mount_local}

@@ -34,6 +34,7 @@ PAGE = r"""<!doctype html>
   <div id="message" role="status"></div>
   <section><h2>Clients</h2><table id="clients"></table></section>
   <section><h2>Disks</h2><table id="disks"></table></section>
+  <section><h2>Images</h2><table id="images"></table></section>
   <section><h2>iSCSI sessions</h2><table id="sessions"></table></section>
   <section><h2>Snapshots</h2><table id="snapshots"></table></section>
   <section><h2>Schedules</h2><table id="schedules"></table></section>
@@ -81,6 +82,8 @@ function render(o) {
   table("disks", ["Disk", "Size", "Sessions", "Snapshots", "Held by snapshots", ""], s.disks.filter(d => !clientNames.has(d.name)).map(d =>
     "<tr><td>" + esc(d.name) + "</td><td>" + size(d.size) + "</td><td>" + d.sessions + "</td><td>" + d.snapshots + "</td><td>" + size(d.snapshot_bytes) +
     '</td><td><button data-testid="snapshot-' + esc(d.name) + '" data-disk="' + esc(d.name) + '">Take snapshot</button></td></tr>'), "no standalone disks");
+  table("images", ["Image", "Size", "Path", "Clients"], s.images.map(i =>
+    "<tr><td>" + esc(i.name) + "</td><td>" + size(i.size) + "</td><td>" + esc(i.path) + "</td><td>" + esc(i.clients.join(", ") || "–") + "</td></tr>"), "no images");
   table("sessions", ["TSIH", "Initiator", "Target"], o.sessions.map(x =>
     "<tr><td>" + x.tsih + "</td><td>" + esc(x.initiator) + "</td><td>" + esc(x.target) + "</td></tr>"), "no sessions");
   table("snapshots", ["ID", "Disk", "Taken", "Label", "Origin", "Data", "Mounted", "Exports", ""], o.snapshots.slice().reverse().map(x =>

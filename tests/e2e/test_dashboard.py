@@ -73,6 +73,7 @@ def test_take_snapshot_button_in_chromium(dashboard, tmp_path):
             page.get_by_test_id(f"snapshot-{CLIENT}").click()
             page.locator("#snapshots tr[data-snapshot]").first.wait_for(timeout=20000)
             assert "done" in page.inner_text("#message")
+            assert CLIENT in page.inner_text("#images")  # the golden image and who boots it
             page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
             # The page keeps its token: a reload still shows the snapshot.
             page.reload()
