@@ -269,8 +269,9 @@ class Appliance:
                    if getattr(new, name) != getattr(old, name)]
         old_targets, new_targets = {t.iqn: t for t in old.targets}, {t.iqn: t for t in new.targets}
         old_disks, new_disks = {d.name: d for d in old.disks}, {d.name: d for d in new.disks}
-        for iqn, target in old_targets.items():
-            if new_targets.get(iqn) != target:
+        changed_disks = {name for name, disk in old_disks.items() if new_disks.get(name) != disk}
+        for iqn, target in old_targets.items():  # a target over a changed disk is rebuilt too
+            if new_targets.get(iqn) != target or changed_disks & set(target.luns):
                 self._drop_sessions(iqn)
                 self.directory.remove(iqn)
                 applied.append(f"target {iqn} {'changed' if iqn in new_targets else 'removed'}")
@@ -295,7 +296,7 @@ class Appliance:
                 self._add_disk(disk)
                 applied.append(f"disk {name} added")
         for iqn, target in new_targets.items():
-            if old_targets.get(iqn) != target:
+            if old_targets.get(iqn) != target or changed_disks & set(target.luns):
                 self._add_target(target)
                 if iqn not in old_targets:
                     applied.append(f"target {iqn} added")
