@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 from typing import Iterator
 
@@ -35,6 +36,11 @@ class RawStore:
             self._fd = os.open(self.path, flags | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
             raise StoreError(f"cannot open {self.path}: {exc.strerror}") from exc
+        try:  # shared: many readers (a golden image under many clients); `disk extend` wants it alone
+            fcntl.flock(self._fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            raise StoreError(f"{self.path} is being changed (bootsrv disk extend); try again") from None
         self._footer_bytes = footer_bytes  # trailing metadata that is not disk (a fixed VHD's footer)
         size = os.fstat(self._fd).st_size - footer_bytes
         if size % 512:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -109,6 +110,11 @@ def extend(path: str | os.PathLike[str], new_size: int) -> Footer:
     grown = footer.resized(new_size)
     fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     try:
+        try:  # a store that has the file open (a running server) caches its header and footer
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise VhdFormatError(f"{path} is in use (a running bootsrv serves it, or a disk chain over it): "
+                                 "stop serving it before extending it") from None
         if footer.disk_type == FIXED:
             old = footer.virtual_size
             os.pwrite(fd, grown.pack(), new_size)  # the new footer first, at the new end

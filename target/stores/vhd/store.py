@@ -11,6 +11,7 @@ of the footer at offset 0 is there for readers that find no footer at the end.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import struct
@@ -92,6 +93,10 @@ class VhdStore:
         except OSError as exc:
             raise StoreError(f"cannot open {self.path}: {exc.strerror}") from exc
         try:
+            try:  # shared with other readers; `disk extend` needs the file alone
+                fcntl.flock(self._fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                raise StoreError(f"{self.path} is being changed (bootsrv disk extend); try again") from None
             self._load(_depth)
         except BaseException:
             os.close(self._fd)

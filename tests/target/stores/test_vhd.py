@@ -252,3 +252,15 @@ def test_writes_that_allocate_are_flagged_for_a_worker_thread(tmp_path):
     store.write(0, b"\x01" * 512)
     assert not store.write_may_block(16 * 512, 4096) and not device.may_block(0, write_8_sectors)
     store.close()
+
+
+def test_extend_refuses_a_disk_that_is_open(tmp_path):
+    path = tmp_path / "served.vhd"
+    create_dynamic(path, MiB)
+    store = open_vhd(path)
+    with pytest.raises(VhdFormatError, match="in use"):
+        extend(path, 2 * MiB)
+    assert read_footer(path).virtual_size == MiB
+    store.close()
+    extend(path, 2 * MiB)
+    assert read_footer(path).virtual_size == 2 * MiB
