@@ -27,6 +27,7 @@ test: deps $(VENV)/.installed
 bench: deps $(VENV)/.installed
 	$(VENV)/bin/python bench/vs_tgt.py
 	$(VENV)/bin/python bench/netboot.py
+	$(VENV)/bin/python bench/storm.py
 
 # One file, no Python needed where it runs: dist/bootsrv (Linux x86_64).
 dist: deps $(VENV)/.installed
