@@ -123,11 +123,14 @@ class AdminServer:
         if disk is not None:
             self._engine().volume(disk)
         rows = []
+        exports: dict[int, list[dict[str, Any]]] = {}
+        for export in self._engine().catalog.exports(disk=disk):
+            exports.setdefault(export.snapshot, []).append(export.as_dict())
         for snap in self._engine().catalog.snapshots(disk):
             if snap.state == "creating":
                 continue
             row = snap.as_dict()
-            row["exports"] = [e.as_dict() for e in self._engine().catalog.exports(snapshot=snap.id)]
+            row["exports"] = exports.get(snap.id, [])
             if snap.mount_iscsi:
                 row["iscsi_target"] = self.app.backup.mount_target_name(snap.id)
             rows.append(row)
@@ -163,10 +166,9 @@ class AdminServer:
         engine = self._engine()
         disks = []
         for name, volume in sorted(engine.volumes.items()):
-            snaps = [s for s in engine.catalog.snapshots(name) if s.state == "ready"]
+            count, held = engine.usage(name)
             disks.append({"name": name, "path": str(volume.path), "size": volume.gate.size,
-                          "sessions": volume.sessions(), "snapshots": len(snaps),
-                          "snapshot_bytes": sum(s.unique_bytes for s in snaps)})
+                          "sessions": volume.sessions(), "snapshots": count, "snapshot_bytes": held})
         images = []
         for image in app.config.images:
             try:

@@ -16,6 +16,7 @@ from bootsrv.backup import Access, BackupService
 from bootsrv.clients import BootClient, boot_clients, unknown_client
 from bootsrv.config import Config, DiskConfig, StartupError, TargetConfig, load_config
 from bootsrv.dhcp.leases import LeaseStore
+from bootsrv.disktool import allocated_bytes
 from bootsrv.dhcp.policy import DhcpPolicy
 from bootsrv.dhcp.service import DhcpService, interface_ipv4
 from bootsrv.dns import DnsAnswers, DnsService
@@ -243,20 +244,10 @@ class Appliance:
             return
         self.server.registry.drop_target(client.target_iqn)
 
-        gate = self.stores[f"client:{client.name}"]
-        busy = self.backup.engine.lock(client.name)
-        if not busy.acquire(blocking=False):  # this runs on the event loop: never wait for an export
+        # On the event loop: never wait for a snapshot operation on this disk.
+        if not self.backup.engine.restart_from(client.name, client.image_path):
             log.warning("%s booted during a snapshot operation on its disk: not reset this time", client.name)
             return
-        try:
-            with gate.hold():
-                fresh = client.disk_path.with_name(client.disk_path.name + ".new")
-                fresh.unlink(missing_ok=True)
-                create_differencing(fresh, client.image_path)
-                os.replace(fresh, client.disk_path)
-                gate.swap(open_vhd(client.disk_path)).close()
-        finally:
-            busy.release()
         log.info("%s booted: its disk starts again from %s (reset_on_boot)", client.name, client.image_path.name)
 
     def reload(self) -> dict[str, list[str]]:
@@ -334,8 +325,7 @@ class Appliance:
         for name, client in sorted(self.clients.items()):
             lease = self.leases.lookup(client.config.mac) if self.leases else None
             try:
-                stat = os.stat(client.disk_path)
-                used = stat.st_blocks * 512
+                used = allocated_bytes(client.disk_path)
             except OSError:
                 used = 0
             rows.append({"name": name, "mac": client.config.mac, "ip": client.config.ip or (lease.ip if lease else ""),

@@ -6,7 +6,6 @@ so a bad edit names what is wrong and leaves the file as it was."""
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import tomlkit
 from tomlkit.items import AoT, Table
 
 from bootsrv.config import Config, ConfigError, parse_config
+from snapshots.files import write_text_atomic
 
 
 class ConfigEdit:
@@ -93,13 +93,7 @@ class ConfigEdit:
         """Validate with the configuration model, then replace the file atomically."""
         text = tomlkit.dumps(self.doc)
         config = parse_config(tomllib.loads(text), self.path)
-        partial = self.path.with_name(self.path.name + ".new")
-        with open(partial, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(partial, self.path.stat().st_mode & 0o7777)
-        os.replace(partial, self.path)
+        write_text_atomic(self.path, text, self.path.stat().st_mode & 0o7777)
         return config
 
 

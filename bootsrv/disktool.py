@@ -60,7 +60,7 @@ def create(path: str, size: int | None, kind: str, block_size: int, parent: str 
 def info(path: str) -> dict[str, Any]:
     if not is_vhd(path):
         size = os.path.getsize(path)
-        return {"path": path, "format": "raw", "virtual_size": size, "allocated": _allocated(path)}
+        return {"path": path, "format": "raw", "virtual_size": size, "allocated": allocated_bytes(path)}
     try:
         footer = read_footer(path)
         store = open_vhd(path, readonly=True)
@@ -68,7 +68,7 @@ def info(path: str) -> dict[str, Any]:
         raise DiskToolError(str(exc)) from None
     result: dict[str, Any] = {
         "path": path, "format": "vhd", "type": TYPE_NAMES[footer.disk_type], "virtual_size": footer.virtual_size,
-        "allocated": _allocated(path), "uuid": footer.uuid.hex(), "geometry": list(footer.geometry),
+        "allocated": allocated_bytes(path), "uuid": footer.uuid.hex(), "geometry": list(footer.geometry),
         "creator": footer.creator_app.decode("latin-1").strip("\0 "),
     }
     if isinstance(store, VhdStore):
@@ -79,7 +79,8 @@ def info(path: str) -> dict[str, Any]:
     return result
 
 
-def _allocated(path: str) -> int:
+def allocated_bytes(path: str | os.PathLike[str]) -> int:
+    """Space the file takes on disk (sparse files take less than their size)."""
     return os.stat(path).st_blocks * 512
 
 

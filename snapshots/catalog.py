@@ -134,11 +134,12 @@ class Catalog:
     # ---- exports ----------------------------------------------------------------
 
     def add_export(self, snapshot: int, disk: str, path: str, fmt: str, sha256: str, base: str) -> Export:
+        created = time.time()
         with self._lock:
             cursor = self._db.execute(
                 "INSERT INTO exports (snapshot, disk, created, path, format, sha256, base) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (snapshot, disk, time.time(), path, fmt, sha256, base))
-        return Export(int(cursor.lastrowid or 0), snapshot, disk, time.time(), path, fmt, sha256, base)
+                (snapshot, disk, created, path, fmt, sha256, base))
+        return Export(int(cursor.lastrowid or 0), snapshot, disk, created, path, fmt, sha256, base)
 
     def exports(self, snapshot: int | None = None, disk: str | None = None) -> list[Export]:
         rows = self._run("SELECT * FROM exports ORDER BY id").fetchall()

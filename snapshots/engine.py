@@ -27,6 +27,7 @@ from typing import Callable, Iterator
 
 from snapshots.catalog import Catalog, Snapshot
 from snapshots.faults import crash_point
+from snapshots.files import fsync_dir
 from target.stores.base import BlockStore
 from target.stores.gate import GatedStore
 from target.stores.vhd import VhdFormatError, open_vhd
@@ -58,12 +59,21 @@ def snapshot_folder(live: Path) -> Path:
     return live.parent / f"{live.stem}.snapshots"
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def fresh_path(live: Path) -> Path:
+    """Where a new top layer is made before it is renamed over the live file."""
+    return live.with_name(live.name + ".new")
+
+
+def new_top(live: Path, parent: str | os.PathLike[str], crash_name: str) -> BlockStore:
+    """Put an empty differencing child of `parent` at the live path, atomically; open it.
+    Call with the disk's I/O held: the old top is then the caller's to close."""
+    fresh = fresh_path(live)
+    fresh.unlink(missing_ok=True)
+    create_differencing(fresh, parent)
+    crash_point(crash_name)
+    os.replace(fresh, live)
+    fsync_dir(live.parent)
+    return open_vhd(live)
 
 
 @dataclass
@@ -154,7 +164,7 @@ class SnapshotEngine:
             folder = snapshot_folder(live)
             folder.mkdir(exist_ok=True)
             snap = self.catalog.begin_snapshot(disk, label, origin, folder)
-            frozen, fresh_path = Path(snap.file), live.with_name(live.name + ".new")
+            frozen = Path(snap.file)
             try:
                 with volume.gate.hold() as store:
                     store.flush()
@@ -162,31 +172,27 @@ class SnapshotEngine:
                     os.link(live, frozen)
                     fsync_dir(folder)
                     crash_point("snapshot.create.linked")
-                    fresh_path.unlink(missing_ok=True)
-                    create_differencing(fresh_path, frozen)
-                    crash_point("snapshot.create.child")
-                    os.replace(fresh_path, live)
-                    fsync_dir(live.parent)
+                    fresh = new_top(live, frozen, "snapshot.create.child")
                     crash_point("snapshot.create.switched")
-                    old = volume.gate.swap(open_vhd(live))
+                    old = volume.gate.swap(fresh)
             except BaseException:
                 self._undo_create(snap, live)
                 raise
             pause_ms = volume.gate.last_hold_seconds * 1000
+            # The old top store is the frozen layer: what it holds is known without reopening it.
             below = old.parent.path if isinstance(old, VhdStore) and old.parent is not None else None
+            unique, uuid = _held_bytes(old), old.footer.uuid  # type: ignore[attr-defined]
             old.close()
             if below is not None:  # the frozen layer moved folders: its relative locator is redone
                 relink(frozen, below)
-            unique = self._layer_bytes(frozen)
-            self.catalog.update(snap.id, state="ready", uuid=read_footer(frozen).uuid.hex(), unique_bytes=unique,
-                                pause_ms=pause_ms)
+            self.catalog.update(snap.id, state="ready", uuid=uuid.hex(), unique_bytes=unique, pause_ms=pause_ms)
             log.info("snapshot %d of %s taken (%s): writes held %.1f ms, %d bytes in the frozen layer",
                      snap.id, disk, origin, pause_ms, unique)
             return self.snapshot(snap.id)
 
     def _undo_create(self, snap: Snapshot, live: Path) -> None:
         frozen = Path(snap.file)
-        live.with_name(live.name + ".new").unlink(missing_ok=True)
+        fresh_path(live).unlink(missing_ok=True)
         if frozen.exists() and live.exists() and os.path.samefile(frozen, live):
             frozen.unlink()
         if not frozen.exists():
@@ -196,9 +202,14 @@ class SnapshotEngine:
     def _layer_bytes(path: Path) -> int:
         store = open_vhd(path, readonly=True)
         try:
-            return store.layer_bytes() if isinstance(store, VhdStore) else store.size
+            return _held_bytes(store)
         finally:
             store.close()
+
+    def usage(self, disk: str) -> tuple[int, int]:
+        """(snapshots kept, bytes their layers hold) of a disk."""
+        snaps = [s for s in self.catalog.snapshots(disk) if s.state == "ready"]
+        return len(snaps), sum(s.unique_bytes for s in snaps)
 
     # ---- delete = merge into the children -----------------------------------------
 
@@ -240,7 +251,9 @@ class SnapshotEngine:
         source = open_vhd(frozen, readonly=True)
         try:
             below = source.parent.path if isinstance(source, VhdStore) and source.parent is not None else None
-            for child in self._children(snap):
+            children = self._children(snap)
+            grown = {str(child) for child in children}
+            for child in children:
                 if child == volume.path:
                     self._merge_into_live(source, volume, below)
                 else:
@@ -263,8 +276,8 @@ class SnapshotEngine:
         fsync_dir(frozen.parent)
         crash_point("snapshot.delete.unlinked")
         self.catalog.remove(snap.id)
-        for other in self.catalog.snapshots(snap.disk):
-            if other.state == "ready" and Path(other.file).exists():
+        for other in self.catalog.snapshots(snap.disk):  # only the layers that took the data in changed
+            if str(other.file) in grown and Path(other.file).exists():
                 self.catalog.update(other.id, unique_bytes=self._layer_bytes(Path(other.file)))
         log.info("snapshot %d of %s deleted (merged into its children)", snap.id, snap.disk)
 
@@ -315,17 +328,27 @@ class SnapshotEngine:
                                     "the client first, or add --force to drop its sessions")
             if sessions:
                 volume.drop_sessions()
-            fresh_path = volume.path.with_name(volume.path.name + ".new")
-            with volume.gate.hold():
-                fresh_path.unlink(missing_ok=True)
-                create_differencing(fresh_path, snap.file)
-                crash_point("snapshot.rollback.child")
-                os.replace(fresh_path, volume.path)
-                fsync_dir(volume.path.parent)
-                old = volume.gate.swap(open_vhd(volume.path))
-            old.close()
+            self._start_over(volume, snap.file, "snapshot.rollback.child")
             log.warning("disk %s rolled back to snapshot %d (%s); %d session(s) dropped", snap.disk, snap_id,
                         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.created)), sessions)
+
+    def restart_from(self, disk: str, base: Path) -> bool:
+        """The disk starts again as an empty layer over `base` (a classroom machine's reset at boot).
+        Never waits: False if another operation on the disk is under way."""
+        busy = self.lock(disk)
+        if not busy.acquire(blocking=False):
+            return False
+        try:
+            self._start_over(self.volume(disk), base, "disk.reset.child")
+        finally:
+            busy.release()
+        return True
+
+    @staticmethod
+    def _start_over(volume: Volume, base: str | os.PathLike[str], crash_name: str) -> None:
+        with volume.gate.hold():
+            old = volume.gate.swap(new_top(volume.path, base, crash_name))
+        old.close()
 
     # ---- reading a snapshot ------------------------------------------------------------
 
@@ -355,7 +378,7 @@ class SnapshotEngine:
                 done.append(f"removed {path} (an export that did not finish)")
             self.catalog.partial_end(path)
         for volume in self.volumes.values():
-            leftover = volume.path.with_name(volume.path.name + ".new")
+            leftover = fresh_path(volume.path)
             if leftover.exists():
                 leftover.unlink()
                 done.append(f"removed {leftover} (a snapshot or rollback that did not switch)")
@@ -387,16 +410,9 @@ class SnapshotEngine:
         self._undo_create(snap, live)
         return f"rolled back snapshot {snap.id} of {snap.disk} (interrupted before the switch)"
 
-    # ---- the tree, for exports and listings --------------------------------------------
-
-    def layers(self, snap_id: int) -> Iterator[str]:
-        """Files of a snapshot's chain, top first."""
-        store = open_vhd(self.snapshot(snap_id).file, readonly=True)
-        try:
-            chain = store.chain() if isinstance(store, VhdStore) else [store]
-            yield from (os.path.realpath(layer.path) for layer in chain)
-        finally:
-            store.close()
+def _held_bytes(store: BlockStore) -> int:
+    """Disk data a layer's own file holds: a fixed or raw layer holds all of it."""
+    return store.layer_bytes() if isinstance(store, VhdStore) else store.size
 
 
 def _point_at(child: Path, parent: str | None) -> None:

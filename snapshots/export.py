@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from snapshots.catalog import Export, Snapshot
-from snapshots.engine import SnapshotEngine, SnapshotError, fsync_dir
+from snapshots.engine import SnapshotEngine, SnapshotError
 from snapshots.faults import crash_point
+from snapshots.files import fsync_dir, write_text_atomic
 from target.stores.base import BlockStore
 from target.stores.raw import RawStore
 from target.stores.vhd import VhdFormatError, open_vhd
@@ -98,8 +99,8 @@ def _export(engine: SnapshotEngine, snap: Snapshot, dest: Path, fmt: str, increm
             "data_bytes": written,
             "base": {"file": os.path.relpath(base.path, dest), "sha256": base.sha256} if base else None,
         }
-        _write_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
-        _write_atomic(sums_path, f"{digest}  {final.name}\n")
+        write_text_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
+        write_text_atomic(sums_path, f"{digest}  {final.name}\n")
         os.replace(partial, final)
         fsync_dir(dest)
         crash_point("snapshot.export.renamed")
@@ -163,14 +164,20 @@ def _incremental_ranges(engine: SnapshotEngine, view: BlockStore, snap: Snapshot
     if base_snap is None or base_snap.state != "ready":
         yield from _compared_ranges(view, Path(base.path))
         return
-    ours, theirs = list(engine.layers(snap.id)), list(engine.layers(base_snap.id))
-    differing = [path for path in ours if path not in theirs] + [path for path in theirs if path not in ours]
-    layers = [open_vhd(path, readonly=True) for path in differing]
+    base_view = open_vhd(base_snap.file, readonly=True)
     try:
-        yield from _changed(layers, view.size)
+        ours, theirs = _layers(view), _layers(base_view)
+        differing = [layer for path, layer in ours.items() if path not in theirs]
+        differing += [layer for path, layer in theirs.items() if path not in ours]
+        yield from _changed(differing, view.size)
     finally:
-        for layer in layers:
-            layer.close()
+        base_view.close()
+
+
+def _layers(store: BlockStore) -> dict[str, BlockStore]:
+    """The open layers of a chain, by file (the chain is already open: no file is opened again)."""
+    chain = store.chain() if isinstance(store, VhdStore) else [store]
+    return {os.path.realpath(layer.path): layer for layer in chain}  # type: ignore[attr-defined]
 
 
 def _compared_ranges(view: BlockStore, base_path: Path) -> Iterator[tuple[int, int]]:
@@ -183,15 +190,6 @@ def _compared_ranges(view: BlockStore, base_path: Path) -> Iterator[tuple[int, i
                 yield offset, size
     finally:
         base.close()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    with open(partial, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
 
 
 # ---- verify ---------------------------------------------------------------------------

@@ -44,9 +44,8 @@ class ApplianceCollector:
                                         "to its completion", buckets=buckets, sum_value=stats.latency_sum)
         online = GaugeMetricFamily("bootsrv_client_online", "1 if the client has a session on its disk",
                                    labels=["client"])
-        targets = {s.target_name for s in server.registry.sessions.values()} if server else set()
-        for name, client in app.clients.items():
-            online.add_metric([name], 1.0 if client.target_iqn in targets else 0.0)
+        for row in app.clients_overview():
+            online.add_metric([str(row["name"])], 1.0 if row["online"] else 0.0)
         yield online
         if app.leases is not None:
             leases = GaugeMetricFamily("bootsrv_dhcp_leases", "DHCP leases by state", labels=["state"])
@@ -66,9 +65,9 @@ class ApplianceCollector:
         count = GaugeMetricFamily("bootsrv_snapshots", "snapshots kept", labels=["disk"])
         held = GaugeMetricFamily("bootsrv_snapshot_bytes", "disk data held by snapshots", labels=["disk"])
         for disk in sorted(engine.volumes):
-            snaps = [s for s in engine.catalog.snapshots(disk) if s.state == "ready"]
-            count.add_metric([disk], len(snaps))
-            held.add_metric([disk], sum(s.unique_bytes for s in snaps))
+            kept, data = engine.usage(disk)
+            count.add_metric([disk], kept)
+            held.add_metric([disk], data)
         yield count
         yield held
         ops = CounterMetricFamily("bootsrv_snapshot_operations", "snapshot operations by result",

@@ -1,0 +1,28 @@
+"""Durable file steps shared by the engine, exports and the configuration editor."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or link in this folder durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Readers see the old content or the new, never half of it, even after a crash."""
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    if mode is not None:
+        os.chmod(partial, mode)
+    os.replace(partial, path)
+    fsync_dir(path.parent)
