@@ -385,31 +385,29 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    print(f"{args.file}: ok ({len(config.disks)} disks, {len(config.targets)} targets, "
+          f"{len(config.clients)} clients, DHCP {config.dhcp.mode})")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    logging.basicConfig(level=config.server.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(config))
+    return 0
+
+
+COMMANDS = {"serve": _serve, "check-config": _check_config, "disk": _disk, "snapshot": _snapshot,
+            "status": _status, "target": _target, "client": _client, "schedule": _schedule}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "disk":
-            return _disk(args)
-        if args.command == "snapshot":
-            return _snapshot(args)
-        if args.command == "status":
-            return _status(args)
-        if args.command == "target":
-            return _target(args)
-        if args.command == "client":
-            return _client(args)
-        if args.command == "schedule":
-            return _schedule(args)
-        if args.command == "check-config":
-            config = load_config(args.file)
-            print(f"{args.file}: ok ({len(config.disks)} disks, {len(config.targets)} targets, "
-                  f"{len(config.clients)} clients, DHCP {config.dhcp.mode})")
-            return 0
-        config = load_config(args.config)
-        logging.basicConfig(level=config.server.log_level.upper(), stream=sys.stderr,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        asyncio.run(serve(config))
-        return 0
+        return COMMANDS[args.command](args)
     except (ConfigError, StartupError, DiskToolError, ConnectionError, RuntimeError) as exc:
         print(f"bootsrv: {exc}", file=sys.stderr)
         return 1
