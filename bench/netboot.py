@@ -24,28 +24,12 @@ sys.path.insert(0, str(REPO))
 
 from target.stores.vhd import open_vhd  # noqa: E402
 from target.stores.vhd.create import create_dynamic  # noqa: E402
-from tests.e2e.netns import MARKER, marker_boot_sector, stop_processes  # noqa: E402
+from demo.bootsector import MARKER, marker_boot_sector  # noqa: E402
+from demo.labnet import (  # noqa: E402
+    CLIENT_MAC, LAB_CONFIG, bios_client, make_tap_netns, remove_netns, stop_processes)
 
-MAC = "52:54:00:12:34:56"
+MAC = CLIENT_MAC
 IQN_TGT = "iqn.2026-11.lan.tgt:ws01"
-CONFIG = """
-[server]
-state_dir = "state"
-[iscsi]
-portals = ["10.77.0.1:3260"]
-[dhcp]
-mode = "full"
-interface = "tap0"
-pool = "10.77.0.100-10.77.0.199"
-[[image]]
-name = "golden"
-path = "golden.vhd"
-[[client]]
-name = "ws01"
-mac = "52:54:00:12:34:56"
-image = "golden"
-ip = "10.77.0.101"
-"""
 
 
 def sh(*cmd: str) -> None:
@@ -55,10 +39,7 @@ def sh(*cmd: str) -> None:
 def boot_time(ns: str, workdir: Path, tag: str) -> float:
     serial = workdir / f"serial-{tag}.txt"
     start = time.monotonic()
-    qemu = subprocess.Popen(["ip", "netns", "exec", ns, "qemu-system-x86_64", "-machine", "pc,accel=tcg", "-m", "256",
-                             "-display", "none", "-monitor", "none", "-serial", f"file:{serial}",
-                             "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-                             "-device", f"e1000,netdev=n0,mac={MAC}", "-boot", "n", "-no-reboot"],
+    qemu = subprocess.Popen(["ip", "netns", "exec", ns, *bios_client(serial, MAC)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while not (serial.exists() and MARKER in serial.read_bytes()):
@@ -81,7 +62,8 @@ def wait_listening(ns: str, port: int) -> None:
 
 
 def run_bootsrv(ns: str, workdir: Path) -> subprocess.Popen:
-    (workdir / "lab.toml").write_text(CONFIG)
+    (workdir / "tftp").mkdir(exist_ok=True)
+    (workdir / "lab.toml").write_text(LAB_CONFIG)
     proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "bootsrv", "serve", "--config",
                              str(workdir / "lab.toml")], cwd=workdir, env=dict(os.environ, PYTHONPATH=str(REPO)),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -114,12 +96,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     ns = f"bsrv-bench-{secrets.token_hex(3)}"
-    sh("ip", "netns", "add", ns)
+    make_tap_netns(ns)
     try:
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-        sh("ip", "-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap")
-        sh("ip", "-n", ns, "addr", "add", "10.77.0.1/24", "dev", "tap0")
-        sh("ip", "-n", ns, "link", "set", "tap0", "up")
         results: dict[str, float] = {}
         with tempfile.TemporaryDirectory(prefix="bootsrv-netboot-") as tmp:
             workdir = Path(tmp)
@@ -146,7 +124,7 @@ def main() -> int:
             print(f"{name:40} {seconds:>8.1f}")
         print(f"ratio dnsmasq+tgt / bootsrv: {theirs / ours:.2f}x (higher: bootsrv boots faster)")
     finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        remove_netns(ns)
     return 0
 
 

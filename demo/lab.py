@@ -26,33 +26,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from demo.bootsector import marker_boot_sector  # noqa: E402
+from demo.labnet import (  # noqa: E402
+    CLIENT_MAC, LAB_CONFIG, bios_client, make_tap_netns, remove_netns, stop_processes)
 from target.stores.vhd import open_vhd  # noqa: E402
 from target.stores.vhd.create import create_dynamic  # noqa: E402
 
 GREETING = b"Hello from ws01: booted diskless from bootsrv over iSCSI"
-MAC = "52:54:00:12:34:56"
-CONFIG = """# Written by demo/lab.py: examples/lab.toml, on the demo's private network.
-[server]
-state_dir = "state"
-[iscsi]
-portals = ["10.77.0.1:3260"]
-[dhcp]
-mode = "full"
-interface = "tap0"
-pool = "10.77.0.100-10.77.0.199"
-router = "10.77.0.1"
-domain = "lab"
-lease_time = "1h"
-[dns]
-enabled = true
-[[image]]
-name = "golden"
-path = "golden.vhd"
-[[client]]
-name = "ws01"
-mac = "52:54:00:12:34:56"
-image = "golden"
-ip = "10.77.0.101"
+# The lab configuration, with an export folder for the snapshot taken at the end.
+CONFIG = LAB_CONFIG + """
 [snapshots]
 export_dir = "backup"
 """
@@ -70,9 +51,6 @@ class Lab:
 
     def ns(self, *argv: str) -> list[str]:
         return ["ip", "netns", "exec", self.netns, *argv]
-
-    def sh(self, *argv: str) -> subprocess.CompletedProcess:
-        return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120)
 
     def bootsrv(self, *args: str) -> str:
         env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -94,11 +72,7 @@ class Lab:
 
     def run(self) -> None:
         self.say(f"network namespace {self.netns} with tap0 = 10.77.0.1/24 (the lab's wire)")
-        self.sh("ip", "netns", "add", self.netns)
-        self.sh("ip", "-n", self.netns, "link", "set", "lo", "up")
-        self.sh("ip", "-n", self.netns, "tuntap", "add", "dev", "tap0", "mode", "tap")
-        self.sh("ip", "-n", self.netns, "addr", "add", "10.77.0.1/24", "dev", "tap0")
-        self.sh("ip", "-n", self.netns, "link", "set", "tap0", "up")
+        make_tap_netns(self.netns)
 
         golden = self.workdir / "golden.vhd"
         create_dynamic(golden, 64 << 20)
@@ -107,6 +81,7 @@ class Lab:
         store.close()
         self.say(f"golden image {golden} (64 MiB dynamic VHD; its boot sector prints a greeting)")
 
+        (self.workdir / "tftp").mkdir(exist_ok=True)
         (self.workdir / "lab.toml").write_text(CONFIG)
         log = open(self.workdir / "server.log", "wb")
         env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -118,13 +93,11 @@ class Lab:
 
         serial = self.workdir / "ws01-serial.txt"
         qemu = shutil.which("qemu-system-x86_64") or "qemu-system-x86_64"
-        self.processes.append(subprocess.Popen(self.ns(
-            qemu, "-machine", "pc,accel=tcg", "-m", "256", "-display", "none", "-monitor", "none",
-            "-serial", f"file:{serial}", "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-            "-device", f"e1000,netdev=n0,mac={MAC}", "-boot", "n", "-no-reboot"),
-            stdout=subprocess.DEVNULL, stderr=open(self.workdir / "qemu.log", "wb")))
+        self.processes.append(subprocess.Popen(self.ns(*bios_client(serial, CLIENT_MAC, qemu)),
+                                               stdout=subprocess.DEVNULL,
+                                               stderr=open(self.workdir / "qemu.log", "wb")))
         powered = time.monotonic()
-        self.say(f"QEMU machine ws01 ({MAC}) powered on with no disk: SeaBIOS -> iPXE -> DHCP")
+        self.say(f"QEMU machine ws01 ({CLIENT_MAC}) powered on with no disk: SeaBIOS -> iPXE -> DHCP")
         self.wait(lambda: serial.exists() and GREETING in serial.read_bytes(), "ws01 to boot", 300)
         self.say(f"ws01 booted its own disk in {time.monotonic() - powered:.1f} s; its screen says: "
                  f"{GREETING.decode()!r}")
@@ -132,7 +105,7 @@ class Lab:
                              ("logged in to iqn.2026-11.lan.bootsrv:ws01", "iSCSI login of ws01 to its target")):
             if needle in server_log():
                 self.say(f"  server log: {text}")
-        self.say(f"  ws01's disk: state/clients/ws01.vhd, a differencing disk over golden.vhd")
+        self.say("  ws01's disk: state/clients/ws01.vhd, a differencing disk over golden.vhd")
 
         made = self.bootsrv("snapshot", "create", "ws01", "--label", "demo")
         self.say(made)
@@ -146,15 +119,8 @@ class Lab:
                  + ", ".join(f"{d['name']} ({d['snapshots']} snapshot)" for d in status["disks"]))
 
     def close(self) -> None:
-        for proc in reversed(self.processes):  # ours, by PID
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        subprocess.run(["ip", "netns", "del", self.netns], capture_output=True, timeout=30)
+        stop_processes(self.processes)
+        remove_netns(self.netns)
         self.say(f"stopped bootsrv and ws01, removed {self.netns}")
 
 

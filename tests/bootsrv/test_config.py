@@ -1,11 +1,10 @@
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bootsrv.config import ConfigError, load_config
 from snapshots.retention import Keep
+from tests.clirun import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = """
@@ -71,8 +70,7 @@ def test_invalid_toml_and_missing_file(tmp_path):
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "bootsrv", *args], capture_output=True, text=True,
-                          cwd=cwd or REPO, timeout=60)
+    return run_cli(*args, cwd=cwd, timeout=60)
 
 
 def test_cli_version_check_config_and_one_line_errors(tmp_path):

@@ -3,19 +3,15 @@
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
+from tests.clirun import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 MiB = 1 << 20
 
 
 def bootsrv(*args, check=True):
-    result = subprocess.run([sys.executable, "-m", "bootsrv", "disk", *map(str, args)], capture_output=True,
-                            text=True, cwd=REPO, timeout=120)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+    return run_cli("disk", *args, check=check, timeout=120)
 
 
 def qemu_size(path):

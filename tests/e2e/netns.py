@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from demo.bootsector import MARKER, marker_boot_sector  # noqa: F401  (the tests import them from here)
+from demo.labnet import make_tap_netns, remove_netns, stop_processes
 
 
 def sh(*cmd: str) -> None:
@@ -24,7 +24,7 @@ class Namespace:
     def remove(self) -> None:
         """Stop what was started in it (by PID, never by name), then delete it."""
         stop_processes(self.processes)
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=30)
+        remove_netns(self.name)
 
     def cmd(self, *argv: str) -> list[str]:
         return ["ip", "netns", "exec", self.name, *argv]
@@ -35,29 +35,14 @@ class Namespace:
         return proc
 
 
-def stop_processes(processes: list[subprocess.Popen]) -> None:
-    for proc in processes:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 @pytest.fixture
 def lab_netns():
     """Namespace with tap0 = 10.77.0.1/24 (the server's side of the client's wire)."""
     if os.geteuid() != 0:
         pytest.fail("network boot tests need root (ip netns)")
     ns = Namespace(f"bsrv-{secrets.token_hex(4)}")
-    sh("ip", "netns", "add", ns.name)
+    make_tap_netns(ns.name)
     try:
-        sh("ip", "-n", ns.name, "link", "set", "lo", "up")
-        sh("ip", "-n", ns.name, "tuntap", "add", "dev", "tap0", "mode", "tap")
-        sh("ip", "-n", ns.name, "addr", "add", "10.77.0.1/24", "dev", "tap0")
-        sh("ip", "-n", ns.name, "link", "set", "tap0", "up")
         yield ns
     finally:
         ns.remove()

@@ -5,16 +5,15 @@ through its read-only iSCSI mount with qemu-img."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 from bootsrv.config import DEFAULT_BASE_IQN
-from tests.e2e.conftest import REPO, SCRATCH_IQN, Server, run
+from tests.e2e.conftest import Server, run, scratch_config
 from tests.e2e.test_wire import RAW_INITIATOR, RawInitiator
+from tests.clirun import run_cli
 
 MiB = 1 << 20
 QEMU_INITIATOR = "iqn.2008-11.org.linux-kvm"  # qemu-img's default initiator name: our "backup host"
@@ -30,21 +29,8 @@ initiators = ["{QEMU_INITIATOR}", "{RAW_INITIATOR}"]
 
 
 def standalone_config(size: str = "64MiB", extra: str = "") -> str:
-    return f"""
-[server]
-state_dir = "state"
-[iscsi]
-portals = ["127.0.0.1:@PORT@"]
-[[disk]]
-name = "scratch"
-path = "disks/scratch.vhd"
-size = "{size}"
-[[target]]
-iqn = "{SCRATCH_IQN}"
-luns = ["scratch"]
-{SNAPSHOTS_SECTION}
-{extra}
-"""
+    """The scratch disk of the other e2e tests, as a VHD (snapshots need one)."""
+    return scratch_config(size).replace("disks/scratch.img", "disks/scratch.vhd") + SNAPSHOTS_SECTION + extra
 
 
 def client_config(extra: str = "") -> str:
@@ -73,11 +59,7 @@ def make_golden(workdir: Path, size: str = "64MiB") -> Path:
 
 
 def bootsrv_cli(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "bootsrv", *args], capture_output=True, text=True, cwd=workdir,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=600)
-    if check:
-        assert result.returncode == 0, (args, result.stdout, result.stderr)
-    return result
+    return run_cli(*args, cwd=workdir, check=check)
 
 
 def snapshot(server: Server, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -26,7 +26,7 @@ def targets(server, initiator: str) -> str:
 
 def test_cli_edits_apply_live_and_survive_a_restart(tmp_path):
     make_golden(tmp_path, "32MiB")
-    text = COMMENTED + client_config(f"""
+    text = COMMENTED + client_config("""
 [[disk]]
 name = "scratch"
 path = "disks/scratch.img"

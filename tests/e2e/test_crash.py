@@ -21,6 +21,7 @@ import pytest
 from tests.e2e.conftest import REPO, SCRATCH_IQN, run, start_server
 from tests.e2e.test_vhd_over_iscsi import vhd_config
 from tests.e2e.test_wire import RawInitiator, request_bhs
+from tests.clirun import run_cli
 
 pytestmark = pytest.mark.e2e
 MiB = 1 << 20
@@ -95,8 +96,7 @@ def one_trial(tmp_path, disk: str, seed: int) -> None:
 
 
 def bootsrv_disk(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "bootsrv", "disk", *args], check=True, capture_output=True,
-                   env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    run_cli("disk", *args, check=True, timeout=120)
 
 
 def test_kill_9_during_writes_to_a_dynamic_vhd(tmp_path):

@@ -14,44 +14,15 @@ import pytest
 
 from target.stores.vhd import open_vhd
 from target.stores.vhd.create import create_dynamic
+from demo.bootsector import MARKER, marker_boot_sector
+from demo.labnet import LAB_CONFIG, bios_client
 from tests.e2e.conftest import REPO
-from tests.e2e.netns import MARKER, lab_netns, marker_boot_sector, proxy_lab  # noqa: F401  (fixtures)
+from tests.e2e.netns import lab_netns, proxy_lab  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.e2e
 MAC = "52:54:00:12:34:56"
 
-LAB = """
-[server]
-state_dir = "state"
-
-[iscsi]
-portals = ["10.77.0.1:3260"]
-nop_interval = "5s"
-
-[dhcp]
-mode = "full"
-interface = "tap0"
-pool = "10.77.0.100-10.77.0.199"
-router = "10.77.0.1"
-domain = "lab"
-lease_time = "1h"
-
-[dns]
-enabled = true
-
-[tftp]
-root = "tftp"
-
-[[image]]
-name = "golden"
-path = "golden.vhd"
-
-[[client]]
-name = "ws01"
-mac = "52:54:00:12:34:56"
-image = "golden"
-ip = "10.77.0.101"
-"""
+LAB = LAB_CONFIG
 
 
 def wait_for(predicate, what: str, timeout: float, proc=None) -> None:
@@ -71,9 +42,7 @@ def boot(lab_netns, tmp_path, mac: str, tag: str):  # lab_netns: any Namespace w
         pytest.fail("qemu-system-x86_64 is not installed (make test installs qemu-system-x86)")
     serial = tmp_path / f"serial-{tag}.txt"
     proc = lab_netns.popen(
-        [qemu, "-machine", "pc,accel=tcg", "-m", "256", "-display", "none", "-monitor", "none",
-         "-serial", f"file:{serial}", "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no",
-         "-device", f"e1000,netdev=n0,mac={mac}", "-boot", "n", "-no-reboot"],
+        bios_client(serial, mac, qemu),
         stdout=open(tmp_path / f"qemu-{tag}.log", "wb"), stderr=subprocess.STDOUT)
     wait_for(lambda: serial.exists() and MARKER in serial.read_bytes(), f"{tag}'s boot sector", 240, proc)
     return proc

@@ -7,12 +7,12 @@ import hashlib
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
-from tests.e2e.conftest import REPO, SCRATCH_IQN, run
+from tests.e2e.conftest import SCRATCH_IQN, run
 from tests.e2e.test_conformance_full import accepted_failures
+from tests.clirun import run_cli
 
 pytestmark = pytest.mark.e2e
 MiB = 1 << 20
@@ -36,10 +36,7 @@ luns = ["scratch"]
 
 
 def bootsrv(*args: str, cwd) -> str:
-    result = subprocess.run([sys.executable, "-m", "bootsrv", *args], capture_output=True, text=True, cwd=cwd,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=600)
-    assert result.returncode == 0, (args, result.stdout, result.stderr)
-    return result.stdout
+    return run_cli(*args, cwd=cwd, check=True).stdout
 
 
 def sha256(path) -> str:

@@ -8,7 +8,6 @@ import os
 import shutil
 import struct
 import subprocess
-import uuid
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st

@@ -1,0 +1,19 @@
+"""Running the bootsrv CLI as an admin does (a new process, this checkout on the path)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: object, cwd: Path | str | None = None, check: bool = False,
+            timeout: float = 600) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "bootsrv", *map(str, args)], capture_output=True, text=True,
+                            cwd=cwd or REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=timeout)
+    if check:
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+    return result
