@@ -91,10 +91,8 @@ def run_reference(ns: str, workdir: Path, raw: Path) -> list[subprocess.Popen]:
     return [tgt, dnsmasq]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
-    args = parser.parse_args()
+def measure(rounds: int = 2) -> dict[str, float]:
+    """Best power-on-to-boot-sector seconds of each setup."""
     ns = f"bsrv-bench-{secrets.token_hex(3)}"
     make_tap_netns(ns)
     try:
@@ -110,7 +108,7 @@ def main() -> int:
             raw.write_bytes(sector + bytes((64 << 20) - 512))
             for name in ("bootsrv", "dnsmasq + tgt"):
                 best = float("inf")
-                for round_ in range(args.rounds):
+                for round_ in range(rounds):
                     procs = [run_bootsrv(ns, workdir)] if name == "bootsrv" else run_reference(ns, workdir, raw)
                     try:
                         best = min(best, boot_time(ns, workdir, f"{name[:4]}-{round_}"))
@@ -118,13 +116,24 @@ def main() -> int:
                         stop_processes(procs)
                         shutil.rmtree(workdir / "state", ignore_errors=True)
                 results[name] = best
-        ours, theirs = results["bootsrv"], results["dnsmasq + tgt"]
-        print(f"{'power-on to boot sector (BIOS, TCG)':40} {'seconds':>8}")
-        for name, seconds in results.items():
-            print(f"{name:40} {seconds:>8.1f}")
-        print(f"ratio dnsmasq+tgt / bootsrv: {theirs / ours:.2f}x (higher: bootsrv boots faster)")
     finally:
         remove_netns(ns)
+    return results
+
+
+def print_table(results: dict[str, float]) -> None:
+    print(f"{'power-on to boot sector (BIOS, TCG)':40} {'seconds':>8}")
+    for name, seconds in results.items():
+        print(f"{name:40} {seconds:>8.1f}")
+    print(f"ratio dnsmasq+tgt / bootsrv: {results['dnsmasq + tgt'] / results['bootsrv']:.2f}x "
+          "(higher: bootsrv boots faster)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    print_table(measure(args.rounds))
     return 0
 
 

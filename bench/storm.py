@@ -15,7 +15,6 @@ logged-in sessions.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import subprocess
@@ -23,19 +22,19 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from vs_tgt import free_port, stop, wait_port  # noqa: E402
+from common import MiB, bootsrv, cpu_seconds, free_port, rss_mib, start_tgtd, stop, tgt_target, wait_port  # noqa: E402
 
 from tests.e2e.test_wire import RawInitiator  # noqa: E402
 
 BASE = "iqn.2026-11.lan.bootsrv"
 IQN_TGT = "iqn.2026-11.lan.tgt:storm"
-MiB = 1 << 20
 REQUEST = 128 * 1024
 
 
@@ -51,20 +50,15 @@ def trace(disk_bytes: int, total: int, seed: int = 7) -> list[str]:
     return commands
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    cpu: float  # server CPU seconds
+    rss: float  # peak server RSS, MiB
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def storm(pid: int, readers: list[str], commands: list[str]) -> tuple[float, float, float]:
-    """(seconds, server CPU seconds, peak server RSS MiB) for all readers at once."""
+def storm(pid: int, readers: list[str], commands: list[str]) -> Run:
+    """All readers at once, timed, with the server's CPU and peak RSS."""
     peak, stop_sampling = [rss_mib(pid)], threading.Event()
 
     def sample() -> None:
@@ -83,7 +77,7 @@ def storm(pid: int, readers: list[str], commands: list[str]) -> tuple[float, flo
     elapsed = time.monotonic() - started
     stop_sampling.set()
     sampler.join()
-    return elapsed, cpu_seconds(pid) - cpu, max(peak)
+    return Run(elapsed, cpu_seconds(pid) - cpu, max(peak))
 
 
 def start_bootsrv(work: Path, golden: Path, clients: int) -> tuple[subprocess.Popen, int]:
@@ -96,8 +90,7 @@ def start_bootsrv(work: Path, golden: Path, clients: int) -> tuple[subprocess.Po
               for n in range(clients)]
     config = work / f"storm-{clients}.toml"
     config.write_text("\n".join(lines) + "\n")
-    proc = subprocess.Popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(config)], cwd=REPO,
-                            env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = bootsrv("serve", "--config", str(config))
     wait_port(port, proc)
     return proc, port
 
@@ -107,19 +100,12 @@ def bootsrv_readers(port: int, clients: int) -> list[str]:
              f"initiator-name={BASE}:initiator.ws{n:02d},header-digest=none") for n in range(clients)]
 
 
-def start_tgt(copies: list[Path]) -> tuple[subprocess.Popen, int, int]:
-    port, control = free_port(), free_port() % 10000 + 20000
-    proc = subprocess.Popen(["tgtd", "-f", "-C", str(control), "--iscsi", f"portal=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, proc)
-    adm = ["tgtadm", "-C", str(control), "--lld", "iscsi"]
+def start_tgt(copies: list[Path]) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc, adm = start_tgtd(port)
     for tid, copy in enumerate(copies, 1):
-        subprocess.run(adm + ["--op", "new", "--mode", "target", "--tid", str(tid), "-T", f"{IQN_TGT}{tid}"],
-                       check=True)
-        subprocess.run(adm + ["--op", "new", "--mode", "logicalunit", "--tid", str(tid), "--lun", "1", "-b",
-                              str(copy)], check=True)
-        subprocess.run(adm + ["--op", "bind", "--mode", "target", "--tid", str(tid), "-I", "ALL"], check=True)
-    return proc, port, control
+        tgt_target(adm, tid, f"{IQN_TGT}{tid}", copy)
+    return proc, port
 
 
 def tgt_readers(port: int, clients: int) -> list[str]:
@@ -141,61 +127,85 @@ def idle_rss(port: int, clients: int, pid: int) -> float:
             client.close()
 
 
+@dataclass
+class StormResult:
+    trace_mib: int
+    runs: dict[int, tuple[Run, Run]] = field(default_factory=dict)  # clients -> (bootsrv, tgt)
+    idle_rss_64: float = 0.0
+    busy_64: Run | None = None
+
+    def ratio(self, clients: int) -> float:
+        ours, theirs = self.runs[clients]
+        return theirs.seconds / ours.seconds
+
+
+def measure(clients: list[int], golden_mib: int = 256, trace_mib: int = 256) -> StormResult:
+    for tool in ("qemu-io", "tgtd", "tgtadm"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is missing (make bench installs it)")
+    result = StormResult(trace_mib)
+    work = Path(tempfile.mkdtemp(prefix="bootsrv-storm-"))
+    try:
+        size = golden_mib * MiB
+        raw = work / "golden.raw"
+        with open(raw, "wb") as handle:
+            rng = random.Random(1)
+            for _ in range(golden_mib):
+                handle.write(rng.randbytes(MiB))
+        golden = work / "golden.vhd"
+        if bootsrv("disk", "convert", str(raw), str(golden), "--type", "dynamic", stdout=subprocess.DEVNULL).wait():
+            raise SystemExit("bootsrv disk convert failed")
+        commands = trace(size, trace_mib * MiB)
+        copies = []
+        for n in range(max(clients)):
+            copy = work / f"copy{n}.raw"
+            shutil.copyfile(raw, copy)
+            copies.append(copy)
+        for count in clients:
+            proc, port = start_bootsrv(work, golden, count)
+            try:
+                ours = storm(proc.pid, bootsrv_readers(port, count), commands)
+            finally:
+                stop(proc)
+            tproc, tport = start_tgt(copies[:count])
+            try:
+                theirs = storm(tproc.pid, tgt_readers(tport, count), commands)
+            finally:
+                stop(tproc)
+            result.runs[count] = (ours, theirs)
+        proc, port = start_bootsrv(work, golden, 64)
+        try:
+            result.idle_rss_64 = idle_rss(port, 64, proc.pid)
+            result.busy_64 = storm(proc.pid, bootsrv_readers(port, 64), commands)
+        finally:
+            stop(proc)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+def print_table(result: StormResult) -> None:
+    print(f"boot storm: each client reads {result.trace_mib} MiB (128 KiB requests, runs of 1-8 MiB, random "
+          "seeks); servers' CPU s/GB and peak RSS")
+    print(f"{'clients':>8}  {'bootsrv (diff VHD over golden)':>40}  {'tgt 1.0.85 (raw copies)':>40}  ratio")
+    for clients, runs in result.runs.items():
+        moved = clients * result.trace_mib * MiB
+        cells = [f"{r.seconds:6.1f} s {moved / r.seconds / 1e6:6.0f} MB/s {r.cpu / (moved / 1e9):5.1f} cpu-s/GB "
+                 f"{r.rss:5.0f} MiB" for r in runs]
+        print(f"{clients:>8}  {cells[0]:>40}  {cells[1]:>40}  {result.ratio(clients):.2f}x")
+    busy = result.busy_64
+    assert busy is not None
+    print(f"bootsrv RSS with 64 sessions: idle {result.idle_rss_64:.0f} MiB, busy (64 readers) peak {busy.rss:.0f} MiB "
+          f"({busy.seconds:.1f} s, {64 * result.trace_mib * MiB / busy.seconds / 1e6:.0f} MB/s)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, nargs="+", default=[16, 32])
     parser.add_argument("--golden-mib", type=int, default=256)
     parser.add_argument("--trace-mib", type=int, default=256, help="what each client reads")
     args = parser.parse_args()
-    for tool in ("qemu-io", "tgtd", "tgtadm"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is missing (make bench installs it)")
-    work = Path(tempfile.mkdtemp(prefix="bootsrv-storm-"))
-    try:
-        size = args.golden_mib * MiB
-        raw = work / "golden.raw"
-        with open(raw, "wb") as handle:
-            rng = random.Random(1)
-            for _ in range(args.golden_mib):
-                handle.write(rng.randbytes(MiB))
-        golden = work / "golden.vhd"
-        subprocess.run([sys.executable, "-m", "bootsrv", "disk", "convert", str(raw), str(golden), "--type",
-                        "dynamic"], check=True, cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)),
-                       stdout=subprocess.DEVNULL)
-        commands = trace(size, args.trace_mib * MiB)
-        copies = []
-        for n in range(max(args.clients)):
-            copy = work / f"copy{n}.raw"
-            shutil.copyfile(raw, copy)
-            copies.append(copy)
-        print(f"boot storm: each client reads {args.trace_mib} MiB (128 KiB requests, runs of 1-8 MiB, random seeks), "
-              f"golden image {args.golden_mib} MiB; servers' CPU s/GB and peak RSS")
-        print(f"{'clients':>8}  {'bootsrv (diff VHD over golden)':>40}  {'tgt 1.0.85 (raw copies)':>40}  ratio")
-        for clients in args.clients:
-            moved = clients * args.trace_mib * MiB
-            proc, port = start_bootsrv(work, golden, clients)
-            try:
-                ours = storm(proc.pid, bootsrv_readers(port, clients), commands)
-            finally:
-                stop(proc)
-            tproc, tport, _ = start_tgt(copies[:clients])
-            try:
-                theirs = storm(tproc.pid, tgt_readers(tport, clients), commands)
-            finally:
-                stop(tproc)
-            cells = [f"{t:6.1f} s {moved / t / 1e6:6.0f} MB/s {cpu / (moved / 1e9):5.1f} cpu-s/GB {rss:5.0f} MiB"
-                     for t, cpu, rss in (ours, theirs)]
-            print(f"{clients:>8}  {cells[0]:>40}  {cells[1]:>40}  {theirs[0] / ours[0]:.2f}x")
-        proc, port = start_bootsrv(work, golden, 64)
-        try:
-            idle = idle_rss(port, 64, proc.pid)
-            busy = storm(proc.pid, bootsrv_readers(port, 64), commands)
-        finally:
-            stop(proc)
-        print(f"bootsrv RSS with 64 sessions: idle {idle:.0f} MiB, busy (64 readers) peak {busy[2]:.0f} MiB "
-              f"({busy[0]:.1f} s, {64 * args.trace_mib * MiB / busy[0] / 1e6:.0f} MB/s)")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    print_table(measure(args.clients, args.golden_mib, args.trace_mib))
     return 0
 
 

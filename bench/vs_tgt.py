@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""bootsrv beside tgt, same machine, same backing file, same initiator (qemu-img bench).
+"""bootsrv beside tgt, same machine, same data, same initiator (qemu-img bench, depth 32).
 
-Prints MB/s and IOPS for 1 MiB sequential read/write and 4 KiB random
-read/write at queue depth 32, and the ratio bootsrv/tgt. tgtd runs with a
-private control port so it never touches a system tgt.
+1 MiB sequential read/write and 4 KiB random read/write, on a raw image, a
+dynamic VHD and a differencing VHD over a golden image (tgt serves the raw
+image: it has no VHD). Every server runs for the whole benchmark and rounds
+alternate between them, so a slow minute of the machine hurts everyone alike.
+Prints MB/s or IOPS (best round), server CPU seconds per GB moved, and the
+ratio bootsrv/tgt. tgtd runs with a private control port.
 
-    python bench/vs_tgt.py [--size-mib 1024] [--rounds 3]
+    python bench/vs_tgt.py [--size-mib 1024] [--rounds 3] [--no-vhd]
 """
 
 from __future__ import annotations
@@ -13,51 +16,60 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import MiB, bootsrv, cpu_seconds, free_port, start_tgtd, stop, tgt_target, wait_port  # noqa: E402
+
 IQN_BOOTSRV = "iqn.2026-11.lan.bootsrv:bench"
 IQN_TGT = "iqn.2026-11.lan.tgt:bench"
-MiB = 1 << 20
+TGT = "tgt 1.0.85 raw"
 
-WORKLOADS = [  # name, request size, count, write, sequential
-    ("1M seq read", "1M", 2000, False, True),
-    ("1M seq write", "1M", 2000, True, True),
-    ("4K rand read", "4k", 60000, False, False),
-    ("4K rand write", "4k", 60000, True, False),
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    size: int
+    count: int
+    write: bool
+    sequential: bool
+
+    @property
+    def bytes(self) -> int:
+        return self.size * self.count
+
+
+WORKLOADS = [
+    Workload("1M seq read", MiB, 2000, False, True),
+    Workload("1M seq write", MiB, 2000, True, True),
+    Workload("4K rand read", 4096, 60000, False, False),
+    Workload("4K rand write", 4096, 60000, True, False),
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen
+    portal: str
+    iqn: str
+    lun: int
+    seconds: dict[str, float] = field(default_factory=dict)  # best round per workload
+    cpu: dict[str, float] = field(default_factory=dict)  # server CPU seconds over all rounds
+    moved: dict[str, int] = field(default_factory=dict)  # bytes over all rounds
 
 
-def wait_port(port: int, proc: subprocess.Popen) -> None:
-    for _ in range(600):
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited early with {proc.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def start_bootsrv(image: Path, workdir: Path) -> tuple[subprocess.Popen, str]:
+def start_bootsrv(name: str, image: Path, workdir: Path) -> Server:
     port = free_port()
     config = workdir / f"bootsrv-{image.stem}.toml"
     config.write_text(f"""
 [server]
-state_dir = "{workdir / 'state'}"
+state_dir = "{workdir / ('state-' + image.stem)}"
 log_level = "warning"
 [iscsi]
 portals = ["127.0.0.1:{port}"]
@@ -68,61 +80,95 @@ path = "{image}"
 iqn = "{IQN_BOOTSRV}"
 luns = ["bench"]
 """)
-    proc = subprocess.Popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(config)],
-                            cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    proc = bootsrv("serve", "--config", str(config))
     wait_port(port, proc)
-    return proc, f"iscsi://127.0.0.1:{port}/{IQN_BOOTSRV}/0"
+    return Server(name, proc, f"127.0.0.1:{port}", IQN_BOOTSRV, 0)
 
 
-def start_tgt(image: Path) -> tuple[subprocess.Popen, str, int]:
-    port, control = free_port(), free_port() % 10000 + 20000
-    proc = subprocess.Popen(["tgtd", "-f", "-C", str(control), "--iscsi", f"portal=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port, proc)
-    adm = ["tgtadm", "-C", str(control), "--lld", "iscsi"]
-    subprocess.run(adm + ["--op", "new", "--mode", "target", "--tid", "1", "-T", IQN_TGT], check=True)
-    subprocess.run(adm + ["--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "1", "-b", str(image)],
-                   check=True)
-    subprocess.run(adm + ["--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL"], check=True)
-    return proc, f"iscsi://127.0.0.1:{port}/{IQN_TGT}/1", control
+def start_tgt(image: Path) -> Server:
+    port = free_port()
+    proc, adm = start_tgtd(port)
+    tgt_target(adm, 1, IQN_TGT, image)
+    return Server(TGT, proc, f"127.0.0.1:{port}", IQN_TGT, 1)
 
 
-def qemu_bench(url: str, size: str, count: int, write: bool, sequential: bool, disk_bytes: int) -> float:
-    step = size if sequential else None
-    cmd = ["qemu-img", "bench", "-f", "raw", "-d", "32", "-c", str(count), "-s", size]
-    if step:
-        cmd += ["-S", step]
+def qemu_bench(server: Server, work: Workload, disk_bytes: int) -> float:
+    size = "1M" if work.size == MiB else str(work.size)
+    cmd = ["qemu-img", "bench", "-d", "32", "-c", str(work.count), "-s", size]
+    if work.sequential:
+        cmd += ["-S", size]
     else:
         # qemu-img bench has no random mode; a large odd stride scatters requests over the disk.
-        cmd += ["-S", str(((disk_bytes // count) // 4096 | 1) * 4096 * 7 % (disk_bytes // 2) or 4096)]
-    if write:
+        cmd += ["-S", str(((disk_bytes // work.count) // 4096 | 1) * 4096 * 7 % (disk_bytes // 2) or 4096)]
+    if work.write:
         cmd += ["-w", "--pattern", "0x5a"]
     # Same digest setting on both sides (tgt never offers digests; we would take
     # CRC32C from qemu's default "None,CRC32C" offer): compare the data paths.
-    match = re.match(r"iscsi://([^/]+)/([^/]+)/(\d+)", url)
-    assert match, url
-    portal, iqn, lun = match.groups()
-    opts = f"driver=iscsi,transport=tcp,portal={portal},target={iqn},lun={lun},header-digest=none"
-    cmd = [c for c in cmd if c not in ("-f", "raw")] + ["--image-opts"]
-    out = subprocess.run(cmd + [opts], capture_output=True, text=True, timeout=600)
+    opts = (f"driver=iscsi,transport=tcp,portal={server.portal},target={server.iqn},lun={server.lun},"
+            "header-digest=none")
+    out = subprocess.run(cmd + ["--image-opts", opts], capture_output=True, text=True, timeout=600)
     match = re.search(r"Run completed in ([\d.]+) seconds", out.stdout)
     if out.returncode != 0 or not match:
-        raise SystemExit(f"qemu-img bench failed on {url}:\n{out.stdout}\n{out.stderr}")
+        raise SystemExit(f"qemu-img bench failed on {server.name}:\n{out.stdout}\n{out.stderr}")
     return float(match.group(1))
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+def measure(size_mib: int = 1024, rounds: int = 3, vhd: bool = True) -> list[Server]:
+    """Run every workload `rounds` times on every server, servers taking turns."""
+    disk_bytes = size_mib * MiB
+    with tempfile.TemporaryDirectory(prefix="bootsrv-bench-") as tmp:
+        workdir = Path(tmp)
+        image = workdir / "bench.img"
+        with open(image, "wb") as handle:  # real data, so neither side reads holes
+            block = os.urandom(MiB)
+            for _ in range(size_mib):
+                handle.write(block)
+        servers = [start_bootsrv("bootsrv raw", image, workdir)]
+        try:
+            if vhd:
+                dynamic, golden, child = workdir / "dynamic.vhd", workdir / "golden.vhd", workdir / "child.vhd"
+                for args in (("convert", str(image), str(dynamic), "--type", "dynamic"),
+                             ("convert", str(image), str(golden), "--type", "dynamic"),
+                             ("create", str(child), "--parent", str(golden))):
+                    if bootsrv("disk", *args, stdout=subprocess.DEVNULL).wait():
+                        raise SystemExit(f"bootsrv disk {' '.join(args)} failed")
+                servers += [start_bootsrv("bootsrv dynamic VHD", dynamic, workdir),
+                            start_bootsrv("bootsrv differencing VHD", child, workdir)]
+            servers.append(start_tgt(image))
+            for work in WORKLOADS:
+                for _ in range(rounds):
+                    for server in servers:
+                        cpu = cpu_seconds(server.proc.pid)
+                        seconds = qemu_bench(server, work, disk_bytes)
+                        server.cpu[work.name] = server.cpu.get(work.name, 0.0) + cpu_seconds(server.proc.pid) - cpu
+                        server.moved[work.name] = server.moved.get(work.name, 0) + work.bytes
+                        server.seconds[work.name] = min(seconds, server.seconds.get(work.name, seconds))
+        finally:
+            for server in servers:
+                stop(server.proc)
+    return servers
 
 
-def bootsrv_disk(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "bootsrv", "disk", *args], check=True, cwd=REPO,
-                   env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.DEVNULL)
+def ratio(servers: list[Server], name: str, workload: str) -> float:
+    """bootsrv/tgt: how many times tgt's speed `name` reached (best rounds)."""
+    ours = next(s for s in servers if s.name == name)
+    return servers[-1].seconds[workload] / ours.seconds[workload]
+
+
+def print_table(servers: list[Server]) -> None:
+    print(f"{'qemu-img bench, depth 32':16}" + "".join(f"{s.name:>27}" for s in servers))
+    for work in WORKLOADS:
+        cells = []
+        for server in servers:
+            seconds = server.seconds[work.name]
+            value, unit = (work.bytes / seconds / 1e6, "MB/s") if work.size == MiB else (work.count / seconds, "IOPS")
+            shown = f" ({ratio(servers, server.name, work.name):.2f}x)" if server is not servers[-1] else ""
+            cells.append(f"{value:>6.0f} {unit}{shown:>8}")
+        print(f"{work.name:16}" + "".join(f"{c:>27}" for c in cells))
+    print(f"{'CPU s per GB':16}" + "".join(
+        f"{' '.join(f'{s.cpu[w.name] / (s.moved[w.name] / 1e9):.1f}' for w in WORKLOADS):>27}" for s in servers))
+    print("ratios: bootsrv/tgt, best of the rounds, same machine, same run (higher is better); CPU per GB: "
+          "the server process, in workload order")
 
 
 def main() -> int:
@@ -131,46 +177,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="best of N runs per workload")
     parser.add_argument("--no-vhd", action="store_true", help="raw only")
     args = parser.parse_args()
-    disk_bytes = args.size_mib * MiB
-    with tempfile.TemporaryDirectory(prefix="bootsrv-bench-") as tmp:
-        workdir = Path(tmp)
-        image = workdir / "bench.img"
-        with open(image, "wb") as handle:  # real data, so neither side reads holes
-            block = os.urandom(MiB)
-            for _ in range(args.size_mib):
-                handle.write(block)
-        servers: list[tuple[str, object]] = [("bootsrv raw", lambda: start_bootsrv(image, workdir))]
-        if not args.no_vhd:
-            dynamic, golden, child = workdir / "dynamic.vhd", workdir / "golden.vhd", workdir / "child.vhd"
-            bootsrv_disk("convert", str(image), str(dynamic), "--type", "dynamic")
-            bootsrv_disk("convert", str(image), str(golden), "--type", "dynamic")
-            bootsrv_disk("create", str(child), "--parent", str(golden))
-            servers += [("bootsrv dynamic VHD", lambda: start_bootsrv(dynamic, workdir)),
-                        ("bootsrv differencing VHD", lambda: start_bootsrv(child, workdir))]
-        servers.append(("tgt 1.0.85 raw", lambda: start_tgt(image)[:2]))
-        results: dict[str, dict[str, float]] = {}
-        for name, starter in servers:
-            proc, url = starter()  # type: ignore[operator]
-            try:
-                for workload, size, count, write, sequential in WORKLOADS:
-                    best = min(qemu_bench(url, size, count, write, sequential, disk_bytes)
-                               for _ in range(args.rounds))
-                    results.setdefault(workload, {})[name] = best
-            finally:
-                stop(proc)
-    names = [name for name, _ in servers]
-    print(f"{'qemu-img bench, depth 32':24}" + "".join(f"{n:>26}" for n in names))
-    for workload, size, count, write, sequential in WORKLOADS:
-        nbytes = count * (MiB if size == "1M" else 4096)
-        cells = []
-        theirs = results[workload][names[-1]]
-        for name in names:
-            seconds = results[workload][name]
-            value, unit = (nbytes / seconds / 1e6, "MB/s") if size == "1M" else (count / seconds, "IOPS")
-            ratio = f" ({theirs / seconds:.2f}x)" if name != names[-1] else ""
-            cells.append(f"{value:>8.0f} {unit}{ratio:>9}")
-        print(f"{workload:24}" + "".join(f"{c:>26}" for c in cells))
-    print("ratios: bootsrv / tgt on the same machine, same run (higher is better)")
+    print_table(measure(args.size_mib, args.rounds, not args.no_vhd))
     return 0
 
 

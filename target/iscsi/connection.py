@@ -15,6 +15,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from target.iscsi.buffers import BufferPool
+from target.iscsi.output import SocketOutput
 from target.iscsi.params import TargetLimits
 from target.iscsi.protocol import ScsiTask, TargetConnection
 from target.iscsi.session import SessionRegistry
@@ -50,6 +52,7 @@ class IscsiServer:
         self.executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="scsi-io")
         self.connections: set[_ConnectionShell] = set()
         self.stats = CommandStats()
+        self.buffers = BufferPool()
         self._servers: list[asyncio.base_events.Server] = []
         self._portals: list[tuple[str, int]] = []
         self._capacity_timer: asyncio.TimerHandle | None = None
@@ -110,6 +113,7 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         self.peer = "?"
         self._timer: asyncio.TimerHandle | None = None
         self._paused_reading = False
+        self.output: SocketOutput | None = None
 
     # ---- asyncio.Protocol ----------------------------------------------
 
@@ -117,7 +121,9 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        self.output = SocketOutput(self.loop, sock.fileno(), on_pressure=self._pressure,
+                                   on_error=self._write_failed)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             # Finds peers that vanished without a FIN (a client powered off),
             # including initiators such as iPXE that ignore NOP-In pings.
@@ -134,7 +140,7 @@ class _ConnectionShell(asyncio.BufferedProtocol):
             portal_addresses=self.server.portal_addresses((_unmapped(local[0]), local[1])),
             queue_depth=settings.queue_depth, nop_interval=settings.nop_interval,
             nop_timeout=settings.nop_timeout, login_timeout=settings.login_timeout,
-            now=self.loop.time(), on_close=self.close)
+            now=self.loop.time(), on_close=self.close, buffers=self.server.buffers)
         self.server.connections.add(self)
         self._timer = self.loop.call_later(TICK_SECONDS, self._tick)
         log.debug("connection from %s", self.peer)
@@ -153,18 +159,22 @@ class _ConnectionShell(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
+        if self.output is not None:
+            self.output.close()
         if self.core is not None:
             self.core.connection_lost()
             log.info("%s (%s) disconnected%s", self.core.initiator or "?", self.peer,
                      f": {exc}" if exc else "")
         self.server.connections.discard(self)
 
-    def pause_writing(self) -> None:
+    def _pressure(self, full: bool) -> None:
         # The initiator is not reading its responses: stop reading its requests.
-        self._set_reading(False)
+        self._set_reading(not full)
 
-    def resume_writing(self) -> None:
-        self._set_reading(True)
+    def _write_failed(self, exc: OSError) -> None:
+        log.info("%s: send failed: %s", self.peer, exc.strerror)
+        if self.transport is not None:
+            self.transport.abort()
 
     # ---- work -------------------------------------------------------------
 
@@ -173,13 +183,14 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         assert core is not None and core.target is not None
         device = core.target.device
         started = time.monotonic()
-        if device.may_block(task.lun, task.cdb):
+        zero_copy = not core.params.data_digest  # a data digest needs the bytes in hand
+        if device.may_block(task.lun, task.cdb, zero_copy):
             future = self.loop.run_in_executor(self.server.executor, device.execute, task.lun, task.cdb,
-                                               task.data, core.nexus)
+                                               task.data, core.nexus, zero_copy)
             future.add_done_callback(lambda f, t=task: self._finished(t, f, started))
             return
         try:
-            result = device.execute(task.lun, task.cdb, task.data, core.nexus)
+            result = device.execute(task.lun, task.cdb, task.data, core.nexus, zero_copy)
         except Exception:  # the command sets catch their own; this is the last guard
             log.exception("%s: command %s failed", self.peer, task.cdb.hex())
             result = check_condition(INTERNAL_TARGET_FAILURE)
@@ -203,14 +214,14 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         self.core.complete(task, result)
 
     def _flush(self) -> None:
-        core, transport = self.core, self.transport
-        if core is None or transport is None or transport.is_closing():
+        core, transport, output = self.core, self.transport, self.output
+        if core is None or transport is None or output is None or transport.is_closing():
             return
         out = core.data_to_send()
         if out:
-            _write_buffers(transport, out)
+            output.send(out)
         if core.closing:
-            transport.close()  # sends what is buffered first
+            self._close_when_sent()
 
     def _tick(self) -> None:
         if self.core is None or self.transport is None or self.transport.is_closing():
@@ -233,27 +244,16 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         """Drop the connection (session reinstated elsewhere, or shutdown)."""
         if self.transport is not None and not self.transport.is_closing():
             self._flush()
-            self.transport.close()
+            self._close_when_sent()
 
-
-# Below this a buffer is copied into one write with its neighbours; at or above it
-# it is handed to the transport as it is (sent straight from the caller's memory
-# when the socket takes it all). Python 3.11's writelines joins everything first.
-_COALESCE_BELOW = 16384
-
-
-def _write_buffers(transport: asyncio.Transport, buffers: list) -> None:
-    pending = bytearray()
-    for buf in buffers:
-        if len(buf) < _COALESCE_BELOW:
-            pending += buf
-            continue
-        if pending:
-            transport.write(pending)
-            pending = bytearray()
-        transport.write(buf)
-    if pending:
-        transport.write(pending)
+    def _close_when_sent(self) -> None:
+        transport, output = self.transport, self.output
+        if transport is None or output is None:
+            return
+        self._set_reading(False)
+        # Our duplicate of the socket goes first: the connection ends (FIN) only
+        # when the last descriptor of it is closed.
+        output.when_drained(lambda: (output.close(), transport.close()))
 
 
 def _unmapped(host: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Callable
 
 from target.iscsi.digest import crc32c
 
@@ -77,6 +78,9 @@ class Pdu:
     ahs: bytes = b""
     data: bytes | memoryview = b""  # a view for ZERO_COPY_OPCODES: see PduReader
     data_digest_ok: bool = True
+    # The data segment was received straight into the buffer the reader's sink
+    # named for it (the task's data-out buffer): there is nothing to copy.
+    in_place: bool = False
 
     def detach(self) -> "Pdu":
         """A copy that stays valid after the reader reuses its buffer."""
@@ -211,6 +215,12 @@ def lun_to_field(lun: int) -> bytes:
 # straight into the task's buffer. Everything else is copied out as bytes.
 ZERO_COPY_OPCODES = frozenset({Opcode.DATA_OUT, Opcode.SCSI_COMMAND})
 _MIN_FREE = 256 * 1024
+# A data segment at least this long, not yet wholly received, goes straight into
+# the buffer the sink names. After such a segment the reader takes the next
+# header on its own (one short read), so that the next segment can go there too.
+SINK_FROM = 32 * 1024
+
+Sink = Callable[[bytes], "memoryview | None"]
 
 
 class PduReader:
@@ -220,21 +230,38 @@ class PduReader:
     Bytes arrive either by `feed(data)` or, without an intermediate copy, by
     writing into `get_buffer()` and calling `buffer_updated(n)` (the shape of
     asyncio.BufferedProtocol).
+
+    `sink(bhs)`, when set, may name where the data segment of a Data-Out or
+    SCSI Command PDU should land (a view of exactly DataSegmentLength bytes):
+    large write data then goes from the socket to the task's buffer in one copy.
     """
 
-    def __init__(self, max_data_segment: int = 65536) -> None:
+    def __init__(self, max_data_segment: int = 65536, sink: Sink | None = None) -> None:
         self._buf = bytearray(_MIN_FREE)
         self._start = 0  # first unparsed byte
         self._end = 0  # end of received bytes
         self.header_digest = False
         self.data_digest = False
         self.max_data_segment = max_data_segment
+        self.sink = sink
+        self._sink: memoryview | None = None  # where the current data segment goes
+        self._sunk = 0  # bytes of it received
+        self._sink_header = (b"", b"", 0)  # (BHS, AHS, padding + digest bytes still to come)
+        self._filling_sink = False  # what the last get_buffer handed out
+        self._header_first = False
 
     def get_buffer(self, want: int = _MIN_FREE) -> memoryview:
         """Free space at the tail. Invalidates views handed out by next_pdu."""
+        sink = self._sink
+        if sink is not None and self._sunk < len(sink):
+            self._filling_sink = True
+            return sink[self._sunk:]
+        self._filling_sink = False
         buf, start, end = self._buf, self._start, self._end
         if start == end:
             self._start = self._end = start = end = 0
+            if self._header_first and sink is None:
+                return memoryview(buf)[: BHS_LEN + (DIGEST_LEN if self.header_digest else 0)]
         need = max(want, _MIN_FREE, self._pending_total() - (end - start))
         if len(buf) - end < need:
             if len(buf) - (end - start) >= need:
@@ -247,20 +274,29 @@ class PduReader:
         return memoryview(buf)[self._end :]
 
     def buffer_updated(self, nbytes: int) -> None:
-        self._end += nbytes
+        if self._filling_sink:
+            self._sunk += nbytes
+        else:
+            self._end += nbytes
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
-        view = self.get_buffer(len(data))
-        view[: len(data)] = data
-        self.buffer_updated(len(data))
+        data = memoryview(data)
+        while data:
+            view = self.get_buffer(len(data))
+            taken = min(len(view), len(data))
+            view[:taken] = data[:taken]
+            self.buffer_updated(taken)
+            data = data[taken:]
 
     @property
     def buffered(self) -> int:
-        return self._end - self._start
+        return self._end - self._start + self._sunk
 
     def _pending_total(self) -> int:
         """Size of the PDU at the head of the buffer, when its header is in."""
         start, avail = self._start, self._end - self._start
+        if self._sink is not None:
+            return self._sink_header[2]
         if avail < BHS_LEN:
             return BHS_LEN
         buf = self._buf
@@ -271,6 +307,8 @@ class PduReader:
         return BHS_LEN + buf[start + 4] * 4 + data_len + pad_len(data_len) + digests
 
     def next_pdu(self) -> Pdu | None:
+        if self._sink is not None:
+            return self._finish_sink()
         buf, pos = self._buf, self._start
         avail = self._end - pos
         if avail < BHS_LEN:
@@ -285,10 +323,12 @@ class PduReader:
         ddig = DIGEST_LEN if (self.data_digest and data_len) else 0
         data_padded = data_len + pad_len(data_len)
         total = BHS_LEN + ahs_len + hdig + data_padded + ddig
+        header_end = pos + BHS_LEN + ahs_len
         if avail < total:
+            if data_len >= SINK_FROM and avail >= header_end + hdig - pos and self.sink is not None:
+                self._start_sink(pos, header_end, hdig, data_len, data_padded - data_len + ddig)
             return None
         view = memoryview(buf)
-        header_end = pos + BHS_LEN + ahs_len
         if hdig:
             expected = _u32(buf, header_end)
             if crc32c(view[pos:header_end]) != expected:
@@ -307,7 +347,45 @@ class PduReader:
             expected = _u32(buf, data_start + data_padded)
             digest_ok = crc32c(view[data_start : data_start + data_padded]) == expected
         self._start = pos + total
+        self._header_first = False
         return Pdu(bhs, ahs, data, digest_ok)
+
+    def _start_sink(self, pos: int, header_end: int, hdig: int, data_len: int, tail: int) -> None:
+        """The header is in, most of the data is not: ask where the data goes."""
+        buf = self._buf
+        if hdig and crc32c(memoryview(buf)[pos:header_end]) != _u32(buf, header_end):
+            raise FramingError("header digest mismatch")
+        bhs = bytes(buf[pos : pos + BHS_LEN])
+        if bhs[0] & 0x3F not in ZERO_COPY_OPCODES:
+            return
+        assert self.sink is not None
+        sink = self.sink(bhs)
+        if sink is None or len(sink) != data_len:
+            return
+        data_start = header_end + hdig
+        have = self._end - data_start  # less than data_len + tail, or the PDU would be whole
+        copied = min(have, data_len)
+        sink[:copied] = buf[data_start : data_start + copied]
+        self._sink, self._sunk = sink, copied
+        ahs = bytes(buf[pos + BHS_LEN : header_end])
+        self._sink_header = (bhs, ahs, tail)
+        self._start = data_start + copied  # what is left here is the padding and digest
+
+    def _finish_sink(self) -> Pdu | None:
+        sink = self._sink
+        assert sink is not None
+        bhs, ahs, tail = self._sink_header
+        if self._sunk < len(sink) or self._end - self._start < tail:
+            return None
+        buf, pos = self._buf, self._start
+        digest_ok = True
+        if self.data_digest:
+            padding = bytes(buf[pos : pos + tail - DIGEST_LEN])
+            digest_ok = crc32c(sink, padding) == _u32(buf, pos + tail - DIGEST_LEN)
+        self._start = pos + tail
+        self._sink, self._sunk = None, 0
+        self._header_first = True  # bulk data tends to follow bulk data
+        return Pdu(bhs, ahs, sink, digest_ok, in_place=True)
 
 
 def encode(bhs: bytearray, data: bytes | memoryview = b"", *, header_digest: bool = False,

@@ -14,14 +14,15 @@ Reject. It opens no sockets and never blocks.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import struct
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from target.iscsi import login as lg
+from target.iscsi.buffers import BufferPool
 from target.iscsi.keys import KeyError_, encode_keys, parse_keys
 from target.iscsi.params import SessionParams, TargetLimits
 from target.iscsi.pdu import (
-    BHS_LEN,
     RESERVED_TAG,
     FramingError,
     Opcode,
@@ -39,10 +40,11 @@ from target.iscsi.session import Session, SessionRegistry
 from target.iscsi.targets import TargetDirectory, TargetSpec
 from target.scsi.nexus import Nexus
 from target.scsi.sense import GOOD, PROTOCOL_SERVICE_CRC_ERROR, CheckCondition, ScsiResult
+from target.stores.pieces import Pieces
 
 log = logging.getLogger("bootsrv.iscsi")
 
-Buffer = bytes | bytearray | memoryview
+Buffer = bytes | bytearray | memoryview | Pieces  # Pieces: Data-In the shell may sendfile
 # The largest data-out buffer one command may ask for; Block Limits VPD says the same.
 MAX_COMMAND_BYTES = 64 << 20
 
@@ -50,6 +52,11 @@ MAX_COMMAND_BYTES = 64 << 20
 def sn_diff(a: int, b: int) -> int:
     """a - b in 32-bit serial number arithmetic (RFC 1982)."""
     return ((a - b + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+_DATA_OUT = int(Opcode.DATA_OUT)
+# Flags, LUN, ITT, expected data transfer length, CmdSN, CDB (RFC 7143 11.3), from byte 1.
+_SCSI_COMMAND_FIELDS = struct.Struct(">B6x8sIII4x16s")
 
 
 class TmfFunction:
@@ -89,11 +96,11 @@ class ScsiTask:
     write: bool
     expected_length: int
     cmdsn: int
-    data: bytearray | None = None
+    data: memoryview | None = None  # from the connection's BufferPool
     received: int = 0
     unsolicited_end: int = 0
     next_r2t_offset: int = 0
-    r2ts: dict[int, R2TState] = field(default_factory=dict)
+    r2ts: dict[int, R2TState] | None = None  # write commands only
     r2tsn: int = 0
     unsolicited_datasn: int = 0
     executing: bool = False
@@ -128,6 +135,7 @@ class TargetConnection:
         login_timeout: float = 30.0,
         now: float = 0.0,
         on_close: Callable[[], None] = lambda: None,
+        buffers: BufferPool | None = None,
     ) -> None:
         self.directory = directory
         self.registry = registry
@@ -136,7 +144,9 @@ class TargetConnection:
         self.queue_depth = queue_depth
         self.nop_interval, self.nop_timeout, self.login_timeout = nop_interval, nop_timeout, login_timeout
         self._on_close = on_close
-        self.reader = PduReader(max_data_segment=max(self.limits.max_recv_data_segment_length, 8192))
+        self.buffers = buffers or BufferPool()
+        self.reader = PduReader(max_data_segment=max(self.limits.max_recv_data_segment_length, 8192),
+                                sink=self._data_sink)
         self.login = lg.LoginMachine(directory, self.limits, self._bind, queue_depth=queue_depth)
         self.params: SessionParams = self.login.params
         self.session: Session | None = None
@@ -148,7 +158,8 @@ class TargetConnection:
         self._statsn = 0
         self._expcmdsn = 0
         self._tasks: dict[int, ScsiTask] = {}
-        self._pending_sn: dict[int, Pdu] = {}
+        self._early_buffers: dict[int, memoryview] = {}  # ITT -> data-out buffer taken at its header
+        self._pending_sn: dict[int, Pdu | None] = {}
         self._pending_tmfs: list[_PendingTmf] = []
         self._ttt = 0
         self._created = now
@@ -192,6 +203,8 @@ class TargetConnection:
                 self._dispatch(pdu, ready)
             except _ProtocolViolation as exc:
                 self._close(f"protocol error: {exc}")
+            if pdu.in_place and self._early_buffers:  # a command held for CmdSN order keeps a copy
+                self._early_buffers.pop(pdu.itt, None)
         return ready
 
     def complete(self, task: ScsiTask, result: ScsiResult) -> None:
@@ -199,9 +212,13 @@ class TargetConnection:
         task.executing = False
         if self._tasks.get(task.itt) is task:
             del self._tasks[task.itt]
+        if task.data is not None:  # the command has run: nothing holds its data any more
+            self.buffers.give(task.data)
+            task.data = None
         if not task.aborted and not self.closing:
             self._send_result(task, result)
-        self._release_tmfs(task)
+        if self._pending_tmfs:
+            self._release_tmfs(task)
 
     def tick(self, now: float) -> None:
         if self.closing:
@@ -242,39 +259,44 @@ class TargetConnection:
     # ---- dispatch ---------------------------------------------------------
 
     def _dispatch(self, pdu: Pdu, ready: list[ScsiTask]) -> None:
-        if not self.logged_in:
+        if self.session is None:
             self._login_step(pdu)
             return
-        opcode = pdu.opcode
-        if opcode == Opcode.DATA_OUT:
+        first = pdu.bhs[0]
+        opcode = first & 0x3F
+        if opcode == _DATA_OUT:
             self._data_out(pdu, ready)
             return
-        if opcode in (Opcode.LOGIN_REQUEST, Opcode.SNACK_REQUEST):  # SNACK needs ERL > 0
-            self._reject(pdu, RejectReason.PROTOCOL_ERROR)
+        handler = _HANDLERS.get(opcode)
+        if handler is None:
+            # A second login, or SNACK (which needs ERL > 0), is a protocol error.
+            self._reject(pdu, RejectReason.PROTOCOL_ERROR if opcode in (Opcode.LOGIN_REQUEST, Opcode.SNACK_REQUEST)
+                         else RejectReason.COMMAND_NOT_SUPPORTED)
             return
-        if opcode not in _HANDLERS:
-            self._reject(pdu, RejectReason.COMMAND_NOT_SUPPORTED)
-            return
-        if pdu.immediate:
-            self._handle_ordered(pdu, ready)
+        if first & 0x40:  # immediate
+            handler(self, pdu, ready)
             return
         # Non-immediate requests take a CmdSN slot and run in CmdSN order.
-        diff = sn_diff(pdu.cmdsn, self._expcmdsn)
-        if diff == 0:
-            self._expcmdsn = (self._expcmdsn + 1) & 0xFFFFFFFF
-            self._handle_ordered(pdu, ready)
-            while self._expcmdsn in self._pending_sn and not self.closing:
-                held = self._pending_sn.pop(self._expcmdsn)
-                self._expcmdsn = (self._expcmdsn + 1) & 0xFFFFFFFF
-                self._handle_ordered(held, ready)
-        elif 0 < diff <= sn_diff(self._maxcmdsn(), self._expcmdsn):
-            self._pending_sn[pdu.cmdsn] = pdu.detach()  # outlives the receive buffer
+        cmdsn = pdu.cmdsn
+        if cmdsn == self._expcmdsn:
+            self._expcmdsn = (cmdsn + 1) & 0xFFFFFFFF
+            handler(self, pdu, ready)
+            if self._pending_sn:
+                self._run_pending(ready)
+        elif 0 < sn_diff(cmdsn, self._expcmdsn) <= sn_diff(self._maxcmdsn(), self._expcmdsn):
+            self._pending_sn[cmdsn] = pdu.detach()  # outlives the receive buffer
         else:  # outside the window: RFC 7143 3.2.2.1 says silently ignore
             log.warning("%s: dropped %s with CmdSN %d outside window [%d, %d]", self.initiator,
-                        Opcode(opcode).name, pdu.cmdsn, self._expcmdsn, self._maxcmdsn())
+                        Opcode(opcode).name, cmdsn, self._expcmdsn, self._maxcmdsn())
 
-    def _handle_ordered(self, pdu: Pdu, ready: list[ScsiTask]) -> None:
-        _HANDLERS[pdu.opcode](self, pdu, ready)
+    def _run_pending(self, ready: list[ScsiTask]) -> None:
+        """Run held requests whose turn has come (None: a CmdSN given up on, see ABORT TASK)."""
+        pending = self._pending_sn
+        while self._expcmdsn in pending and not self.closing:
+            held = pending.pop(self._expcmdsn)
+            self._expcmdsn = (self._expcmdsn + 1) & 0xFFFFFFFF
+            if held is not None:
+                _HANDLERS[held.opcode](self, held, ready)
 
     # ---- login ------------------------------------------------------------
 
@@ -328,9 +350,11 @@ class TargetConnection:
         if pdu.itt in self._tasks:
             self._reject(pdu, RejectReason.TASK_IN_PROGRESS)
             return
-        flags = pdu.flags
-        task = ScsiTask(pdu.itt, lun_from_field(pdu.lun_field), pdu.lun_field, pdu.cdb, bool(flags & 0x40),
-                        bool(flags & 0x20), pdu.expected_transfer_length, pdu.cmdsn)
+        flags, lun_field, itt, expected_length, cmdsn, cdb = _SCSI_COMMAND_FIELDS.unpack_from(pdu.bhs, 1)
+        if pdu.ahs:
+            cdb = pdu.cdb  # an extended CDB
+        task = ScsiTask(itt, lun_from_field(lun_field), lun_field, cdb, bool(flags & 0x40),
+                        bool(flags & 0x20), expected_length, cmdsn)
         if task.read and task.write:
             self._send_result(task, CheckCondition((0x5, 0x24, 0x00)).result())  # no bidirectional commands
             return
@@ -343,12 +367,13 @@ class TargetConnection:
             log.warning("%s: write of %d bytes refused", self.initiator, task.expected_length)
             self._send_result(task, CheckCondition((0x5, 0x24, 0x00)).result())
             return
-        task.data = bytearray(task.expected_length)
+        task.data = self._early_buffers.pop(pdu.itt, None) or self.buffers.take(task.expected_length)
         immediate = pdu.data
         if len(immediate) > task.expected_length:
             raise _ProtocolViolation("immediate data beyond the expected transfer length")
         if immediate:
-            task.data[: len(immediate)] = immediate
+            if not pdu.in_place:
+                task.data[: len(immediate)] = immediate
             task.received = len(immediate)
             task.digest_error = not pdu.data_digest_ok
             if task.digest_error:
@@ -358,9 +383,36 @@ class TargetConnection:
         else:
             task.unsolicited_end = min(task.expected_length, self.params.first_burst_length)
         task.next_r2t_offset = task.unsolicited_end
+        task.r2ts = {}
         self._tasks[task.itt] = task
         self._issue_r2ts(task)
         self._when_data_complete(task, ready)
+
+    def _data_sink(self, bhs: bytes) -> memoryview | None:
+        """Where the data segment of a large Data-Out or write command may land
+        before the PDU is dispatched (see PduReader). Only into a buffer no
+        running command uses, and only within its bounds: the PDU's checks come
+        later, and one that fails them ends the connection or the task."""
+        if self.closing or self.target is None or self.session is None:
+            return None
+        itt, length = int.from_bytes(bhs[16:20], "big"), int.from_bytes(bhs[5:8], "big")
+        opcode = bhs[0] & 0x3F
+        if opcode == Opcode.DATA_OUT:
+            task = self._tasks.get(itt)
+            if task is None or not task.write or task.executing or task.data is None:
+                return None
+            offset = int.from_bytes(bhs[40:44], "big")
+            if offset + length > len(task.data):
+                return None
+            return task.data[offset : offset + length]
+        if bhs[1] & 0x20 and itt not in self._tasks:  # a write command with immediate data
+            expected = int.from_bytes(bhs[20:24], "big")
+            if not length <= expected <= MAX_COMMAND_BYTES:
+                return None
+            buffer = self.buffers.take(expected)
+            self._early_buffers[itt] = buffer
+            return buffer[:length]
+        return None
 
     def _data_out(self, pdu: Pdu, ready: list[ScsiTask]) -> None:
         task = self._tasks.get(pdu.itt)
@@ -387,7 +439,8 @@ class TargetConnection:
             # ERL 0 cannot ask for the missing PDU again: the connection has failed.
             raise _ProtocolViolation(f"Data-Out DataSN {pdu.datasn}, expected {expected_datasn}")
         assert task.data is not None
-        task.data[offset:end] = data
+        if not pdu.in_place:
+            task.data[offset:end] = data
         task.received += len(data)
         if not pdu.data_digest_ok:
             task.digest_error = True
@@ -431,7 +484,12 @@ class TargetConnection:
         datasn = 0
         good = result.status == GOOD and not result.sense
         if task.read and result.data and good:
-            data = result.data if isinstance(result.data, memoryview) else memoryview(result.data)
+            data = result.data
+            if isinstance(data, Pieces):
+                if self.params.data_digest:  # the digest needs the bytes in hand
+                    data = memoryview(data.tobytes())
+            elif not isinstance(data, memoryview):
+                data = memoryview(data)
             total = len(data)
             send = min(total, expected)
             residual_flag, residual = _residual(expected, total)
@@ -559,9 +617,18 @@ class TargetConnection:
         response = TmfResponse.COMPLETE
         if function == TmfFunction.ABORT_TASK:
             task = self._tasks.get(pdu.ttt)
+            ref = pdu.ref_cmdsn
             if task is not None:
                 affected = [task]
-            elif sn_diff(pdu.ref_cmdsn, pdu.cmdsn) >= 0:
+            elif (0 <= sn_diff(ref, self._expcmdsn) <= sn_diff(self._maxcmdsn(), self._expcmdsn)
+                  and sn_diff(ref, pdu.cmdsn) < 0):
+                # Never received (or held for an earlier CmdSN): RFC 7143 11.5.1 b says
+                # to count that CmdSN as received, so the commands after it can run.
+                held = self._pending_sn.get(ref)
+                if held is None or held.itt == pdu.ttt:
+                    self._pending_sn[ref] = None
+                    self._run_pending(ready)
+            else:  # already done and answered, or never sent: 11.5.1 c
                 response = TmfResponse.TASK_DOES_NOT_EXIST
         elif function in (TmfFunction.ABORT_TASK_SET, TmfFunction.CLEAR_TASK_SET, TmfFunction.LOGICAL_UNIT_RESET):
             lun = lun_from_field(pdu.lun_field)

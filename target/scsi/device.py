@@ -38,14 +38,15 @@ def lun_entry(lun: int) -> bytes:
 class ScsiDevice:
     units: list[LogicalUnit]
 
-    def execute(self, lun: int, cdb: bytes, data_out: bytes | bytearray | None, nexus: Nexus) -> s.ScsiResult:
+    def execute(self, lun: int, cdb: bytes, data_out: bytes | bytearray | None, nexus: Nexus,
+                zero_copy: bool = False) -> s.ScsiResult:
         if cdb and cdb[0] == REPORT_LUNS:
             try:
                 return self._report_luns(cdb)
             except s.CheckCondition as cc:
                 return cc.result()
         if 0 <= lun < len(self.units):
-            return self.units[lun].execute(Command(cdb, data_out, nexus))
+            return self.units[lun].execute(Command(cdb, data_out, nexus, zero_copy))
         if cdb and cdb[0] == spc.INQUIRY and len(cdb) >= 6 and not cdb[1] & 0x01:
             # No unit here: peripheral qualifier 3, device type 1Fh (SPC-4 6.6.2).
             return s.ScsiResult(data=(b"\x7f" + spc.standard_inquiry(self.units[0])[1:] if self.units
@@ -54,23 +55,27 @@ class ScsiDevice:
             return s.ScsiResult(data=s.fixed_sense(*s.LOGICAL_UNIT_NOT_SUPPORTED)[: cdb[4] if len(cdb) > 4 else 0])
         return s.check_condition(s.LOGICAL_UNIT_NOT_SUPPORTED)
 
-    def may_block(self, lun: int, cdb: bytes) -> bool:
+    def may_block(self, lun: int, cdb: bytes, zero_copy: bool = False) -> bool:
         """Commands worth a worker thread: those that wait for the disk (fsync,
-        FUA) and large transfers, whose copies then overlap with the event
-        loop's socket work on another core (pread/pwrite release the GIL)."""
+        FUA, data not in the page cache) and large copies, which then overlap with
+        the event loop's socket work on another core (pread/pwrite release the GIL).
+        A zero-copy read of cached data copies nothing: it stays on the loop."""
         if not cdb:
             return False
         if 0 <= lun < len(self.units) and self.units[lun].may_block(cdb):
             return True
-        if cdb[0] in _LARGE_TRANSFER_OPCODES and len(cdb) >= 10:
-            if cdb[0] in _WRITE_OPCODES and cdb[1] & 0x08:
+        if cdb[0] in _LARGE_TRANSFER_OPCODES and len(cdb) >= 10 and 0 <= lun < len(self.units):
+            write = cdb[0] in _WRITE_OPCODES
+            if write and cdb[1] & 0x08:
                 return True
             lba, blocks = sbc.transfer_range(cdb)
+            store = self.units[lun].store
+            if not write and zero_copy and blocks >= sbc.ZERO_COPY_BLOCKS:
+                return store.read_may_block(lba * 512, blocks * 512)
             if blocks >= THREAD_TRANSFER_BLOCKS:
                 return True
             # A write that makes a VHD allocate a block waits for an fdatasync.
-            return (cdb[0] in _WRITE_OPCODES and 0 <= lun < len(self.units)
-                    and self.units[lun].store.write_may_block(lba * 512, blocks * 512))
+            return write and store.write_may_block(lba * 512, blocks * 512)
         return False
 
     def nexus_added(self, nexus: Nexus) -> None:

@@ -22,11 +22,13 @@ class Access(Enum):
     WRITE = "write"  # conflicts under write-exclusive and exclusive-access reservations
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs a setattr call per field
 class Command:
     cdb: bytes
     data: bytes | bytearray | memoryview | None = None  # data-out, if any
     nexus: Nexus = LOCAL
+    # The transport can send file slices (sendfile) for large reads: see target.stores.pieces.
+    zero_copy: bool = False
 
 
 Handler = Callable[["LogicalUnit", Command], ScsiResult]

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from target.stores.pieces import Pieces
 
 GOOD = 0x00
 CHECK_CONDITION = 0x02
@@ -55,7 +59,7 @@ def fixed_sense(key: int, asc: int, ascq: int, *, information: int | None = None
 @dataclass(slots=True)
 class ScsiResult:
     status: int = GOOD
-    data: bytes | bytearray | memoryview = b""  # data-in for the initiator
+    data: bytes | bytearray | memoryview | Pieces = b""  # data-in for the initiator
     sense: bytes = b""
     # Bytes of data-out the command needed (for write residuals); None if it takes none.
     data_out_length: int | None = None

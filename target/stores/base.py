@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol
+from typing import TYPE_CHECKING, Iterator, Protocol
+
+if TYPE_CHECKING:
+    from target.stores.pieces import Pieces
 
 
 class StoreError(Exception):
@@ -32,7 +35,15 @@ class BlockStore(Protocol):
 
     def read(self, offset: int, length: int) -> bytes: ...
 
+    def read_pieces(self, offset: int, length: int) -> "Pieces":
+        """The same bytes as `read`, as file slices a socket can take with sendfile."""
+        ...
+
     def write(self, offset: int, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None: ...
+
+    def read_may_block(self, offset: int, length: int) -> bool:
+        """Would this read wait for the disk (data not in the page cache)?"""
+        ...
 
     def write_may_block(self, offset: int, length: int) -> bool:
         """Would this write wait for the disk (e.g. allocate and fdatasync)?"""

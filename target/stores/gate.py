@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from target.stores.base import BlockStore
+from target.stores.pieces import Pieces
 
 
 class GatedStore:
@@ -105,6 +106,14 @@ class GatedStore:
                 if self._held and not self._active:
                     self._cond.notify_all()
 
+    def read_pieces(self, offset: int, length: int) -> Pieces:
+        # The slices keep their own descriptors: the layers may be swapped once this returns.
+        store = self._enter()
+        try:
+            return store.read_pieces(offset, length)
+        finally:
+            self._leave()
+
     def write(self, offset: int, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None:
         with self._lock:
             while self._held:
@@ -118,6 +127,9 @@ class GatedStore:
                 self._active -= 1
                 if self._held and not self._active:
                     self._cond.notify_all()
+
+    def read_may_block(self, offset: int, length: int) -> bool:
+        return self._held or self.inner.read_may_block(offset, length)
 
     def write_may_block(self, offset: int, length: int) -> bool:
         # While held, a write waits for the holder: better on a worker thread than on the event loop.

@@ -22,6 +22,7 @@ from sys import byteorder
 from typing import Iterator
 
 from target.stores.base import StoreError
+from target.stores.pieces import FileSlice, Piece, Pieces, add_piece, file_handle, in_page_cache, sendable
 from target.stores.raw import RawStore, punch_hole
 from target.stores.vhd.format import (
     DIFFERENCING, DYNAMIC, FIXED, FOOTER_SIZE, HEADER_SIZE, SECTOR, UNALLOCATED, DynamicHeader, Footer,
@@ -239,28 +240,48 @@ class VhdStore:
         return total
 
     def read(self, offset: int, length: int) -> bytes:
+        block, within = divmod(offset, self._block_size)
+        if within + length <= self._block_size and block in self._full and 0 <= offset <= self._size - length:
+            # The common case, one block all of whose sectors this layer holds: one pread.
+            entry = self._bat[block]
+            if entry != UNALLOCATED and not (within | length) % SECTOR:
+                return self._pread(entry * SECTOR + self._bitmap_size + within, length)
+        parts: list[Piece] = []
+        self._read_into(parts, offset, length, zero_copy=False)
+        return b"".join(parts)  # type: ignore[arg-type]  (no slices without zero_copy)
+
+    def read_pieces(self, offset: int, length: int) -> Pieces:
+        """The read as file slices for sendfile (see target.stores.pieces)."""
+        parts: list[Piece] = []
+        self._read_into(parts, offset, length, zero_copy=True)
+        return sendable(parts)
+
+    def _read_into(self, parts: list[Piece], offset: int, length: int, *, zero_copy: bool) -> None:
         self._check(offset, length)
-        pieces: list[bytes] = []
         pos, end, bs = offset, offset + length, self._block_size
+        handle = None
         while pos < end:
             block, within = divmod(pos, bs)
             count = min(bs - within, end - pos)
             entry = self._bat[block]
             if entry == UNALLOCATED:
-                pieces.append(self._below(pos, count))
+                self._below(parts, pos, count, zero_copy)
             else:
                 data_start = entry * SECTOR + self._bitmap_size
                 if block in self._full or self._bitmap(block) is None:
-                    pieces.append(self._pread(data_start + within, count))
+                    runs = [(within // SECTOR, (within + count) // SECTOR, True)]
                 else:
-                    for first, last, present in self._runs(block, within // SECTOR, (within + count) // SECTOR):
-                        start, size = first * SECTOR, (last - first) * SECTOR
-                        if present:
-                            pieces.append(self._pread(data_start + start, size))
-                        else:
-                            pieces.append(self._below(block * bs + start, size))
+                    runs = self._runs(block, within // SECTOR, (within + count) // SECTOR)
+                for first, last, present in runs:
+                    start, size = first * SECTOR, (last - first) * SECTOR
+                    if not present:
+                        self._below(parts, block * bs + start, size, zero_copy)
+                    elif zero_copy:
+                        handle = handle or file_handle(self._fd, self.path)
+                        add_piece(parts, FileSlice(handle, data_start + start, size))
+                    else:
+                        parts.append(self._pread(data_start + start, size))
             pos += count
-        return b"".join(pieces)
 
     def write(self, offset: int, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None:
         if self._readonly:
@@ -281,6 +302,24 @@ class VhdStore:
                 pos += count
             if durable:
                 self._sync(data_only=True)
+
+    def read_may_block(self, offset: int, length: int) -> bool:
+        """Would reading wait for the disk: data or a bitmap not in memory? (Whole
+        data ranges are asked about, present sectors or not: a yes is only a thread.)"""
+        pos, end, bs = offset, offset + length, self._block_size
+        while pos < end:
+            block, within = divmod(pos, bs)
+            count = min(bs - within, end - pos)
+            entry = self._bat[block] if block < len(self._bat) else UNALLOCATED
+            if entry == UNALLOCATED:
+                if self.parent is not None and self.parent.read_may_block(pos, count):
+                    return True
+            elif block not in self._full and block not in self._bitmaps:
+                return True  # the bitmap has to be read first
+            elif not in_page_cache(self._fd, entry * SECTOR + self._bitmap_size + within, count):
+                return True
+            pos += count
+        return False
 
     def write_may_block(self, offset: int, length: int) -> bool:
         if length <= 0:
@@ -358,11 +397,17 @@ class VhdStore:
             return self.parent._mapped_at(offset)
         return self.parent is not None  # a fixed parent holds every block
 
-    def _below(self, offset: int, length: int) -> bytes:
+    def _below(self, parts: list[Piece], offset: int, length: int, zero_copy: bool) -> None:
         """What an unallocated range reads as: the parent's bytes, or zeros."""
-        if self.parent is None:
-            return bytes(length)
-        return self.parent.read(offset, length)
+        parent = self.parent
+        if parent is None:
+            parts.append(bytes(length))
+        elif isinstance(parent, VhdStore):
+            parent._read_into(parts, offset, length, zero_copy=zero_copy)
+        elif zero_copy:
+            add_piece(parts, parent.file_slice(offset, length))
+        else:
+            parts.append(parent.read(offset, length))
 
     def _bitmap(self, block: int) -> bytearray | None:
         """The block's sector bitmap; None (and remembered) when every bit is set."""
@@ -409,10 +454,15 @@ class VhdStore:
         bitmap = self._bitmap(block)
         if bitmap is None:
             return
-        for sector in range(first, last):
-            bitmap[sector >> 3] |= 0x80 >> (sector & 7)
         lo, hi = (first >> 3) // SECTOR * SECTOR, -(-(((last - 1) >> 3) + 1) // SECTOR) * SECTOR
-        self._pwrite(self._bat[block] * SECTOR + lo, bitmap[lo:hi])
+        updated = bitmap[lo:hi]
+        for sector in range(first, last):
+            updated[(sector >> 3) - lo] |= 0x80 >> (sector & 7)
+        if updated == bitmap[lo:hi]:
+            return  # sectors written before: the bitmap on disk says so already
+        # Memory follows the disk, so a failed write leaves nothing claimed that the file lacks.
+        self._pwrite(self._bat[block] * SECTOR + lo, updated)
+        bitmap[lo:hi] = updated
         sectors = self._block_size // SECTOR
         if bitmap[: sectors // 8] == b"\xff" * (sectors // 8):
             self._full.add(block)

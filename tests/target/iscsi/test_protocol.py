@@ -145,6 +145,32 @@ def test_abort_task_waiting_for_data(store):
     assert store.read(0, 4096) == bytes(4096)
 
 
+def abort_task(*, itt: int, referenced: int, cmdsn: int, ref_cmdsn: int) -> bytes:
+    tmf = bytearray(48)
+    tmf[0], tmf[1] = 0x42, 0x81  # immediate ABORT TASK
+    struct.pack_into(">IIII", tmf, 16, itt, referenced, cmdsn, 0)
+    struct.pack_into(">I", tmf, 32, ref_cmdsn)
+    return bytes(tmf)
+
+
+def test_abort_task_of_an_answered_command_says_it_does_not_exist(store):
+    conn = connect(store)
+    (reply,) = run_ready(conn, conn.receive_data(scsi_pdu(bytes(6), itt=5, cmdsn=1)))
+    assert reply.opcode == 0x21 and reply.bhs[3] == 0
+    conn.receive_data(abort_task(itt=6, referenced=5, cmdsn=2, ref_cmdsn=1))
+    (reply,) = responses(conn.data_to_send())
+    assert reply.opcode == 0x22 and reply.bhs[2] == 1  # RFC 7143 11.5.1 c: Task Does Not Exist
+
+
+def test_abort_task_of_a_lost_command_lets_the_later_ones_run(store):
+    conn = connect(store)
+    assert conn.receive_data(scsi_pdu(bytes(6), itt=8, cmdsn=2)) == []  # held: CmdSN 1 never comes
+    tasks = conn.receive_data(abort_task(itt=9, referenced=7, cmdsn=3, ref_cmdsn=1))
+    assert [t.itt for t in tasks] == [8]  # 11.5.1 b: CmdSN 1 counts as received
+    replies = run_ready(conn, tasks)
+    assert sorted((r.opcode, r.bhs[2]) for r in replies) == [(0x21, 0), (0x22, 0)]
+
+
 def test_send_targets_and_nop_and_logout(store):
     conn = connect(store)
     text = bytearray(48)

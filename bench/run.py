@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Every benchmark, then the performance goals against what was measured.
+
+    python bench/run.py [--quick] [--no-netboot]
+
+bootsrv and the reference (tgt; dnsmasq + tgt for network boot) run in the
+same run on the same machine; only ratios are compared with the goals. The
+network boot needs root (a network namespace); --no-netboot skips it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import netboot  # noqa: E402
+import storm  # noqa: E402
+import vs_tgt  # noqa: E402
+
+RSS_LIMIT_MIB = 200 * 1e6 / (1 << 20)  # the goal says 200 MB
+VHD_SLACK = 0.9  # "the same ratios within 10% through a differencing VHD"
+DIFF = "bootsrv differencing VHD"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller disks, one round: a smoke run")
+    parser.add_argument("--no-netboot", action="store_true", help="skip the network boot (needs root)")
+    args = parser.parse_args()
+    print("== qemu-img bench: bootsrv vs tgt ==", flush=True)
+    servers = vs_tgt.measure(size_mib=256 if args.quick else 1024, rounds=1 if args.quick else 3)
+    vs_tgt.print_table(servers)
+    print("\n== boot storm ==", flush=True)
+    clients = [4, 8] if args.quick else [16, 32]
+    storm_result = storm.measure(clients, golden_mib=64 if args.quick else 256, trace_mib=32 if args.quick else 256)
+    storm.print_table(storm_result)
+    if not args.no_netboot and os.geteuid() == 0:
+        print("\n== network boot ==", flush=True)
+        netboot.print_table(netboot.measure(rounds=1 if args.quick else 2))
+
+    goals: list[tuple[str, str, str, bool]] = []
+    for workload, goal in (("1M seq read", 1.5), ("1M seq write", 1.2), ("4K rand read", 1.0),
+                           ("4K rand write", 1.0)):
+        raw = vs_tgt.ratio(servers, "bootsrv raw", workload)
+        goals.append((f"{workload}, raw", f">= {goal:.2f}x tgt", f"{raw:.2f}x", raw >= goal))
+        diff = vs_tgt.ratio(servers, DIFF, workload)
+        goals.append((f"{workload}, differencing VHD", f">= {goal * VHD_SLACK:.2f}x tgt", f"{diff:.2f}x",
+                      diff >= goal * VHD_SLACK))
+    for count in clients:
+        got = storm_result.ratio(count)
+        goals.append((f"boot storm, {count} clients", ">= 1.00x tgt", f"{got:.2f}x", got >= 1.0))
+    busy = storm_result.busy_64
+    assert busy is not None
+    for label, rss in (("idle", storm_result.idle_rss_64), ("busy", busy.rss)):
+        goals.append((f"RSS, 64 {label} sessions", "<= 200 MB", f"{rss * (1 << 20) / 1e6:.0f} MB",
+                      rss <= RSS_LIMIT_MIB))
+    print("\n== goals (issue 8) ==")
+    for name, goal, got, met in goals:
+        print(f"{name:36} {goal:>14} {got:>10}  {'met' if met else 'MISSED'}")
+    missed = sum(not met for *_, met in goals)
+    print(f"{len(goals) - missed} of {len(goals)} goals met" + (" (--quick: sizes too small to judge)"
+                                                                if args.quick else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
