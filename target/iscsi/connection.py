@@ -23,6 +23,7 @@ from target.iscsi.session import SessionRegistry
 from target.iscsi.stats import CommandStats
 from target.iscsi.targets import TargetDirectory
 from target.scsi.sense import ScsiResult, check_condition
+from target.stores.base import WouldBlock
 
 log = logging.getLogger("bootsrv.iscsi")
 
@@ -185,16 +186,24 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         started = time.monotonic()
         zero_copy = not core.params.data_digest  # a data digest needs the bytes in hand
         if device.may_block(task.lun, task.cdb, zero_copy):
-            future = self.loop.run_in_executor(self.server.executor, device.execute, task.lun, task.cdb,
-                                               task.data, core.nexus, zero_copy)
-            future.add_done_callback(lambda f, t=task: self._finished(t, f, started))
+            self._run_on_thread(task, zero_copy, started)
             return
         try:
-            result = device.execute(task.lun, task.cdb, task.data, core.nexus, zero_copy)
+            result = device.execute(task.lun, task.cdb, task.data, core.nexus, zero_copy, True)
+        except WouldBlock:  # data not in memory: read it on a worker thread
+            self._run_on_thread(task, zero_copy, started)
+            return
         except Exception:  # the command sets catch their own; this is the last guard
             log.exception("%s: command %s failed", self.peer, task.cdb.hex())
             result = check_condition(INTERNAL_TARGET_FAILURE)
         self._complete(task, result, started)
+
+    def _run_on_thread(self, task: ScsiTask, zero_copy: bool, started: float) -> None:
+        core = self.core
+        assert core is not None and core.target is not None
+        future = self.loop.run_in_executor(self.server.executor, core.target.device.execute, task.lun, task.cdb,
+                                           task.data, core.nexus, zero_copy)
+        future.add_done_callback(lambda f, t=task: self._finished(t, f, started))
 
     def _finished(self, task: ScsiTask, future: asyncio.Future[ScsiResult], started: float) -> None:
         if self.core is None:

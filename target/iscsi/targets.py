@@ -14,8 +14,9 @@ class ScsiDispatcher(Protocol):
     """The command-set layer as the transport sees it."""
 
     # zero_copy: large reads may answer with file slices (see target.stores.pieces)
+    # nowait: raise an exception named WouldBlock rather than wait for the disk
     def execute(self, lun: int, cdb: bytes, data_out: bytes | bytearray | None, nexus: Nexus,
-                zero_copy: bool = False) -> Any: ...
+                zero_copy: bool = False, nowait: bool = False) -> Any: ...
 
     def may_block(self, lun: int, cdb: bytes, zero_copy: bool = False) -> bool: ...
 

@@ -39,14 +39,15 @@ class ScsiDevice:
     units: list[LogicalUnit]
 
     def execute(self, lun: int, cdb: bytes, data_out: bytes | bytearray | None, nexus: Nexus,
-                zero_copy: bool = False) -> s.ScsiResult:
+                zero_copy: bool = False, nowait: bool = False) -> s.ScsiResult:
+        """`nowait`: a read that would wait for the disk raises WouldBlock (see Command)."""
         if cdb and cdb[0] == REPORT_LUNS:
             try:
                 return self._report_luns(cdb)
             except s.CheckCondition as cc:
                 return cc.result()
         if 0 <= lun < len(self.units):
-            return self.units[lun].execute(Command(cdb, data_out, nexus, zero_copy))
+            return self.units[lun].execute(Command(cdb, data_out, nexus, zero_copy, nowait))
         if cdb and cdb[0] == spc.INQUIRY and len(cdb) >= 6 and not cdb[1] & 0x01:
             # No unit here: peripheral qualifier 3, device type 1Fh (SPC-4 6.6.2).
             return s.ScsiResult(data=(b"\x7f" + spc.standard_inquiry(self.units[0])[1:] if self.units

@@ -29,6 +29,8 @@ class Command:
     nexus: Nexus = LOCAL
     # The transport can send file slices (sendfile) for large reads: see target.stores.pieces.
     zero_copy: bool = False
+    # On the event loop: a read that would wait for the disk raises WouldBlock instead.
+    nowait: bool = False
 
 
 Handler = Callable[["LogicalUnit", Command], ScsiResult]

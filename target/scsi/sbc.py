@@ -150,7 +150,7 @@ def read(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
         return s.ScsiResult()
     if cmd.zero_copy and blocks >= ZERO_COPY_BLOCKS:
         return s.ScsiResult(data=lu.store.read_pieces(lba * BLOCK_SIZE, blocks * BLOCK_SIZE))
-    return s.ScsiResult(data=lu.store.read(lba * BLOCK_SIZE, blocks * BLOCK_SIZE))
+    return s.ScsiResult(data=lu.store.read(lba * BLOCK_SIZE, blocks * BLOCK_SIZE, nowait=cmd.nowait))
 
 
 @command(0x0A, 0x2A, 0xAA, 0x8A, access=Access.WRITE,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from typing import TYPE_CHECKING, Iterator, Protocol
 
 if TYPE_CHECKING:
@@ -10,6 +12,30 @@ if TYPE_CHECKING:
 
 class StoreError(Exception):
     """A backing store failed (I/O error, corrupt metadata); the SCSI layer maps it to sense."""
+
+
+class WouldBlock(Exception):
+    """A read asked not to wait (nowait=True) would wait for the disk: ask again
+    from a thread. Raised before anything happened, so asking again is safe."""
+
+
+def pread(fd: int, length: int, offset: int, nowait: bool = False) -> bytes | bytearray:
+    """pread(2), or with `nowait` preadv2(RWF_NOWAIT): served from the page cache or
+    WouldBlock. The event loop reads this way, so a cold block never stalls it."""
+    if not nowait:
+        return os.pread(fd, length, offset)
+    buf = bytearray(length)
+    try:
+        got = os.preadv(fd, [buf], offset, os.RWF_NOWAIT)
+    except BlockingIOError:
+        raise WouldBlock from None
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system that cannot say
+            return os.pread(fd, length, offset)
+        raise
+    if got < length:  # partly cached, or the file ends early: the thread sorts it out
+        raise WouldBlock
+    return buf
 
 
 class BlockStore(Protocol):
@@ -33,7 +59,9 @@ class BlockStore(Protocol):
         """Look at the medium again (the admin may have grown it); returns the size."""
         ...
 
-    def read(self, offset: int, length: int) -> bytes: ...
+    def read(self, offset: int, length: int, *, nowait: bool = False) -> bytes | bytearray:
+        """`nowait`: raise WouldBlock rather than wait for the disk."""
+        ...
 
     def read_pieces(self, offset: int, length: int) -> "Pieces":
         """The same bytes as `read`, as file slices a socket can take with sendfile."""

@@ -13,7 +13,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from target.stores.base import BlockStore
+from target.stores.base import BlockStore, WouldBlock
 from target.stores.pieces import Pieces
 
 
@@ -92,14 +92,16 @@ class GatedStore:
             self._leave()
 
     # read and write inline _enter/_leave: they are on every command's path.
-    def read(self, offset: int, length: int) -> bytes:
+    def read(self, offset: int, length: int, *, nowait: bool = False) -> bytes | bytearray:
         with self._lock:
             while self._held:
+                if nowait:
+                    raise WouldBlock
                 self._cond.wait()
             self._active += 1
             store = self.inner
         try:
-            return store.read(offset, length)
+            return store.read(offset, length, nowait=nowait)
         finally:
             with self._lock:
                 self._active -= 1

@@ -9,7 +9,7 @@ import fcntl
 import os
 from typing import Iterator
 
-from target.stores.base import StoreError
+from target.stores.base import StoreError, pread
 from target.stores.pieces import FileSlice, Pieces, file_handle, in_page_cache, sendable
 
 _FALLOC_FL_KEEP_SIZE = 0x01
@@ -81,9 +81,9 @@ class RawStore:
     def readonly(self) -> bool:
         return self._readonly
 
-    def read(self, offset: int, length: int) -> bytes:
+    def read(self, offset: int, length: int, *, nowait: bool = False) -> bytes | bytearray:
         try:
-            data = os.pread(self._fd, length, offset)
+            data = pread(self._fd, length, offset, nowait)
         except OSError as exc:
             raise StoreError(f"read of {self.path} at {offset}: {exc.strerror}") from exc
         if len(data) < length:  # a file truncated under us reads as zeros past its end

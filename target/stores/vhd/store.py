@@ -21,7 +21,7 @@ from pathlib import Path, PureWindowsPath
 from sys import byteorder
 from typing import Iterator
 
-from target.stores.base import StoreError
+from target.stores.base import StoreError, pread
 from target.stores.pieces import FileSlice, Piece, Pieces, add_piece, file_handle, in_page_cache, sendable
 from target.stores.raw import RawStore, punch_hole
 from target.stores.vhd.format import (
@@ -239,15 +239,15 @@ class VhdStore:
                 total += sum(size for _, size, present in self.layer_runs(start, length) if present)
         return total
 
-    def read(self, offset: int, length: int) -> bytes:
+    def read(self, offset: int, length: int, *, nowait: bool = False) -> bytes | bytearray:
         block, within = divmod(offset, self._block_size)
         if within + length <= self._block_size and block in self._full and 0 <= offset <= self._size - length:
             # The common case, one block all of whose sectors this layer holds: one pread.
             entry = self._bat[block]
             if entry != UNALLOCATED and not (within | length) % SECTOR:
-                return self._pread(entry * SECTOR + self._bitmap_size + within, length)
+                return self._pread(entry * SECTOR + self._bitmap_size + within, length, nowait)
         parts: list[Piece] = []
-        self._read_into(parts, offset, length, zero_copy=False)
+        self._read_into(parts, offset, length, zero_copy=False, nowait=nowait)
         return b"".join(parts)  # type: ignore[arg-type]  (no slices without zero_copy)
 
     def read_pieces(self, offset: int, length: int) -> Pieces:
@@ -256,7 +256,8 @@ class VhdStore:
         self._read_into(parts, offset, length, zero_copy=True)
         return sendable(parts)
 
-    def _read_into(self, parts: list[Piece], offset: int, length: int, *, zero_copy: bool) -> None:
+    def _read_into(self, parts: list[Piece], offset: int, length: int, *, zero_copy: bool,
+                   nowait: bool = False) -> None:
         self._check(offset, length)
         pos, end, bs = offset, offset + length, self._block_size
         handle = None
@@ -265,29 +266,40 @@ class VhdStore:
             count = min(bs - within, end - pos)
             entry = self._bat[block]
             if entry == UNALLOCATED:
-                self._below(parts, pos, count, zero_copy)
+                self._below(parts, pos, count, zero_copy, nowait)
             else:
                 data_start = entry * SECTOR + self._bitmap_size
-                if block in self._full or self._bitmap(block) is None:
+                if block in self._full or self._bitmap(block, nowait) is None:
                     runs = [(within // SECTOR, (within + count) // SECTOR, True)]
                 else:
-                    runs = self._runs(block, within // SECTOR, (within + count) // SECTOR)
+                    runs = self._runs(block, within // SECTOR, (within + count) // SECTOR, nowait)
                 for first, last, present in runs:
                     start, size = first * SECTOR, (last - first) * SECTOR
                     if not present:
-                        self._below(parts, block * bs + start, size, zero_copy)
+                        self._below(parts, block * bs + start, size, zero_copy, nowait)
                     elif zero_copy:
                         handle = handle or file_handle(self._fd, self.path)
                         add_piece(parts, FileSlice(handle, data_start + start, size))
                     else:
-                        parts.append(self._pread(data_start + start, size))
+                        parts.append(self._pread(data_start + start, size, nowait))
             pos += count
 
     def write(self, offset: int, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None:
         if self._readonly:
             raise StoreError(f"{self.path} is read-only")
         view = memoryview(data).cast("B")
-        self._check(offset, len(view))
+        length = len(view)
+        block, within = divmod(offset, self._block_size)
+        if within + length <= self._block_size and block in self._full and 0 <= offset <= self._size - length:
+            # The common case, one block all of whose sectors this layer holds: one pwrite.
+            with self._lock:
+                entry = self._bat[block]
+                if entry != UNALLOCATED and not (within | length) % SECTOR:
+                    self._pwrite(entry * SECTOR + self._bitmap_size + within, view)
+                    if durable:
+                        self._sync(data_only=True)
+                    return
+        self._check(offset, length)
         with self._lock:
             pos, end, bs = offset, offset + len(view), self._block_size
             while pos < end:
@@ -326,6 +338,8 @@ class VhdStore:
             return False
         first, last = offset // self._block_size, (offset + length - 1) // self._block_size
         bat = self._bat
+        if first == last:
+            return first < len(bat) and bat[first] == UNALLOCATED
         return any(bat[block] == UNALLOCATED for block in range(first, min(last, len(bat) - 1) + 1))
 
     def unmap(self, offset: int, length: int) -> None:
@@ -397,25 +411,25 @@ class VhdStore:
             return self.parent._mapped_at(offset)
         return self.parent is not None  # a fixed parent holds every block
 
-    def _below(self, parts: list[Piece], offset: int, length: int, zero_copy: bool) -> None:
+    def _below(self, parts: list[Piece], offset: int, length: int, zero_copy: bool, nowait: bool = False) -> None:
         """What an unallocated range reads as: the parent's bytes, or zeros."""
         parent = self.parent
         if parent is None:
             parts.append(bytes(length))
         elif isinstance(parent, VhdStore):
-            parent._read_into(parts, offset, length, zero_copy=zero_copy)
+            parent._read_into(parts, offset, length, zero_copy=zero_copy, nowait=nowait)
         elif zero_copy:
             add_piece(parts, parent.file_slice(offset, length))
         else:
-            parts.append(parent.read(offset, length))
+            parts.append(parent.read(offset, length, nowait=nowait))
 
-    def _bitmap(self, block: int) -> bytearray | None:
+    def _bitmap(self, block: int, nowait: bool = False) -> bytearray | None:
         """The block's sector bitmap; None (and remembered) when every bit is set."""
         if block in self._full:
             return None
         bitmap = self._bitmaps.get(block)
         if bitmap is None:
-            bitmap = bytearray(self._pread(self._bat[block] * SECTOR, self._bitmap_size))
+            bitmap = bytearray(self._pread(self._bat[block] * SECTOR, self._bitmap_size, nowait))
             sectors = self._block_size // SECTOR
             if bitmap[: sectors // 8] == b"\xff" * (sectors // 8):
                 self._full.add(block)
@@ -423,9 +437,9 @@ class VhdStore:
             self._bitmaps[block] = bitmap
         return bitmap
 
-    def _runs(self, block: int, first: int, last: int) -> list[tuple[int, int, bool]]:
+    def _runs(self, block: int, first: int, last: int, nowait: bool = False) -> list[tuple[int, int, bool]]:
         """Runs of present / absent sectors in [first, last), coalesced."""
-        bitmap = self._bitmap(block)
+        bitmap = self._bitmap(block, nowait)
         if bitmap is None:
             return [(first, last, True)]
         runs: list[tuple[int, int, bool]] = []
@@ -499,9 +513,9 @@ class VhdStore:
         self._pwrite(self.header.table_offset + 4 * block, struct.pack(">I", sector))
         self._bat[block] = sector
 
-    def _pread(self, offset: int, length: int) -> bytes:
+    def _pread(self, offset: int, length: int, nowait: bool = False) -> bytes | bytearray:
         try:
-            data = os.pread(self._fd, length, offset)
+            data = pread(self._fd, length, offset, nowait)
         except OSError as exc:
             raise StoreError(f"read of {self.path} at {offset}: {exc.strerror}") from exc
         return data if len(data) == length else data.ljust(length, b"\0")

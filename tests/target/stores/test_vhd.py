@@ -55,7 +55,10 @@ def apply(ops_list, store_path, model: bytearray, size: int, *, can_unmap: bool)
                 store.flush()
                 store.close()
                 store = open_vhd(store_path)
-            assert store.read(offset, length) == bytes(model[offset:offset + length])
+            expected = bytes(model[offset:offset + length])
+            assert store.read(offset, length) == expected
+            # What sendfile would send: file slices of this layer and its parent, zeros.
+            assert store.read_pieces(offset, length).tobytes() == expected
         assert store.read(0, size) == bytes(model)
     finally:
         store.close()
