@@ -5,7 +5,7 @@
 dynamic VHD and a differencing VHD over a golden image (tgt serves the raw
 image: it has no VHD). Every server runs for the whole benchmark and rounds
 alternate between them, so a slow minute of the machine hurts everyone alike.
-Prints MB/s or IOPS (best round), server CPU seconds per GB moved, and the
+Prints MB/s or IOPS (median round), server CPU seconds per GB moved, and the
 ratio bootsrv/tgt. tgtd runs with a private control port.
 
     python bench/vs_tgt.py [--size-mib 1024] [--rounds 3] [--no-vhd]
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -59,9 +60,13 @@ class Server:
     portal: str
     iqn: str
     lun: int
-    seconds: dict[str, float] = field(default_factory=dict)  # best round per workload
+    rounds: dict[str, list[float]] = field(default_factory=dict)  # seconds of each round per workload
     cpu: dict[str, float] = field(default_factory=dict)  # server CPU seconds over all rounds
     moved: dict[str, int] = field(default_factory=dict)  # bytes over all rounds
+
+    def seconds(self, workload: str) -> float:
+        """The median round: one lucky or unlucky minute of the machine decides nothing."""
+        return statistics.median(self.rounds[workload])
 
 
 def start_bootsrv(name: str, image: Path, workdir: Path) -> Server:
@@ -142,7 +147,7 @@ def measure(size_mib: int = 1024, rounds: int = 3, vhd: bool = True) -> list[Ser
                         seconds = qemu_bench(server, work, disk_bytes)
                         server.cpu[work.name] = server.cpu.get(work.name, 0.0) + cpu_seconds(server.proc.pid) - cpu
                         server.moved[work.name] = server.moved.get(work.name, 0) + work.bytes
-                        server.seconds[work.name] = min(seconds, server.seconds.get(work.name, seconds))
+                        server.rounds.setdefault(work.name, []).append(seconds)
         finally:
             for server in servers:
                 stop(server.proc)
@@ -150,9 +155,9 @@ def measure(size_mib: int = 1024, rounds: int = 3, vhd: bool = True) -> list[Ser
 
 
 def ratio(servers: list[Server], name: str, workload: str) -> float:
-    """bootsrv/tgt: how many times tgt's speed `name` reached (best rounds)."""
+    """bootsrv/tgt: how many times tgt's speed `name` reached (median rounds)."""
     ours = next(s for s in servers if s.name == name)
-    return servers[-1].seconds[workload] / ours.seconds[workload]
+    return servers[-1].seconds(workload) / ours.seconds(workload)
 
 
 def print_table(servers: list[Server]) -> None:
@@ -160,21 +165,21 @@ def print_table(servers: list[Server]) -> None:
     for work in WORKLOADS:
         cells = []
         for server in servers:
-            seconds = server.seconds[work.name]
+            seconds = server.seconds(work.name)
             value, unit = (work.bytes / seconds / 1e6, "MB/s") if work.size == MiB else (work.count / seconds, "IOPS")
             shown = f" ({ratio(servers, server.name, work.name):.2f}x)" if server is not servers[-1] else ""
             cells.append(f"{value:>6.0f} {unit}{shown:>8}")
         print(f"{work.name:16}" + "".join(f"{c:>27}" for c in cells))
     print(f"{'CPU s per GB':16}" + "".join(
         f"{' '.join(f'{s.cpu[w.name] / (s.moved[w.name] / 1e9):.1f}' for w in WORKLOADS):>27}" for s in servers))
-    print("ratios: bootsrv/tgt, best of the rounds, same machine, same run (higher is better); CPU per GB: "
+    print("ratios: bootsrv/tgt, median of the rounds, same machine, same run (higher is better); CPU per GB: "
           "the server process, in workload order")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024, help="backing file size (the golden image's too)")
-    parser.add_argument("--rounds", type=int, default=3, help="best of N runs per workload")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per workload (the median counts)")
     parser.add_argument("--no-vhd", action="store_true", help="raw only")
     args = parser.parse_args()
     print_table(measure(args.size_mib, args.rounds, not args.no_vhd))
