@@ -19,6 +19,7 @@ from target.stores.base import WouldBlock
 from target.stores.gate import GatedStore
 from target.stores.pieces import FileSlice, Pieces, file_handle, in_page_cache
 from target.stores.raw import RawStore
+from tests.target.iscsi.helpers import pdus_in_chunks
 
 MiB = 1 << 20
 
@@ -147,11 +148,7 @@ def test_large_data_out_lands_in_the_named_buffer(split, digest, corrupt):
 
     reader = PduReader(max_data_segment=1 << 20, sink=sink)
     reader.data_digest = digest
-    pdus = []
-    for i in range(0, len(wire), split):
-        reader.feed(wire[i:i + split])
-        while (pdu := reader.next_pdu()) is not None:
-            pdus.append(pdu)
+    pdus = pdus_in_chunks(reader, wire, split)
     assert len(pdus) == 2
     first, second = pdus
     assert bytes(first.data) == bytes(wire[48:48 + len(data)])

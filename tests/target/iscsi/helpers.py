@@ -46,6 +46,16 @@ def parse_keys(data: bytes) -> dict[str, str]:
     return dict(item.decode().split("=", 1) for item in data.split(b"\0") if item)
 
 
+def pdus_in_chunks(reader: PduReader, wire: bytes | bytearray, split: int) -> list:
+    """Feed `wire` `split` bytes at a time, collecting every PDU as soon as it is whole."""
+    pdus = []
+    for i in range(0, len(wire), split):
+        reader.feed(wire[i:i + split])
+        while (pdu := reader.next_pdu()) is not None:
+            pdus.append(pdu)
+    return pdus
+
+
 def responses(buffers) -> list:
     reader = PduReader(max_data_segment=1 << 24)
     reader.feed(b"".join(bytes(b) for b in buffers))

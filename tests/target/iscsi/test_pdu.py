@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 from target.iscsi.digest import crc32c
 from target.iscsi.pdu import (FramingError, PduReader, encode, lun_from_field, lun_to_field, new_bhs,
                               put_u32)
+from tests.target.iscsi.helpers import pdus_in_chunks
 
 
 def test_crc32c_matches_rfc_3720_vectors():
@@ -33,11 +34,7 @@ def test_reader_roundtrip_in_any_chunking(data, hd, dd, split):
     wire = _frame(0x01, data, hd, dd) * 2
     reader = PduReader(max_data_segment=4096)
     reader.header_digest, reader.data_digest = hd, dd
-    pdus = []
-    for i in range(0, len(wire), split):
-        reader.feed(wire[i:i + split])
-        while (pdu := reader.next_pdu()) is not None:
-            pdus.append(pdu)
+    pdus = pdus_in_chunks(reader, wire, split)
     assert len(pdus) == 2
     for pdu in pdus:
         assert pdu.data == data and pdu.itt == 0x1234 and pdu.cmdsn == 77 and pdu.data_digest_ok
