@@ -16,12 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from target.iscsi.buffers import BufferPool
+from target.iscsi.login import LoginStatus
 from target.iscsi.output import SocketOutput
 from target.iscsi.params import TargetLimits
 from target.iscsi.protocol import ScsiTask, TargetConnection
 from target.iscsi.session import SessionRegistry
 from target.iscsi.stats import CommandStats
 from target.iscsi.targets import TargetDirectory
+from target.iscsi.throttle import LoginThrottle
 from target.scsi.sense import ScsiResult, check_condition
 from target.stores.base import WouldBlock
 
@@ -41,6 +43,8 @@ class ServerSettings:
     nop_timeout: float = 30.0
     login_timeout: float = 30.0
     worker_threads: int = 8
+    max_pending_logins: int = 256  # connected, not logged in yet
+    max_pending_logins_per_address: int = 64  # one machine may start many sessions at once
 
 
 class IscsiServer:
@@ -54,6 +58,8 @@ class IscsiServer:
         self.connections: set[_ConnectionShell] = set()
         self.stats = CommandStats()
         self.buffers = BufferPool()
+        self.throttle = LoginThrottle()
+        self._warned: dict[str, float] = {}
         self._servers: list[asyncio.base_events.Server] = []
         self._portals: list[tuple[str, int]] = []
         self._capacity_timer: asyncio.TimerHandle | None = None
@@ -72,6 +78,29 @@ class IscsiServer:
         self._portals = bound
         self._capacity_timer = loop.call_later(CAPACITY_CHECK_SECONDS, self._check_capacity)
         return bound
+
+    def login_slot_refusal(self, address: str) -> str | None:
+        """Connections that have not logged in yet are capped, per address and in
+        all: a flood of half-open logins (each held until login_timeout) cannot
+        crowd out the clients that log in."""
+        settings = self.settings
+        pending = [shell for shell in self.connections if shell.core is not None and not shell.core.logged_in]
+        if len(pending) >= settings.max_pending_logins:
+            return f"{len(pending)} connections have not logged in yet"
+        if sum(shell.address == address for shell in pending) >= settings.max_pending_logins_per_address:
+            return f"{settings.max_pending_logins_per_address} connections from there have not logged in yet"
+        return None
+
+    def warn_once_a_minute(self, address: str, message: str) -> None:
+        """A flood from one address logs one line a minute, not one per connection."""
+        now = time.monotonic()
+        if now - self._warned.get(address, -60.0) < 60.0:
+            log.debug("%s", message)
+            return
+        if len(self._warned) > 4096:
+            self._warned.clear()
+        self._warned[address] = now
+        log.warning("%s (more like it logged at debug level for a minute)", message)
 
     def _check_capacity(self) -> None:
         """A disk grown under running sessions tells them (CAPACITY DATA HAS CHANGED)."""
@@ -112,6 +141,7 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.core: TargetConnection | None = None
         self.peer = "?"
+        self.address = "?"  # the initiator's IP address
         self._timer: asyncio.TimerHandle | None = None
         self._paused_reading = False
         self.output: SocketOutput | None = None
@@ -121,6 +151,19 @@ class _ConnectionShell(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.address = _unmapped(peer[0])
+        self.peer = f"{self.address}:{peer[1]}"
+        wait = self.server.throttle.blocked_for(self.address)
+        if wait:
+            log.debug("%s: refused, too many failed logins (%.0f s left)", self.peer, wait)
+            transport.close()
+            return
+        refusal = self.server.login_slot_refusal(self.address)
+        if refusal:
+            self.server.warn_once_a_minute(self.address, f"{self.peer}: refused: {refusal}")
+            transport.close()
+            return
         sock = transport.get_extra_info("socket")
         self.output = SocketOutput(self.loop, sock.fileno(), on_pressure=self._pressure,
                                    on_error=self._write_failed)
@@ -132,9 +175,7 @@ class _ConnectionShell(asyncio.BufferedProtocol):
             for option, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 10), ("TCP_KEEPCNT", 6)):
                 if hasattr(socket, option):
                     sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
-        peer = transport.get_extra_info("peername") or ("?", 0)
         local = transport.get_extra_info("sockname") or ("127.0.0.1", 3260)
-        self.peer = f"{_unmapped(peer[0])}:{peer[1]}"
         settings = self.server.settings
         self.core = TargetConnection(
             self.server.directory, self.server.registry, limits=settings.limits,
@@ -147,12 +188,14 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         log.debug("connection from %s", self.peer)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        assert self.core is not None
+        if self.core is None:  # refused at connect: nothing is read
+            return memoryview(bytearray(1))
         return self.core.get_buffer()
 
     def buffer_updated(self, nbytes: int) -> None:
         core = self.core
-        assert core is not None
+        if core is None:
+            return
         for task in core.buffer_updated(nbytes, self.loop.time()):
             self._run(task)
         self._flush()
@@ -163,10 +206,19 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         if self.output is not None:
             self.output.close()
         if self.core is not None:
+            self._count_login(self.core)
             self.core.connection_lost()
             log.info("%s (%s) disconnected%s", self.core.initiator or "?", self.peer,
                      f": {exc}" if exc else "")
         self.server.connections.discard(self)
+
+    def _count_login(self, core: TargetConnection) -> None:
+        throttle = self.server.throttle
+        if core.logged_in:
+            throttle.succeeded(self.address)
+        elif core.login.failed == LoginStatus.AUTH_FAILED and throttle.failed(self.address):
+            log.warning("%s: %d failed logins in %.0f s: no logins from there for %.0f s", self.address,
+                        throttle.limit, throttle.window, throttle.penalty)
 
     def _pressure(self, full: bool) -> None:
         # The initiator is not reading its responses: stop reading its requests.

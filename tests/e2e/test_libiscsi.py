@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import socket
+import time
 
 import pytest
 
@@ -75,6 +77,48 @@ def test_chap_wrong_secret_refused_right_secret_works(run_server):
     right = run(["iscsi-inq", server.url(SCRATCH_IQN, user="alice", secret="alice-secret-123")])
     assert "Vendor:BOOTSRV" in right.stdout
     assert "AUTH_FAILED" in server.log_text() or "refused (0x0201)" in server.log_text()
+
+
+def test_chap_guessing_is_throttled_per_address(run_server):
+    server = run_server(scratch_config(extra_target=CHAP))
+    for n in range(10):
+        guess = server.url(SCRATCH_IQN, user="alice", secret=f"guess-number-{n:04d}")
+        assert run(["iscsi-inq", guess], check=False).returncode != 0
+    # Even the right secret is refused from this address for a while.
+    right = run(["iscsi-inq", server.url(SCRATCH_IQN, user="alice", secret="alice-secret-123")], check=False)
+    assert right.returncode != 0
+    assert "failed logins in 60 s: no logins from there for 60 s" in server.log_text()
+    assert "guess-number" not in server.log_text() and "alice-secret" not in server.log_text()
+
+
+def test_half_open_login_flood_is_capped_and_clients_still_log_in(run_server):
+    server = run_server(scratch_config())
+    flood = []
+    try:
+        for _ in range(80):  # connect and say nothing, from another loopback address
+            sock = socket.socket()
+            sock.bind(("127.0.0.2", 0))
+            sock.settimeout(10)
+            sock.connect(("127.0.0.1", server.port))
+            flood.append(sock)
+        for sock in flood:
+            sock.setblocking(False)
+        closed: set[int] = set()
+        deadline = time.monotonic() + 20  # the refusals come at once; this only bounds a slow machine
+        while len(closed) < 80 - 64 and time.monotonic() < deadline:
+            for n, sock in enumerate(flood):
+                try:
+                    if n not in closed and sock.recv(1) == b"":
+                        closed.add(n)
+                except BlockingIOError:
+                    pass  # still waiting for its login (until login_timeout)
+            time.sleep(0.05)
+        assert len(closed) == 80 - 64  # 64 half-open logins per address at most
+        assert "connections from there have not logged in yet" in server.log_text()
+        assert "Vendor:BOOTSRV" in run(["iscsi-inq", server.url(SCRATCH_IQN)]).stdout  # another address
+    finally:
+        for sock in flood:
+            sock.close()
 
 
 def test_mutual_chap_checks_both_directions(run_server):
