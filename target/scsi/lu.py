@@ -16,7 +16,7 @@ from target.scsi import sense as s
 from target.scsi.nexus import Nexus
 from target.scsi.registry import HANDLERS, Access, Command
 from target.scsi.reservations import Reservations
-from target.stores.base import BlockStore, StoreError, WouldBlock
+from target.stores.base import BlockStore, NoSpace, StoreError, WouldBlock
 
 log = logging.getLogger("bootsrv.scsi")
 
@@ -125,6 +125,9 @@ class LogicalUnit:
             return cc.result()
         except WouldBlock:
             raise  # the transport asks again from a thread
+        except NoSpace as exc:
+            log.error("%s: %s", self.name, exc)
+            return s.check_condition(s.SPACE_ALLOCATION_FAILED_WRITE_PROTECT)
         except StoreError as exc:
             log.error("%s: %s", self.name, exc)
             return s.check_condition(s.UNRECOVERED_READ_ERROR if entry.access is Access.READ else s.WRITE_ERROR)

@@ -14,6 +14,16 @@ class StoreError(Exception):
     """A backing store failed (I/O error, corrupt metadata); the SCSI layer maps it to sense."""
 
 
+class NoSpace(StoreError):
+    """The file system is full (or the quota spent): the disk cannot take the write."""
+
+
+def store_error(message: str, exc: OSError) -> StoreError:
+    """The StoreError for a failed system call; NoSpace when the file system is full."""
+    kind = NoSpace if exc.errno in (errno.ENOSPC, errno.EDQUOT) else StoreError
+    return kind(f"{message}: {exc.strerror}")
+
+
 class WouldBlock(Exception):
     """A read asked not to wait (nowait=True) would wait for the disk: ask again
     from a thread. Raised before anything happened, so asking again is safe."""

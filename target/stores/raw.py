@@ -9,7 +9,7 @@ import fcntl
 import os
 from typing import Iterator
 
-from target.stores.base import StoreError, pread
+from target.stores.base import StoreError, pread, store_error
 from target.stores.pieces import FileSlice, Pieces, file_handle, in_page_cache, sendable
 
 _FALLOC_FL_KEEP_SIZE = 0x01
@@ -108,7 +108,7 @@ class RawStore:
             if durable:
                 os.fdatasync(self._fd)
         except OSError as exc:
-            raise StoreError(f"write to {self.path} at {offset}: {exc.strerror}") from exc
+            raise store_error(f"write to {self.path} at {offset}", exc) from exc
 
     def write_may_block(self, offset: int, length: int) -> bool:
         return False  # page-cache writes; durability waits only in flush/FUA
@@ -155,7 +155,7 @@ class RawStore:
         try:
             os.fsync(self._fd)
         except OSError as exc:
-            raise StoreError(f"flush of {self.path}: {exc.strerror}") from exc
+            raise store_error(f"flush of {self.path}", exc) from exc
 
     def close(self) -> None:
         if self._fd >= 0:

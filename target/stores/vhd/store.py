@@ -21,7 +21,7 @@ from pathlib import Path, PureWindowsPath
 from sys import byteorder
 from typing import Iterator
 
-from target.stores.base import StoreError, pread
+from target.stores.base import StoreError, pread, store_error
 from target.stores.pieces import FileSlice, Piece, Pieces, add_piece, file_handle, in_page_cache, sendable
 from target.stores.raw import RawStore, punch_hole
 from target.stores.vhd.format import (
@@ -527,11 +527,11 @@ class VhdStore:
                 written = os.pwrite(self._fd, view, offset)
                 view, offset = view[written:], offset + written
         except OSError as exc:
-            raise StoreError(f"write to {self.path} at {offset}: {exc.strerror}") from exc
+            raise store_error(f"write to {self.path} at {offset}", exc) from exc
 
     def _sync(self, *, data_only: bool) -> None:
         try:
             (os.fdatasync if data_only else os.fsync)(self._fd)
         except OSError as exc:
-            raise StoreError(f"flush of {self.path}: {exc.strerror}") from exc
+            raise store_error(f"flush of {self.path}", exc) from exc
 
