@@ -280,6 +280,7 @@ class Appliance:
         self.config = new
         self.backup.config = new
         if new.snapshots != old.snapshots:
+            self.backup.engine.min_free = new.snapshots.min_free
             self.backup.start_schedules()
             applied.append("snapshot schedules and settings")
         for name, disk in new_disks.items():

@@ -49,7 +49,8 @@ class BackupService:
     local_mounts: dict[int, LocalMount] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.engine = SnapshotEngine(Catalog(self.config.server.state_dir / "snapshots.sqlite"))
+        self.engine = SnapshotEngine(Catalog(self.config.server.state_dir / "snapshots.sqlite"),
+                                     min_free=self.config.snapshots.min_free)
 
     def add_disk(self, name: str, path: Path, gate: GatedStore, access: Access) -> None:
         self.access[name] = access

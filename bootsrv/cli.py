@@ -20,7 +20,7 @@ from bootsrv.app import StartupError, serve
 from bootsrv import disktool
 from bootsrv.admin import call
 from bootsrv.confedit import edit_config
-from bootsrv.config import ConfigError, load_config, parse_size
+from bootsrv.config import ConfigError, exposed_secrets, load_config, parse_size
 from bootsrv.disktool import DiskToolError
 from snapshots.export import verify
 from target.stores.vhd.format import DEFAULT_BLOCK_SIZE
@@ -389,6 +389,9 @@ def _check_config(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     print(f"{args.file}: ok ({len(config.disks)} disks, {len(config.targets)} targets, "
           f"{len(config.clients)} clients, DHCP {config.dhcp.mode})")
+    warning = exposed_secrets(config)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -396,6 +399,9 @@ def _serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     logging.basicConfig(level=config.server.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    warning = exposed_secrets(config)
+    if warning:
+        logging.getLogger("bootsrv").warning("%s", warning)
     asyncio.run(serve(config))
     return 0
 

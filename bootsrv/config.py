@@ -134,6 +134,7 @@ class SnapshotsConfig:
     export_dir: Path | None = None
     initiators: tuple[str, ...] = ()  # may attach mounted snapshots, besides each disk's own initiators
     schedules: tuple[Schedule, ...] = ()
+    min_free: int = 1 << 30  # bytes the disk's file system must have free for a snapshot to start
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +266,24 @@ def load_config(path: str | Path) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from None
     return parse_config(raw, file)
+
+
+def exposed_secrets(config: Config) -> str | None:
+    """A warning when the file holds secrets (CHAP, the web token) and users other
+    than its owner may read it; None when all is well."""
+    kinds = []
+    if any(t.chap or t.mutual_chap for t in config.targets) or any(c.chap for c in config.clients):
+        kinds.append("CHAP secrets")
+    if config.web.token:
+        kinds.append("the web token")
+    try:
+        mode = config.path.stat().st_mode
+    except OSError:
+        return None
+    if not kinds or not mode & 0o077:
+        return None
+    return (f"{config.path} holds {' and '.join(kinds)} but is readable by others (mode {mode & 0o777:o}): "
+            f"chmod 600 {config.path}")
 
 
 def parse_config(raw: dict[str, Any], file: Path) -> Config:
@@ -491,6 +510,10 @@ def _parse_snapshots(file: Path, base: Path, top: _Section, names: set[str]) -> 
     for initiator in initiators:
         if not isinstance(initiator, str) or not valid_iscsi_name(initiator):
             section.fail("initiators", "iSCSI names like \"iqn.1991-05.com.microsoft:backup01\"", initiator)
+    min_free_text = section.get("min_free", (int, str), 'a size like "1GiB" (0: no floor)', "1GiB")
+    min_free = 0 if min_free_text in (0, "0") else parse_size(min_free_text)
+    if min_free is None:
+        section.fail("min_free", 'a size like "1GiB" (0: no floor)', min_free_text)
     schedules: list[Schedule] = []
     for index, table in enumerate(section.get("schedule", list, "[[snapshots.schedule]] tables", [])):
         sub = _Section(file, f"snapshots.schedule[{index}]", table)
@@ -529,7 +552,7 @@ def _parse_snapshots(file: Path, base: Path, top: _Section, names: set[str]) -> 
         schedules.append(Schedule(name, cron, tuple(disks), export, Keep(**counts), grace, full_every))
     section.done()
     return SnapshotsConfig((base / export_dir).resolve() if export_dir else None,
-                           tuple(i.lower() for i in initiators), tuple(schedules))
+                           tuple(i.lower() for i in initiators), tuple(schedules), min_free)
 
 
 def _parse_web(file: Path, top: _Section) -> WebConfig:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 from contextlib import contextmanager
@@ -84,6 +85,9 @@ class SnapshotEngine:
     stopping: threading.Event = field(default_factory=threading.Event)  # long loops give up: the server stops
     _busy: dict[int, int] = field(default_factory=dict)  # snapshots being read by an export
     outcomes: dict[tuple[str, str], int] = field(default_factory=dict)  # (operation, ok|failed) -> count
+    # A snapshot freezes the disk's blocks: every later write takes new space. Below this
+    # much free space on the disk's file system a snapshot is refused, before anything changes.
+    min_free: int = 0
     _locks: dict[str, threading.RLock] = field(default_factory=dict)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock)
 
@@ -157,6 +161,10 @@ class SnapshotEngine:
             if volume.gate.readonly:
                 raise SnapshotError(f"disk {disk!r} is served read-only: its content cannot change, "
                                     f"back up {live} itself")
+            free = shutil.disk_usage(live.parent).free
+            if free < self.min_free:
+                raise SnapshotError(f"snapshot of {disk!r} refused: {free / (1 << 30):.2f} GiB free on the file "
+                                    f"system of {live}, below snapshots.min_free ({self.min_free / (1 << 30):.2f} GiB)")
             depth = len(volume.gate.inner.chain()) if isinstance(volume.gate.inner, VhdStore) else 1
             if depth >= MAX_CHAIN - 1:
                 raise SnapshotError(f"disk {disk!r} already has {depth} layers (at most {MAX_CHAIN}): "

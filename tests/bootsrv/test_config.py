@@ -87,6 +87,21 @@ def test_cli_version_check_config_and_one_line_errors(tmp_path):
     assert serve.returncode == 1 and "does not exist" in serve.stderr and "Traceback" not in serve.stderr
 
 
+def test_secrets_in_a_file_others_can_read_are_warned_about(tmp_path):
+    path = write(tmp_path, GOOD)
+    path.chmod(0o644)
+    loose = cli("check-config", str(path))
+    assert loose.returncode == 0 and f"holds CHAP secrets but is readable by others (mode 644): chmod 600 {path}" \
+        in loose.stderr
+    assert "s12345678901" not in loose.stderr + loose.stdout  # the warning never quotes the secret
+    path.chmod(0o600)
+    assert cli("check-config", str(path)).stderr == ""
+    no_secrets = write(tmp_path, GOOD.replace('chap = { user = "u", secret = "s12345678901" }\n', "")
+                       .replace('mutual_chap = { user = "t", secret = "s98765432109" }\n', ""))
+    no_secrets.chmod(0o644)
+    assert cli("check-config", str(no_secrets)).stderr == ""
+
+
 def test_examples_are_valid():
     for example in sorted((REPO / "examples").glob("*.toml")):
         assert cli("check-config", str(example)).returncode == 0, example

@@ -6,6 +6,7 @@ file must check clean. Also the exports built from such trees."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,18 @@ def test_refusals_are_one_line_errors(tmp_path):
     engine.add_volume(Volume("r", raw, GatedStore(RawStore(raw))))
     with pytest.raises(SnapshotError, match="raw image"):
         engine.create("r")
+
+
+def test_a_snapshot_is_refused_below_the_free_space_floor(tmp_path):
+    engine, volume = engine_for(tmp_path, "dynamic")
+    engine.min_free = shutil.disk_usage(tmp_path).free + (1 << 40)  # a floor no file system here meets
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(SnapshotError, match=r"refused: .* GiB free on the file system of .*d\.vhd, below "
+                                            r"snapshots\.min_free"):
+        engine.create("d")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before and engine.catalog.snapshots() == []
+    engine.min_free = 0
+    assert engine.create("d").id
 
 
 def test_interrupted_create_is_undone_or_finished(tmp_path):
