@@ -214,7 +214,7 @@ def lun_to_field(lun: int) -> bytes:
 # buffer (valid until the next get_buffer/feed): their bytes are copied once,
 # straight into the task's buffer. Everything else is copied out as bytes.
 ZERO_COPY_OPCODES = frozenset({Opcode.DATA_OUT, Opcode.SCSI_COMMAND})
-_MIN_FREE = 256 * 1024
+_MIN_FREE = 64 * 1024  # a connection's receive buffer to start with; bulk data goes to its task (sink)
 # A data segment at least this long, not yet wholly received, goes straight into
 # the buffer the sink names. After such a segment the reader takes the next
 # header on its own (one short read), so that the next segment can go there too.

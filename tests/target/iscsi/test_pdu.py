@@ -103,11 +103,13 @@ def test_reader_grows_for_large_pdus_and_reuses_its_buffer():
     big = bytes(range(256)) * 4096  # 1 MiB, larger than the initial receive buffer
     wire = _frame(0x05, big, False, False) + _frame(0x00, b"nop", False, False)
     reader = PduReader(max_data_segment=2 << 20)
-    for i in range(0, len(wire), 100_000):  # as a socket would deliver it
-        chunk = wire[i:i + 100_000]
+    pos = 0
+    while pos < len(wire):  # as recv_into would deliver it: at most 100 kB, at most what fits
         view = reader.get_buffer()
+        chunk = wire[pos:pos + min(100_000, len(view))]
         view[: len(chunk)] = chunk
         reader.buffer_updated(len(chunk))
+        pos += len(chunk)
     data_out = reader.next_pdu()
     assert bytes(data_out.data) == big  # a view into the receive buffer, valid until the next get_buffer
     nop = reader.next_pdu()
