@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # tgt, the reference target the benchmarks run beside us; chromium for the dashboard test.
 APT_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra tgt python3-venv libvhdi-utils python3-libvhdi qemu-system-x86 ipxe-qemu iproute2 ipxe bind9-dnsutils curl dnsmasq-base ovmf chromium
 
-.PHONY: demo serve-demo test bench dist deps clean
+.PHONY: demo serve-demo test bench soak dist deps clean
 
 # The lab demo: a diskless QEMU machine boots from bootsrv in a private network
 # namespace, then its disk is snapshotted and exported (needs root: ip netns).
@@ -28,6 +28,10 @@ test: deps $(VENV)/.installed
 # the network boot needs root.
 bench: deps $(VENV)/.installed
 	$(SUDO) $(VENV)/bin/python bench/run.py
+
+# The long part of the faults suite: 10^6 mutated iSCSI, DHCP, DNS and TFTP inputs.
+soak: deps $(VENV)/.installed
+	$(VENV)/bin/python bench/soak.py
 
 # One file, no Python needed where it runs: dist/bootsrv (Linux x86_64).
 dist: deps $(VENV)/.installed

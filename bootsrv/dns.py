@@ -55,7 +55,10 @@ class DnsAnswers:
         else:
             reply.header.rcode = RCODE.REFUSED  # no recursion here
         reply.header.ra = 0
-        return reply.pack()
+        try:
+            return reply.pack()
+        except Exception:  # noqa: BLE001 - a name dnslib parsed but cannot write back (over 255 bytes)
+            return None
 
     def _host(self, qname: str) -> str:
         if self.domain and qname.endswith("." + self.domain):

@@ -29,9 +29,12 @@ def resolve(roots: list[Path], requested: str) -> Path | None:
         return None
     for root in roots:
         real_root = root.resolve()
-        candidate = (real_root / name).resolve()  # follows symlinks: then checked against the root
-        if candidate.is_file() and (candidate == real_root or real_root in candidate.parents):
-            return candidate
+        try:
+            candidate = (real_root / name).resolve()  # follows symlinks: then checked against the root
+            if candidate.is_file() and (candidate == real_root or real_root in candidate.parents):
+                return candidate
+        except (OSError, RuntimeError, ValueError):  # a name too long for the file system, a symlink loop
+            continue
     return None
 
 

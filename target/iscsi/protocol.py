@@ -171,6 +171,11 @@ class TargetConnection:
     # ---- public API -------------------------------------------------------
 
     @property
+    def expected_cmdsn(self) -> int:
+        """The CmdSN the next non-immediate request must carry."""
+        return self._expcmdsn
+
+    @property
     def logged_in(self) -> bool:
         return self.session is not None
 
