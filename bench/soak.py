@@ -89,7 +89,7 @@ def _pdu(opcode: int, flags: int, *, itt: int, field20: int = 0, cmdsn: int = 1,
 
 
 def login_pdu() -> bytes:
-    keys = [f"InitiatorName=iqn.2026-11.test:soak", f"TargetName={TARGET}", "AuthMethod=None",
+    keys = ["InitiatorName=iqn.2026-11.test:soak", f"TargetName={TARGET}", "AuthMethod=None",
             "MaxRecvDataSegmentLength=8192", "ImmediateData=Yes", "InitialR2T=No", "MaxBurstLength=65536",
             "FirstBurstLength=16384"]
     data = b"".join(k.encode() + b"\0" for k in keys)
