@@ -58,9 +58,10 @@ class ScsiDevice:
 
     def may_block(self, lun: int, cdb: bytes, zero_copy: bool = False) -> bool:
         """Commands worth a worker thread: those that wait for the disk (fsync,
-        FUA, data not in the page cache) and large copies, which then overlap with
-        the event loop's socket work on another core (pread/pwrite release the GIL).
-        A zero-copy read of cached data copies nothing: it stays on the loop."""
+        FUA) and large copies, which then overlap with the event loop's socket
+        work on another core (pread/pwrite release the GIL). A zero-copy read
+        copies nothing: it stays on the loop, and one whose data is not in the
+        page cache raises WouldBlock there and moves to a thread."""
         if not cdb:
             return False
         if 0 <= lun < len(self.units) and self.units[lun].may_block(cdb):
@@ -72,7 +73,7 @@ class ScsiDevice:
             lba, blocks = sbc.transfer_range(cdb)
             store = self.units[lun].store
             if not write and zero_copy and blocks >= sbc.ZERO_COPY_BLOCKS:
-                return store.read_may_block(lba * 512, blocks * 512)
+                return False
             if blocks >= THREAD_TRANSFER_BLOCKS:
                 return True
             # A write that makes a VHD allocate a block waits for an fdatasync.

@@ -149,7 +149,7 @@ def read(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
     if not blocks:
         return s.ScsiResult()
     if cmd.zero_copy and blocks >= ZERO_COPY_BLOCKS:
-        return s.ScsiResult(data=lu.store.read_pieces(lba * BLOCK_SIZE, blocks * BLOCK_SIZE))
+        return s.ScsiResult(data=lu.store.read_pieces(lba * BLOCK_SIZE, blocks * BLOCK_SIZE, nowait=cmd.nowait))
     return s.ScsiResult(data=lu.store.read(lba * BLOCK_SIZE, blocks * BLOCK_SIZE, nowait=cmd.nowait))
 
 

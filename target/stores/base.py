@@ -73,15 +73,12 @@ class BlockStore(Protocol):
         """`nowait`: raise WouldBlock rather than wait for the disk."""
         ...
 
-    def read_pieces(self, offset: int, length: int) -> "Pieces":
-        """The same bytes as `read`, as file slices a socket can take with sendfile."""
+    def read_pieces(self, offset: int, length: int, *, nowait: bool = False) -> "Pieces":
+        """The same bytes as `read`, as file slices a socket can take with sendfile;
+        `nowait`: raise WouldBlock rather than wait for the disk."""
         ...
 
     def write(self, offset: int, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None: ...
-
-    def read_may_block(self, offset: int, length: int) -> bool:
-        """Would this read wait for the disk (data not in the page cache)?"""
-        ...
 
     def write_may_block(self, offset: int, length: int) -> bool:
         """Would this write wait for the disk (e.g. allocate and fdatasync)?"""

@@ -108,11 +108,13 @@ class GatedStore:
                 if self._held and not self._active:
                     self._cond.notify_all()
 
-    def read_pieces(self, offset: int, length: int) -> Pieces:
+    def read_pieces(self, offset: int, length: int, *, nowait: bool = False) -> Pieces:
         # The slices keep their own descriptors: the layers may be swapped once this returns.
+        if nowait and self._held:
+            raise WouldBlock  # a held disk would make the event loop wait: a thread waits instead
         store = self._enter()
         try:
-            return store.read_pieces(offset, length)
+            return store.read_pieces(offset, length, nowait=nowait)
         finally:
             self._leave()
 
@@ -129,9 +131,6 @@ class GatedStore:
                 self._active -= 1
                 if self._held and not self._active:
                     self._cond.notify_all()
-
-    def read_may_block(self, offset: int, length: int) -> bool:
-        return self._held or self.inner.read_may_block(offset, length)
 
     def write_may_block(self, offset: int, length: int) -> bool:
         # While held, a write waits for the holder: better on a worker thread than on the event loop.

@@ -19,7 +19,7 @@ import errno
 import os
 from typing import Union
 
-from target.stores.base import StoreError
+from target.stores.base import StoreError, WouldBlock
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -103,13 +103,15 @@ class Pieces:
         return b"".join(part.tobytes() if isinstance(part, FileSlice) else bytes(part) for part in self.parts)
 
 
-def sendable(parts: list[Piece]) -> Pieces:
+def sendable(parts: list[Piece], nowait: bool = False) -> Pieces:
     """The read result to hand the transport. sendfile runs on the event loop,
     where waiting for the disk would stall every connection: a slice not wholly
-    in the page cache is read now, on the caller's thread (a worker's, for
-    large reads), and sent as bytes."""
+    in the page cache raises WouldBlock with `nowait` (the event loop asking), or
+    is read now and sent as bytes (a worker thread asking)."""
     for index, part in enumerate(parts):
         if isinstance(part, FileSlice) and not in_page_cache(part.handle.fd, part.offset, part.length):
+            if nowait:
+                raise WouldBlock
             parts[index] = part.tobytes()
     return Pieces(parts)
 

@@ -10,7 +10,7 @@ import os
 from typing import Iterator
 
 from target.stores.base import StoreError, pread, store_error
-from target.stores.pieces import FileSlice, Pieces, file_handle, in_page_cache, sendable
+from target.stores.pieces import FileSlice, Pieces, file_handle, sendable
 
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
@@ -90,9 +90,9 @@ class RawStore:
             data += bytes(length - len(data))
         return data
 
-    def read_pieces(self, offset: int, length: int) -> Pieces:
+    def read_pieces(self, offset: int, length: int, *, nowait: bool = False) -> Pieces:
         """The read as a file slice for sendfile (see target.stores.pieces)."""
-        return sendable([self.file_slice(offset, length)])
+        return sendable([self.file_slice(offset, length)], nowait)
 
     def file_slice(self, offset: int, length: int) -> FileSlice:
         return FileSlice(file_handle(self._fd, self.path), offset, length)
@@ -112,9 +112,6 @@ class RawStore:
 
     def write_may_block(self, offset: int, length: int) -> bool:
         return False  # page-cache writes; durability waits only in flush/FUA
-
-    def read_may_block(self, offset: int, length: int) -> bool:
-        return not in_page_cache(self._fd, offset, length)
 
     def unmap(self, offset: int, length: int) -> None:
         """Punch a hole: the range reads as zeros and its blocks go back to the file system."""

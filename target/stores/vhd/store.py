@@ -22,7 +22,7 @@ from sys import byteorder
 from typing import Iterator
 
 from target.stores.base import StoreError, pread, store_error
-from target.stores.pieces import FileSlice, Piece, Pieces, add_piece, file_handle, in_page_cache, sendable
+from target.stores.pieces import FileSlice, Piece, Pieces, add_piece, file_handle, sendable
 from target.stores.raw import RawStore, punch_hole
 from target.stores.vhd.format import (
     DIFFERENCING, DYNAMIC, FIXED, FOOTER_SIZE, HEADER_SIZE, SECTOR, UNALLOCATED, DynamicHeader, Footer,
@@ -240,21 +240,18 @@ class VhdStore:
         return total
 
     def read(self, offset: int, length: int, *, nowait: bool = False) -> bytes | bytearray:
-        block, within = divmod(offset, self._block_size)
-        if within + length <= self._block_size and block in self._full and 0 <= offset <= self._size - length:
-            # The common case, one block all of whose sectors this layer holds: one pread.
-            entry = self._bat[block]
-            if entry != UNALLOCATED and not (within | length) % SECTOR:
-                return self._pread(entry * SECTOR + self._bitmap_size + within, length, nowait)
+        at = self._in_one_present_block(offset, length)
+        if at is not None:
+            return self._pread(at, length, nowait)
         parts: list[Piece] = []
         self._read_into(parts, offset, length, zero_copy=False, nowait=nowait)
         return b"".join(parts)  # type: ignore[arg-type]  (no slices without zero_copy)
 
-    def read_pieces(self, offset: int, length: int) -> Pieces:
+    def read_pieces(self, offset: int, length: int, *, nowait: bool = False) -> Pieces:
         """The read as file slices for sendfile (see target.stores.pieces)."""
         parts: list[Piece] = []
-        self._read_into(parts, offset, length, zero_copy=True)
-        return sendable(parts)
+        self._read_into(parts, offset, length, zero_copy=True, nowait=nowait)
+        return sendable(parts, nowait)
 
     def _read_into(self, parts: list[Piece], offset: int, length: int, *, zero_copy: bool,
                    nowait: bool = False) -> None:
@@ -289,16 +286,13 @@ class VhdStore:
             raise StoreError(f"{self.path} is read-only")
         view = memoryview(data).cast("B")
         length = len(view)
-        block, within = divmod(offset, self._block_size)
-        if within + length <= self._block_size and block in self._full and 0 <= offset <= self._size - length:
-            # The common case, one block all of whose sectors this layer holds: one pwrite.
-            with self._lock:
-                entry = self._bat[block]
-                if entry != UNALLOCATED and not (within | length) % SECTOR:
-                    self._pwrite(entry * SECTOR + self._bitmap_size + within, view)
-                    if durable:
-                        self._sync(data_only=True)
-                    return
+        with self._lock:
+            at = self._in_one_present_block(offset, length)
+            if at is not None:
+                self._pwrite(at, view)
+                if durable:
+                    self._sync(data_only=True)
+                return
         self._check(offset, length)
         with self._lock:
             pos, end, bs = offset, offset + len(view), self._block_size
@@ -314,24 +308,6 @@ class VhdStore:
                 pos += count
             if durable:
                 self._sync(data_only=True)
-
-    def read_may_block(self, offset: int, length: int) -> bool:
-        """Would reading wait for the disk: data or a bitmap not in memory? (Whole
-        data ranges are asked about, present sectors or not: a yes is only a thread.)"""
-        pos, end, bs = offset, offset + length, self._block_size
-        while pos < end:
-            block, within = divmod(pos, bs)
-            count = min(bs - within, end - pos)
-            entry = self._bat[block] if block < len(self._bat) else UNALLOCATED
-            if entry == UNALLOCATED:
-                if self.parent is not None and self.parent.read_may_block(pos, count):
-                    return True
-            elif block not in self._full and block not in self._bitmaps:
-                return True  # the bitmap has to be read first
-            elif not in_page_cache(self._fd, entry * SECTOR + self._bitmap_size + within, count):
-                return True
-            pos += count
-        return False
 
     def write_may_block(self, offset: int, length: int) -> bool:
         if length <= 0:
@@ -399,6 +375,17 @@ class VhdStore:
             self.parent.close()
 
     # ---- internals ----------------------------------------------------------------
+
+    def _in_one_present_block(self, offset: int, length: int) -> int | None:
+        """The file offset of the range when one block, all of whose sectors this
+        layer holds, holds all of it: the common case, one pread or pwrite."""
+        block, within = divmod(offset, self._block_size)
+        if (within + length <= self._block_size and block in self._full and 0 <= offset <= self._size - length
+                and not (within | length) % SECTOR):
+            entry = self._bat[block]
+            if entry != UNALLOCATED:
+                return entry * SECTOR + self._bitmap_size + within
+        return None
 
     def _check(self, offset: int, length: int) -> None:
         if offset % SECTOR or length % SECTOR or offset < 0 or offset + length > self._size:
