@@ -7,11 +7,18 @@ Allocation order (a crash at any point leaks space at worst):
 4. the BAT entry is written (durable at the next SYNCHRONIZE CACHE / FUA).
 If the crash lands between 1 and 2 the file simply has a longer tail; the copy
 of the footer at offset 0 is there for readers that find no footer at the end.
+
+Bits set in an allocated block's bitmap (sectors written for the first time) stay
+in memory until the next flush, which syncs the data first and then writes them:
+a power cut can lose an unflushed write, but never leave a sector claimed whose
+data did not reach the disk (in a differencing disk that would read as zeros
+instead of the parent's data).
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import re
 import struct
@@ -25,8 +32,10 @@ from target.stores.base import StoreError, pread, store_error
 from target.stores.pieces import FileSlice, Piece, Pieces, add_piece, file_handle, sendable
 from target.stores.raw import RawStore, punch_hole
 from target.stores.vhd.format import (
-    DIFFERENCING, DYNAMIC, FIXED, FOOTER_SIZE, HEADER_SIZE, SECTOR, UNALLOCATED, DynamicHeader, Footer,
+    DIFFERENCING, DYNAMIC, FIXED, FOOTER_COOKIE, FOOTER_SIZE, HEADER_SIZE, SECTOR, UNALLOCATED, DynamicHeader, Footer,
     VhdFormatError)
+
+log = logging.getLogger("bootsrv.vhd")
 
 # Snapshots stack layers: a golden image's own chain plus a disk's snapshots.
 MAX_CHAIN = 64
@@ -99,6 +108,8 @@ class VhdStore:
             except OSError:
                 raise StoreError(f"{self.path} is being changed (bootsrv disk extend); try again") from None
             self._load(_depth)
+            if not readonly:
+                self._restore_footers()
         except BaseException:
             os.close(self._fd)
             raise
@@ -124,11 +135,34 @@ class VhdStore:
         self._end = -(-(file_size - FOOTER_SIZE) // SECTOR) * SECTOR  # where the next block goes
         self._bitmaps: dict[int, bytearray] = {}
         self._full: set[int] = set()
+        self._unsaved: set[int] = set()  # blocks whose bitmap on disk lacks bits set in memory
+        self._flushing = threading.Lock()  # one save at a time: an older one landing last would unset bits
         self.parent: VhdStore | RawStore | None = None
         if self.footer.disk_type == DIFFERENCING:
             if depth >= MAX_CHAIN:
                 raise VhdFormatError(f"{self.path}: parent chain longer than {MAX_CHAIN}")
             self.parent = self._open_parent(depth)
+
+    def _restore_footers(self) -> None:
+        """Finish what a crash interrupted so that every reader agrees on the footer:
+        a power cut in a block allocation can leave the file longer than its last
+        footer (the size reached the disk, the footer did not), and `disk extend`
+        stopped between the footer and its copy at 0 leaves the copy stale. bootsrv
+        copes with both, but readers that look only at the end (libvhdi) need the
+        footer there, and `disk check` wants the two to agree."""
+        size = os.fstat(self._fd).st_size
+        head, tail = os.pread(self._fd, FOOTER_SIZE, 0), os.pread(self._fd, FOOTER_SIZE, size - FOOTER_SIZE)
+        if tail[:8] != FOOTER_COOKIE and tail[1:9] != FOOTER_COOKIE:  # (511-byte footers are an old creator's)
+            log.warning("%s: no footer at the end of the file (a power cut during a block allocation?); "
+                        "writing it back", self.path)
+            self._pwrite(self._end, self.footer.pack())
+        elif head[:8] == FOOTER_COOKIE and head != tail:
+            log.warning("%s: the footer copy at offset 0 is out of date (an interrupted disk extend?); "
+                        "copying the footer", self.path)
+            self._pwrite(0, tail)
+        else:
+            return
+        self._sync(data_only=False)
 
     # ---- parent chain ---------------------------------------------------------
 
@@ -290,24 +324,25 @@ class VhdStore:
             at = self._in_one_present_block(offset, length)
             if at is not None:
                 self._pwrite(at, view)
-                if durable:
+                if durable and not self._unsaved:
                     self._sync(data_only=True)
-                return
-        self._check(offset, length)
-        with self._lock:
-            pos, end, bs = offset, offset + len(view), self._block_size
-            while pos < end:
-                block, within = divmod(pos, bs)
-                count = min(bs - within, end - pos)
-                chunk = view[pos - offset: pos - offset + count]
-                if self._bat[block] == UNALLOCATED:
-                    self._allocate(block, within, chunk)
-                else:
-                    self._pwrite(self._bat[block] * SECTOR + self._bitmap_size + within, chunk)
-                    self._mark(block, within // SECTOR, (within + count) // SECTOR)
-                pos += count
-            if durable:
-                self._sync(data_only=True)
+                    return
+        if at is None:
+            self._check(offset, length)
+            with self._lock:
+                pos, end, bs = offset, offset + len(view), self._block_size
+                while pos < end:
+                    block, within = divmod(pos, bs)
+                    count = min(bs - within, end - pos)
+                    chunk = view[pos - offset: pos - offset + count]
+                    if self._bat[block] == UNALLOCATED:
+                        self._allocate(block, within, chunk)
+                    else:
+                        self._pwrite(self._bat[block] * SECTOR + self._bitmap_size + within, chunk)
+                        self._mark(block, within // SECTOR, (within + count) // SECTOR)
+                    pos += count
+        if durable:  # FUA: this write's data, and the bits that say its sectors are here
+            self._save_bitmaps(data_only=True)
 
     def write_may_block(self, offset: int, length: int) -> bool:
         if length <= 0:
@@ -335,6 +370,7 @@ class VhdStore:
                         self._set_bat(block, UNALLOCATED)
                         self._bitmaps.pop(block, None)
                         self._full.discard(block)
+                        self._unsaved.discard(block)
                         punch_hole(self._fd, entry * SECTOR, self._bitmap_size + bs)
                     else:
                         self._pwrite(entry * SECTOR + self._bitmap_size + within, bytes(count))
@@ -365,14 +401,37 @@ class VhdStore:
 
     def flush(self) -> None:
         if not self._readonly:
-            self._sync(data_only=False)
+            self._save_bitmaps(data_only=False)
 
     def close(self) -> None:
         if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+            try:
+                if self._unsaved and not self._readonly:
+                    self._save_bitmaps(data_only=False)  # a clean stop keeps unflushed writes too
+            finally:
+                os.close(self._fd)
+                self._fd = -1
         if self.parent is not None:
             self.parent.close()
+
+    def _save_bitmaps(self, *, data_only: bool) -> None:
+        """Sync the data, then write the bitmap bits that claim it, then sync those."""
+        with self._flushing:
+            with self._lock:
+                ones = b"\xff" * (self._block_size // SECTOR // 8)
+                unsaved = {block: (self._bat[block], bytes(self._bitmaps.get(block, ones)))
+                           for block in self._unsaved}
+                self._unsaved.clear()
+            try:
+                if unsaved:
+                    self._sync(data_only=True)
+                    for entry, bitmap in unsaved.values():
+                        self._pwrite(entry * SECTOR, bitmap)
+                self._sync(data_only=data_only)
+            except BaseException:
+                with self._lock:
+                    self._unsaved.update(block for block in unsaved if self._bat[block] != UNALLOCATED)
+                raise
 
     # ---- internals ----------------------------------------------------------------
 
@@ -451,19 +510,27 @@ class VhdStore:
         return runs
 
     def _mark(self, block: int, first: int, last: int) -> None:
-        """Set the bitmap bits of sectors just written (after their data)."""
+        """Set, in memory, the bitmap bits of sectors just written; the next flush saves them."""
         bitmap = self._bitmap(block)
         if bitmap is None:
             return
-        lo, hi = (first >> 3) // SECTOR * SECTOR, -(-(((last - 1) >> 3) + 1) // SECTOR) * SECTOR
-        updated = bitmap[lo:hi]
-        for sector in range(first, last):
-            updated[(sector >> 3) - lo] |= 0x80 >> (sector & 7)
-        if updated == bitmap[lo:hi]:
-            return  # sectors written before: the bitmap on disk says so already
-        # Memory follows the disk, so a failed write leaves nothing claimed that the file lacks.
-        self._pwrite(self._bat[block] * SECTOR + lo, updated)
-        bitmap[lo:hi] = updated
+        changed = False
+        whole_first, whole_last = -(-first // 8), last // 8
+        if whole_first < whole_last:
+            if bitmap[whole_first:whole_last].count(0xFF) != whole_last - whole_first:
+                bitmap[whole_first:whole_last] = b"\xff" * (whole_last - whole_first)
+                changed = True
+            edges = [*range(first, whole_first * 8), *range(whole_last * 8, last)]
+        else:
+            edges = range(first, last)
+        for sector in edges:
+            bit = 0x80 >> (sector & 7)
+            if not bitmap[sector >> 3] & bit:
+                bitmap[sector >> 3] |= bit
+                changed = True
+        if not changed:
+            return  # sectors written before
+        self._unsaved.add(block)
         sectors = self._block_size // SECTOR
         if bitmap[: sectors // 8] == b"\xff" * (sectors // 8):
             self._full.add(block)

@@ -213,9 +213,46 @@ def test_allocation_survives_losing_the_end_footer(tmp_path):
     with open(path, "r+b") as handle:
         handle.seek(size - FOOTER_SIZE)
         handle.write(bytes(FOOTER_SIZE))
-    store = open_vhd(path)
+    store = open_vhd(path)  # read-write: the footer goes back to the end, for readers that look only there
     assert store.read(0, 512) == b"\x07" * 512
     store.close()
+    with open(path, "rb") as handle:
+        handle.seek(-FOOTER_SIZE, os.SEEK_END)
+        assert handle.read(8) == b"conectix"
+    assert "Media size" in sh(tool("vhdiinfo"), str(path))
+
+
+def test_sectors_are_claimed_only_by_the_flush_that_syncs_their_data(tmp_path):
+    """A differencing disk's bitmap bits for sectors written for the first time reach
+    the file after their data is synced (at the flush): until then the file, as a power
+    cut would leave it, reads the parent there, never zeros."""
+    golden, child = tmp_path / "golden.vhd", tmp_path / "child.vhd"
+    create_dynamic(golden, 8 * MiB)
+    store = open_vhd(golden)
+    store.write(0, b"\x11" * 4 * MiB)
+    store.close()
+    create_differencing(child, golden)
+    store = open_vhd(child)
+    store.write(0, b"\x22" * 4096)  # allocates block 0
+    store.flush()
+    store.write(8192, b"\x33" * 4096)  # new sectors in an allocated block
+    assert store.read(8192, 4096) == b"\x33" * 4096
+
+    def on_file() -> bytes:
+        reader = open_vhd(child, readonly=True)
+        try:
+            return reader.read(0, 16384)
+        finally:
+            reader.close()
+
+    assert on_file() == b"\x22" * 4096 + b"\x11" * 12288
+    store.flush()
+    assert on_file() == b"\x22" * 4096 + b"\x11" * 4096 + b"\x33" * 4096 + b"\x11" * 4096
+    store.write(12288, b"\x44" * 4096, durable=True)  # FUA saves them too
+    assert on_file()[12288:] == b"\x44" * 4096
+    store.write(4096, b"\x55" * 4096)
+    store.close()  # and so does a clean stop
+    assert on_file()[4096:8192] == b"\x55" * 4096
 
 
 def test_unmap_frees_whole_blocks_and_lba_status_follows(tmp_path):
