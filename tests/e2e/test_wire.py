@@ -113,12 +113,12 @@ class RawInitiator:
         assert reply[0] & 0x3F == 0x20 and struct.unpack_from(">I", reply, 16)[0] == itt
         return data
 
-    def write10(self, itt: int, lba: int, data: bytes, *, corrupt_data: bool = False) -> None:
+    def write10(self, itt: int, lba: int, data: bytes, *, corrupt_data: bool = False, fua: bool = False) -> None:
         bhs = bytearray(48)
         bhs[0], bhs[1] = 0x01, 0x80 | 0x20 | 0x01  # SCSI Command, F, W, SIMPLE
         struct.pack_into(">III", bhs, 16, itt, len(data), self.cmdsn)
         self.cmdsn += 1
-        cdb = struct.pack(">BBIBHB", 0x2A, 0, lba, 0, len(data) // 512, 0)
+        cdb = struct.pack(">BBIBHB", 0x2A, 0x08 if fua else 0, lba, 0, len(data) // 512, 0)
         bhs[32:32 + len(cdb)] = cdb
         self.send(bhs, data, corrupt_data=corrupt_data)
 
