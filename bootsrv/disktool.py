@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from snapshots.faults import crash_point
+from snapshots.files import fsync_dir
 from target.stores.base import BlockStore, StoreError
 from target.stores.raw import RawStore
 from target.stores.vhd import VhdFormatError, VhdStore, open_vhd, read_footer
@@ -85,32 +87,44 @@ def allocated_bytes(path: str | os.PathLike[str]) -> int:
 
 
 def convert(src: str, dst: str, kind: str | None) -> str:
+    """Copy into DST.partial, sync it, then rename it to DST: a convert that is stopped
+    leaves no DST that looks whole, and the next run starts over."""
     if os.path.exists(dst):
         raise DiskToolError(f"{dst} already exists")
+    partial = dst + ".partial"
+    if os.path.exists(partial):
+        print(f"removing {partial}, left by a convert that was stopped", file=sys.stderr)
+        os.unlink(partial)
     source = open_any(src)
     size = source.size
     to_vhd = Path(dst).suffix.lower() == ".vhd" or kind in ("fixed", "dynamic")
     try:
         if to_vhd:
-            (create_fixed if kind == "fixed" else create_dynamic)(dst, size)
-            target = open_vhd(dst)
+            (create_fixed if kind == "fixed" else create_dynamic)(partial, size)
+            target = open_vhd(partial)
         else:
-            with open(dst, "wb") as handle:
+            with open(partial, "wb") as handle:
                 handle.truncate(size)
-            target = RawStore(dst)
+            target = RawStore(partial)
         sparse = not (to_vhd and kind == "fixed")
         show = sys.stderr.isatty()
         for offset in range(0, size, CHUNK):
             data = source.read(offset, min(CHUNK, size - offset))
             if not (sparse and not any(data)):  # holes stay holes
                 target.write(offset, data)
+                crash_point("disk.convert.copying")
             if show:
                 print(f"\r{dst}: {100 * (offset + len(data)) // size}%", end="", file=sys.stderr, flush=True)
         if show:
             print(file=sys.stderr)
         target.flush()
         target.close()
+        crash_point("disk.convert.flushed")
+        os.rename(partial, dst)
+        fsync_dir(Path(dst).parent)
     except (VhdFormatError, StoreError, OSError) as exc:
+        if os.path.exists(partial):
+            os.unlink(partial)
         raise DiskToolError(f"converting {src} to {dst}: {exc}") from None
     finally:
         source.close()
@@ -120,7 +134,7 @@ def convert(src: str, dst: str, kind: str | None) -> str:
 def grow(path: str, size: int) -> str:
     try:
         if is_vhd(path):
-            extend(path, size)
+            extend(path, size, after_step=lambda step: crash_point(f"disk.extend.{step}"))
         else:
             if size < os.path.getsize(path):
                 raise DiskToolError(f"{path}: shrinking is not supported")

@@ -1,10 +1,17 @@
 """`bootsrv disk ...` as an admin types it; results checked with qemu-img."""
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+
+import pytest
+
+from target.stores.vhd import open_vhd
 from tests.clirun import run_cli
+from tests.faults_summary import record
 
 REPO = Path(__file__).resolve().parents[2]
 MiB = 1 << 20
@@ -54,3 +61,48 @@ def test_mistakes_are_one_line_and_exit_1(tmp_path):
         handle.write(b"garbage!")  # both footers gone
     result = bootsrv("check", broken, check=False)
     assert result.returncode == 1 and "problem:" in result.stdout
+
+
+def bootsrv_killed_at(point: str, *args: object) -> None:
+    result = subprocess.run([sys.executable, "-m", "bootsrv", "disk", *map(str, args)], capture_output=True,
+                            text=True, env=dict(os.environ, PYTHONPATH=str(REPO), BOOTSRV_CRASH_AT=point), timeout=120)
+    assert result.returncode == -9, (point, result.stdout, result.stderr)
+
+
+@pytest.mark.parametrize("point", ["disk.convert.copying", "disk.convert.flushed"])
+def test_convert_killed_leaves_no_half_disk_and_the_next_run_starts_over(tmp_path, point):
+    source, dst = tmp_path / "src.raw", tmp_path / "dst.vhd"
+    data = os.urandom(6 * MiB)
+    source.write_bytes(data)
+    bootsrv_killed_at(point, "convert", source, dst)
+    record("kill -9", trials=1)
+    assert not dst.exists(), "a stopped convert left something that looks like the disk"
+    assert bootsrv("convert", source, dst).returncode == 0
+    assert not (tmp_path / "dst.vhd.partial").exists()
+    assert bootsrv("check", dst).stdout.strip().endswith("ok")
+    out = subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "vpc", str(source), str(dst)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("kind, point", [("dynamic", "disk.extend.header"), ("dynamic", "disk.extend.footer"),
+                                         ("fixed", "disk.extend.footer")])
+def test_extend_killed_is_finished_or_undone(tmp_path, kind, point):
+    disk = tmp_path / "d.vhd"
+    bootsrv("create", disk, "--size", "8MiB", "--type", kind)
+    store = open_vhd(disk)
+    data = os.urandom(8 * MiB)
+    store.write(0, data)
+    store.flush()
+    store.close()
+    bootsrv_killed_at(point, "extend", disk, "--size", "16MiB")
+    record("kill -9", trials=1)
+    store = open_vhd(disk)  # what the server does when it starts: reads it, and finishes the footers
+    assert store.size in (8 * MiB, 16 * MiB)
+    assert store.read(0, 8 * MiB) == data
+    store.close()
+    assert bootsrv("check", disk).stdout.strip().endswith("ok")
+    assert qemu_size(disk) in (8 * MiB, 16 * MiB)
+    assert bootsrv("extend", disk, "--size", "16MiB").returncode == 0  # and the admin can run it again
+    assert qemu_size(disk) == 16 * MiB
+    assert bootsrv("check", disk).stdout.strip().endswith("ok")

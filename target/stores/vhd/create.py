@@ -6,6 +6,7 @@ import fcntl
 import os
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from target.stores.vhd.format import (
     DEFAULT_BLOCK_SIZE, DIFFERENCING, DYNAMIC, FIXED, FOOTER_SIZE, HEADER_SIZE, MAX_SIZE, SECTOR, DynamicHeader,
@@ -98,8 +99,10 @@ def create_differencing(path: str | os.PathLike[str], parent: str | os.PathLike[
     return _write_sparse(child, footer, header, data)
 
 
-def extend(path: str | os.PathLike[str], new_size: int) -> Footer:
-    """Grow a fixed or dynamic VHD offline. Each step leaves a readable file."""
+def extend(path: str | os.PathLike[str], new_size: int, *, after_step: Callable[[str], None] = lambda step: None) -> Footer:
+    """Grow a fixed or dynamic VHD offline. Each step leaves a readable file; one stopped
+    between the footer and its copy at 0 is finished when a store next opens the file
+    read-write (the copy follows the footer). `after_step` names each step as it ends."""
     _check_size(new_size)
     footer = read_footer(path)
     if new_size < footer.virtual_size:
@@ -117,8 +120,11 @@ def extend(path: str | os.PathLike[str], new_size: int) -> Footer:
                                  "stop serving it before extending it") from None
         if footer.disk_type == FIXED:
             old = footer.virtual_size
+            if old == new_size:  # done already (a second run would zero the footer itself)
+                return footer
             os.pwrite(fd, grown.pack(), new_size)  # the new footer first, at the new end
             os.fsync(fd)
+            after_step("footer")
             os.pwrite(fd, bytes(FOOTER_SIZE), old)  # then the old one becomes zeros of the disk
             os.fsync(fd)
             return grown
@@ -131,8 +137,10 @@ def extend(path: str | os.PathLike[str], new_size: int) -> Footer:
         os.pwrite(fd, replace(header, max_table_entries=max(entries, header.max_table_entries)).pack(),
                   footer.data_offset)
         os.fsync(fd)
+        after_step("header")
         end = os.fstat(fd).st_size - FOOTER_SIZE
         os.pwrite(fd, grown.pack(), end)
+        after_step("footer")
         os.pwrite(fd, grown.pack(), 0)
         os.fsync(fd)
         return grown
