@@ -1,16 +1,25 @@
 #!/usr/bin/env python3
-"""Fuzz soak: mutated iSCSI, DHCP, DNS and TFTP inputs against the protocol cores.
+"""The long part of the faults-and-abuse suite, with one summary table at the end.
 
-Valid inputs (a login, SCSI reads and writes with data, Data-Out, NOP, task
-management, SendTargets; DHCP DISCOVER/REQUEST from PXE and iPXE; DNS queries;
-TFTP file names) are mutated (bytes flipped, cut, repeated, lengths changed) and
-fed to the same sans-IO code the servers run, over a real disk file. A failure
-is any exception other than the codec's own "malformed" error; after every
-iSCSI batch the disk outside the fuzzed area must be unchanged.
+1. Fuzzing the protocol cores: valid inputs (a login, SCSI reads and writes with
+   data, Data-Out, NOP, task management, SendTargets; DHCP DISCOVER/REQUEST from
+   PXE and iPXE; DNS queries; TFTP file names) mutated (bytes flipped, cut,
+   repeated, lengths changed) and fed to the same sans-IO code the servers run,
+   over a real disk file. A failure is any exception other than the codec's own
+   "malformed" error; the disk outside the fuzzed area must stay unchanged.
+2. The same mutated iSCSI streams over TCP to a running server, then slow
+   (slowloris) logins from four addresses, while a client of another disk does
+   I/O throughout (tests/e2e/abuse.py): it must see no error.
+3. Power cuts (tests/e2e/powerloss.py, root and /dev/fuse): a standalone and a
+   client's differencing disk, each through half of the trials.
+4. Load: 256 sessions of mixed I/O (tests/e2e/test_load.py): no failure, no
+   dropped session, descriptors and memory flat.
 
-    python bench/soak.py [--inputs 250000] [--seed 1]     (per protocol; 4 protocols)
+    python bench/soak.py [--inputs 250000] [--live-inputs 50000] [--power-cuts 100]
+                         [--load-minutes 10] [--seed 1] [--quick]
 
-The fast part of this (hypothesis, a few hundred inputs each) runs in make test.
+--quick shrinks every part (a smoke run of the soak itself, about 3 minutes).
+The fast part of the suite runs in `make test`, which prints the same table.
 """
 
 from __future__ import annotations
@@ -18,12 +27,14 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 import random
 import struct
 import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -44,76 +55,11 @@ from target.scsi.device import ScsiDevice  # noqa: E402
 from target.scsi.lu import LogicalUnit  # noqa: E402
 from target.scsi.registry import HANDLERS, Access  # noqa: E402
 from target.stores.raw import RawStore  # noqa: E402
+from tests.faults_summary import table  # noqa: E402
+from tests.fuzzseeds import LOGOUT, TARGET, iscsi_seeds, login_pdu, mutate  # noqa: E402
 
-TARGET = "iqn.2026-11.lan.bootsrv:soak"
 MAC = "52:54:00:12:34:56"
 FUZZED_BLOCKS = 2048  # the fuzzer's writes are aimed at the first 1 MiB; the rest must not change
-
-
-def mutate(rng: random.Random, seed: bytes) -> bytes:
-    data = bytearray(seed)
-    for _ in range(rng.randint(1, 6)):
-        choice = rng.random()
-        if not data:
-            data += rng.randbytes(rng.randint(1, 64))
-        elif choice < 0.4:
-            data[rng.randrange(len(data))] = rng.randrange(256)
-        elif choice < 0.55:
-            del data[rng.randrange(len(data)):]
-        elif choice < 0.7:
-            at = rng.randrange(len(data))
-            data[at:at] = rng.randbytes(rng.randint(1, 32))
-        elif choice < 0.8:
-            at = rng.randrange(len(data))
-            data[at:at] = data[at:at + rng.randint(1, 64)] * rng.randint(1, 4)
-        elif choice < 0.9 and len(data) >= 8:  # a length or count field set to an edge value
-            at = rng.randrange(len(data) - 3)
-            data[at:at + 4] = struct.pack(">I", rng.choice((0, 1, 0xFFFF, 0xFFFFFF, 0xFFFFFFFF, 1 << 24)))
-        else:
-            data += rng.randbytes(rng.randint(1, 16))
-    return bytes(data)
-
-
-# ---- iSCSI ------------------------------------------------------------------------
-
-def _pdu(opcode: int, flags: int, *, itt: int, field20: int = 0, cmdsn: int = 1, data: bytes = b"",
-         cdb: bytes = b"", tail: bytes = b"") -> bytes:
-    bhs = bytearray(48)
-    bhs[0], bhs[1] = opcode, flags
-    bhs[5:8] = len(data).to_bytes(3, "big")
-    struct.pack_into(">III", bhs, 16, itt, field20, cmdsn)
-    bhs[32:32 + len(cdb)] = cdb
-    if tail:
-        bhs[36:36 + len(tail)] = tail
-    return bytes(bhs) + data + bytes(-len(data) % 4)
-
-
-def login_pdu() -> bytes:
-    keys = ["InitiatorName=iqn.2026-11.test:soak", f"TargetName={TARGET}", "AuthMethod=None",
-            "MaxRecvDataSegmentLength=8192", "ImmediateData=Yes", "InitialR2T=No", "MaxBurstLength=65536",
-            "FirstBurstLength=16384"]
-    data = b"".join(k.encode() + b"\0" for k in keys)
-    bhs = bytearray(_pdu(0x43, 0x80 | 3, itt=1, cmdsn=1, data=data)[:48])
-    bhs[8:14] = bytes((0x40, 0, 0, 1, 0, 0))
-    return bytes(bhs) + data + bytes(-len(data) % 4)
-
-
-def iscsi_seeds() -> list[bytes]:
-    read10 = struct.pack(">BBIBHB", 0x28, 0, 8, 0, 16, 0)
-    write10 = struct.pack(">BBIBHB", 0x2A, 0, 16, 0, 40, 0)
-    return [
-        _pdu(0x01, 0xC1, itt=2, field20=8192, cmdsn=2, cdb=read10),
-        _pdu(0x01, 0xA1, itt=3, field20=20480, cmdsn=3, cdb=write10, data=b"\x5a" * 4096),
-        _pdu(0x05, 0x80, itt=3, field20=0xFFFFFFFF, data=b"\x5b" * 8192, tail=struct.pack(">II", 0, 4096)),
-        _pdu(0x00, 0x80, itt=4, field20=0xFFFFFFFF, cmdsn=4, data=b"ping"),
-        _pdu(0x42, 0x81, itt=5, field20=3, cmdsn=5),  # ABORT TASK
-        _pdu(0x04, 0x80, itt=6, field20=0xFFFFFFFF, cmdsn=6, data=b"SendTargets=All\0"),
-        _pdu(0x01, 0x81, itt=7, cmdsn=7, cdb=bytes([0xA0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0])),
-        _pdu(0x01, 0xC1, itt=8, field20=36, cmdsn=8, cdb=bytes([0x12, 0, 0, 0, 36, 0])),
-    ]
-
-
-LOGOUT = _pdu(0x06, 0x80, itt=9, cmdsn=9)  # sent now and then: it ends the connection
 
 
 def fuzz_iscsi(count: int, rng: random.Random, work: Path) -> tuple[int, list[str]]:
@@ -241,25 +187,140 @@ FUZZERS = [("iSCSI (PDUs, login, full feature)", fuzz_iscsi), ("DHCP (decode + p
            ("DNS (answers)", fuzz_dns), ("TFTP (file names)", fuzz_tftp)]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inputs", type=int, default=250_000, help="inputs per protocol")
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args()
-    logging.disable(logging.CRITICAL)  # refusals are logged by design; a million of them say nothing
-    rows, findings = [], []
+def fuzz_cores(inputs: int, seed: int) -> list[Row]:
+    rows = []
     with tempfile.TemporaryDirectory(prefix="bootsrv-soak-") as tmp:
         for name, fuzzer in FUZZERS:
             work = Path(tmp) / name.split()[0].lower()
             work.mkdir()
             started = time.monotonic()
-            done, failures = fuzzer(args.inputs, random.Random(args.seed), work)
-            rows.append((name, done, len(failures), time.monotonic() - started))
-            findings += failures
-    print(f"{'fuzz soak':36} {'inputs':>10} {'failures':>9} {'seconds':>8}")
-    for name, done, failed, seconds in rows:
-        print(f"{name:36} {done:>10} {failed:>9} {seconds:>8.0f}")
-    print(f"{'total':36} {sum(r[1] for r in rows):>10} {sum(r[2] for r in rows):>9}")
+            done, failures = fuzzer(inputs, random.Random(seed), work)
+            rows.append(Row(f"fuzz {name}", inputs=done, failures=failures, seconds=time.monotonic() - started))
+    return rows
+
+
+def abuse_live(inputs: int, seed: int) -> list[Row]:
+    from tests.e2e.abuse import Bystander, abuse_config, live_fuzz, slow_logins  # noqa: PLC0415
+    from tests.e2e.conftest import start_server  # noqa: PLC0415
+    from tests.e2e.test_load import server_pid  # noqa: PLC0415
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bootsrv-soak-") as tmp:
+        server = start_server(Path(tmp), abuse_config(login_timeout="3s"))
+        try:
+            bystander = Bystander(server.port)
+            bystander.start()
+            started = time.monotonic()
+            sent = live_fuzz(server.port, inputs, seed)
+            alive = server.proc.poll() is None
+            rows.append(Row("fuzz iSCSI over TCP", inputs=sent, seconds=time.monotonic() - started,
+                            failures=([] if alive else ["the server died"])
+                            + [f"traceback in the server log"] * ("Traceback" in server.log_text())))
+            started = time.monotonic()
+            slow = slow_logins(server.port, server_pid(server.port), [f"127.0.0.{n}" for n in range(3, 7)],
+                               per_address=68, seconds=120)
+            failures = []
+            if slow.closed_by_server != slow.opened:
+                failures.append(f"{slow.opened - slow.closed_by_server} slow logins outlived login_timeout")
+            if slow.rss_mib[1] - slow.rss_mib[0] > 32:
+                failures.append(f"server RSS grew {slow.rss_mib[0]:.0f} -> {slow.rss_mib[1]:.0f} MiB")
+            rows.append(Row("slow logins (4 addresses)", trials=1, inputs=slow.opened, failures=failures,
+                            seconds=time.monotonic() - started,
+                            note=f"RSS {slow.rss_mib[0]:.0f} -> {slow.rss_mib[1]:.0f} MiB at the peak"))
+            bystander.finish()
+            rows.append(Row("bystander client I/O", inputs=bystander.commands, failures=bystander.errors[:5]))
+        finally:
+            if server.stop() != 0:
+                rows.append(Row("server exit", failures=["the server did not exit cleanly"]))
+    return rows
+
+
+def power_cuts(trials: int, seed: int) -> list[Row]:
+    from tests.e2e.powerloss import run_trials  # noqa: PLC0415
+    rows = []
+    for kind, seeds in (("standalone", range(seed, seed + trials // 2)),
+                        ("client", range(seed, seed + trials - trials // 2))):
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="bootsrv-soak-") as tmp:
+            try:
+                tally = run_trials(kind, Path(tmp), seeds, progress=True)
+                failures: list[str] = []
+            except AssertionError as exc:
+                tally, failures = None, [f"{kind}: {exc}"]
+        rows.append(Row(f"power cuts, {kind} disk", trials=tally.trials if tally else 0,
+                        inputs=tally.commands if tally else 0, failures=failures,
+                        seconds=time.monotonic() - started,
+                        note=(f"{tally.pages_lost} pages lost, {tally.pages_kept} kept; "
+                              f"{tally.snapshots_created} snapshots taken, {tally.snapshots_deleted} deleted"
+                              if tally else "")))
+    return rows
+
+
+def load(minutes: float) -> list[Row]:
+    from tests.e2e.conftest import scratch_config, start_server  # noqa: PLC0415
+    from tests.e2e.test_load import SESSIONS, SLOTS, mixed_load  # noqa: PLC0415
+    with tempfile.TemporaryDirectory(prefix="bootsrv-soak-") as tmp:
+        server = start_server(Path(tmp), scratch_config(f"{SESSIONS * SLOTS * 4}KiB"))
+        started = time.monotonic()
+        try:
+            result = mixed_load(server.port, SESSIONS, minutes * 60)
+        finally:
+            code = server.stop()
+    failures = list(result.failures[:5])
+    if result.slowest_session == 0:
+        failures.append("a session made no progress")
+    if result.descriptors[0] != result.descriptors[1]:
+        failures.append(f"descriptors {result.descriptors[0]} -> {result.descriptors[1]}")
+    if result.rss_mib[1] - result.rss_mib[0] > 16:
+        failures.append(f"RSS {result.rss_mib[0]:.0f} -> {result.rss_mib[1]:.0f} MiB")
+    if code != 0:
+        failures.append(f"the server exited {code}")
+    return [Row(f"load, {SESSIONS} sessions", trials=1, inputs=result.commands, failures=failures,
+                seconds=time.monotonic() - started,
+                note=f"RSS {result.rss_mib[0]:.0f} -> {result.rss_mib[1]:.0f} MiB, descriptors "
+                     f"{result.descriptors[0]} -> {result.descriptors[1]}")]
+
+
+@dataclass
+class Row:
+    part: str
+    trials: int = 0
+    inputs: int = 0
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    note: str = ""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--inputs", type=int, default=250_000, help="inputs per protocol core (4 protocols)")
+    parser.add_argument("--live-inputs", type=int, default=50_000, help="mutated iSCSI streams over TCP")
+    parser.add_argument("--power-cuts", type=int, default=100, help="power-cut trials (half per disk kind)")
+    parser.add_argument("--load-minutes", type=float, default=10)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="a few minutes: every part, small")
+    args = parser.parse_args()
+    if args.quick:
+        args.inputs, args.live_inputs, args.power_cuts, args.load_minutes = 20_000, 3000, 6, 1
+    if os.geteuid() != 0:
+        print("the power cuts need root (a FUSE mount): run as root, or: make soak", file=sys.stderr)
+        return 2
+    logging.disable(logging.CRITICAL)  # refusals are logged by design; a million of them say nothing
+    started = time.monotonic()
+    rows: list[Row] = []
+    for step, run in (("fuzzing the protocol cores", lambda: fuzz_cores(args.inputs, args.seed)),
+                      ("abuse over TCP", lambda: abuse_live(args.live_inputs, args.seed)),
+                      ("power cuts", lambda: power_cuts(args.power_cuts, args.seed)),
+                      ("load", lambda: load(args.load_minutes))):
+        print(f"-- {step}", flush=True)
+        rows += run()
+    print()
+    for line in table(((row.part, 1, row.trials, row.inputs, len(row.failures)) for row in rows), count="runs"):
+        print(line)
+    print(f"({(time.monotonic() - started) / 60:.0f} minutes)")
+    for row in rows:
+        if row.note:
+            print(f"{row.part}: {row.note}")
+    findings = [finding for row in rows for finding in row.failures]
     for finding in findings[:5]:
         print("\n" + finding)
     return 1 if findings else 0

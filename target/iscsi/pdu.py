@@ -215,6 +215,9 @@ def lun_to_field(lun: int) -> bytes:
 # straight into the task's buffer. Everything else is copied out as bytes.
 ZERO_COPY_OPCODES = frozenset({Opcode.DATA_OUT, Opcode.SCSI_COMMAND})
 _MIN_FREE = 64 * 1024  # a connection's receive buffer to start with; bulk data goes to its task (sink)
+# Below this much room at the tail the buffer is compacted (or grown); a login that
+# trickles in byte by byte (slowloris) so never doubles its connection's buffer.
+_LOW_FREE = 4096
 # A data segment at least this long, not yet wholly received, goes straight into
 # the buffer the sink names. After such a segment the reader takes the next
 # header on its own (one short read), so that the next segment can go there too.
@@ -250,7 +253,7 @@ class PduReader:
         self._filling_sink = False  # what the last get_buffer handed out
         self._header_first = False
 
-    def get_buffer(self, want: int = _MIN_FREE) -> memoryview:
+    def get_buffer(self) -> memoryview:
         """Free space at the tail. Invalidates views handed out by next_pdu."""
         sink = self._sink
         if sink is not None and self._sunk < len(sink):
@@ -262,12 +265,12 @@ class PduReader:
             self._start = self._end = start = end = 0
             if self._header_first and sink is None:
                 return memoryview(buf)[: BHS_LEN + (DIGEST_LEN if self.header_digest else 0)]
-        need = max(want, _MIN_FREE, self._pending_total() - (end - start))
+        need = max(_LOW_FREE, self._pending_total() - (end - start))
         if len(buf) - end < need:
             if len(buf) - (end - start) >= need:
                 buf[: end - start] = buf[start:end]  # same size: safe with views alive
             else:  # a fresh, larger buffer (resizing is refused while views exist)
-                bigger = bytearray(max(2 * len(buf), end - start + need))
+                bigger = bytearray(max(2 * len(buf), end - start + max(need, _MIN_FREE)))
                 bigger[: end - start] = buf[start:end]
                 self._buf = buf = bigger
             self._start, self._end = 0, end - start
@@ -282,7 +285,7 @@ class PduReader:
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         data = memoryview(data)
         while data:
-            view = self.get_buffer(len(data))
+            view = self.get_buffer()
             taken = min(len(view), len(data))
             view[:taken] = data[:taken]
             self.buffer_updated(taken)
