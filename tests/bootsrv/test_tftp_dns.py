@@ -5,6 +5,7 @@ from hypothesis import given, settings, strategies as st
 
 from bootsrv.dns import FORWARD, DnsAnswers
 from bootsrv.tftp import resolve
+from tests.faults_summary import record
 
 
 def test_resolve_stays_inside_its_roots(tmp_path):
@@ -29,6 +30,7 @@ def test_resolve_stays_inside_its_roots(tmp_path):
 @settings(max_examples=300)
 @given(st.text(max_size=60))
 def test_resolve_never_escapes(tmp_path_factory, name):
+    record("protocol fuzzing", inputs=1)
     root = tmp_path_factory.mktemp("r")
     (root / "f").write_bytes(b"x")
     found = resolve([root], name)
@@ -55,6 +57,7 @@ def test_dns_answers_clients_and_refuses_the_world():
 @settings(max_examples=300)
 @given(st.binary(max_size=300))
 def test_dns_garbage_gets_no_answer_and_no_exception(blob):
+    record("protocol fuzzing", inputs=1)
     DnsAnswers("lab", lambda: {"ws01": "10.77.0.101"}).answer(blob)
 
 

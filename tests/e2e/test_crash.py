@@ -22,6 +22,7 @@ from tests.e2e.conftest import REPO, SCRATCH_IQN, run, start_server
 from tests.e2e.test_vhd_over_iscsi import vhd_config
 from tests.e2e.test_wire import RawInitiator, request_bhs
 from tests.clirun import run_cli
+from tests.faults_summary import record
 
 pytestmark = pytest.mark.e2e
 MiB = 1 << 20
@@ -68,6 +69,7 @@ def storm(port: int, seed: int) -> tuple[dict[int, bytes], dict[int, bytes], boo
 
 
 def one_trial(tmp_path, disk: str, seed: int) -> None:
+    record("kill -9", trials=1)
     server = start_server(tmp_path, vhd_config(disk))
     killer = threading.Timer(random.Random(seed).uniform(0.05, 0.5), server.proc.kill)  # SIGKILL
     killer.start()

@@ -15,6 +15,7 @@ from tests.e2e.conftest import SCRATCH_IQN, run, start_server
 from tests.e2e.snaptools import (
     CLIENT, CLIENT_INITIATOR, CLIENT_IQN, MiB, bootsrv_cli, client_config, make_golden, read_through_mount, snapshot,
     standalone_config)
+from tests.faults_summary import record
 
 pytestmark = pytest.mark.e2e
 SIZE = 64 * MiB
@@ -105,6 +106,7 @@ OPERATIONS = {
 @pytest.mark.parametrize("kind", ["standalone", "client"])
 @pytest.mark.parametrize("point", list(OPERATIONS))
 def test_kill_9_during_a_snapshot_operation(tmp_path, point, kind):
+    record("kill -9", trials=1)
     disk = Disk(kind, tmp_path)
     states = prepare(disk)
     if OPERATIONS[point][0] == "export":

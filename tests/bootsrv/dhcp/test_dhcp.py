@@ -12,6 +12,7 @@ from bootsrv.config import ClientConfig, DhcpConfig
 from bootsrv.dhcp import packet as p
 from bootsrv.dhcp.leases import LeaseStore
 from bootsrv.dhcp.policy import DhcpPolicy
+from tests.faults_summary import record
 
 MAC = "52:54:00:12:34:56"
 SERVER = "10.77.0.1"
@@ -114,6 +115,7 @@ def test_user_class_forms_and_option_overload():
 @settings(max_examples=400)
 @given(st.binary(max_size=600))
 def test_garbage_never_escapes_as_anything_but_packet_error(tmp_path_factory, blob):
+    record("protocol fuzzing", inputs=1)
     try:
         packet = p.DhcpPacket.decode(blob)
     except p.PacketError:
@@ -124,6 +126,7 @@ def test_garbage_never_escapes_as_anything_but_packet_error(tmp_path_factory, bl
 @settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.integers(1, 254), st.binary(max_size=40), max_size=12), st.sampled_from(range(1, 9)))
 def test_random_options_through_the_policy(tmp_path_factory, options, kind):
+    record("protocol fuzzing", inputs=1)
     options.pop(p.OPT_MESSAGE_TYPE, None)
     options.pop(p.OPT_OVERLOAD, None)
     server = policy(tmp_path_factory.mktemp("fuzz"))

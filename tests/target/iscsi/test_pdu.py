@@ -8,6 +8,7 @@ from target.iscsi.digest import crc32c
 from target.iscsi.pdu import (FramingError, PduReader, encode, lun_from_field, lun_to_field, new_bhs,
                               put_u32)
 from tests.target.iscsi.helpers import pdus_in_chunks
+from tests.faults_summary import record
 
 
 def test_crc32c_matches_rfc_3720_vectors():
@@ -31,6 +32,7 @@ def _frame(opcode: int, data: bytes, header_digest: bool, data_digest: bool, ahs
 @given(data=st.binary(max_size=3000), hd=st.booleans(), dd=st.booleans(),
        split=st.integers(min_value=1, max_value=64))
 def test_reader_roundtrip_in_any_chunking(data, hd, dd, split):
+    record("protocol fuzzing", inputs=1)
     wire = _frame(0x01, data, hd, dd) * 2
     reader = PduReader(max_data_segment=4096)
     reader.header_digest, reader.data_digest = hd, dd
@@ -89,6 +91,7 @@ def test_lun_encoding_roundtrip(lun):
 @settings(max_examples=500)
 @given(st.binary(min_size=0, max_size=400))
 def test_reader_never_fails_except_by_framing_error(blob):
+    record("protocol fuzzing", inputs=1)
     reader = PduReader(max_data_segment=256)
     reader.header_digest = True
     reader.feed(blob)

@@ -12,6 +12,7 @@ from target.scsi.device import ScsiDevice
 from target.scsi.lu import LogicalUnit
 from target.stores.raw import RawStore
 from tests.target.iscsi.helpers import data_out_pdu, login_pdu, parse_keys, responses, scsi_pdu
+from tests.faults_summary import record
 
 TARGET = "iqn.2026-11.lan.bootsrv:disk"
 
@@ -194,6 +195,7 @@ def test_send_targets_and_nop_and_logout(store):
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.binary(min_size=1, max_size=200), max_size=8))
 def test_random_bytes_after_login_never_raise(store, chunks):
+    record("protocol fuzzing", inputs=1)
     conn = connect(store)
     for chunk in chunks:
         run_ready(conn, conn.receive_data(chunk))
@@ -212,6 +214,7 @@ _pdu_strategy = st.builds(
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(_pdu_strategy, max_size=12))
 def test_random_wellframed_pdus_after_login_never_raise(store, pdus):
+    record("protocol fuzzing", inputs=1)
     conn = connect(store)
     for pdu in pdus:
         run_ready(conn, conn.receive_data(pdu))
