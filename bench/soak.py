@@ -214,7 +214,7 @@ def abuse_live(inputs: int, seed: int) -> list[Row]:
             alive = server.proc.poll() is None
             rows.append(Row("fuzz iSCSI over TCP", inputs=sent, seconds=time.monotonic() - started,
                             failures=([] if alive else ["the server died"])
-                            + [f"traceback in the server log"] * ("Traceback" in server.log_text())))
+                            + ["traceback in the server log"] * ("Traceback" in server.log_text())))
             started = time.monotonic()
             slow = slow_logins(server.port, server_pid(server.port), [f"127.0.0.{n}" for n in range(3, 7)],
                                per_address=68, seconds=120)

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from tests.e2e.test_load import read10, server_usage
-from tests.e2e.test_wire import RawInitiator, request_bhs
+from tests.e2e.test_wire import RawInitiator
 from tests.fuzzseeds import LOGOUT, iscsi_seeds, login_pdu, mutate
 
 FUZZ_TARGET = "iqn.2026-11.lan.bootsrv:fuzzed"
@@ -81,12 +81,7 @@ class Bystander(threading.Thread):
                     assert reply[0] & 0x3F == 0x21 and reply[3] == 0, reply.hex()
                     written[slot] = data
                 if rng.random() < 0.05:
-                    bhs = request_bhs(0x01, 0x80 | 0x01, 0x4000_0000 + itt, 0, client.cmdsn)
-                    client.cmdsn += 1
-                    bhs[32:42] = struct.pack(">BBIBHB", 0x35, 0, 0, 0, 0, 0)
-                    client.send(bhs)
-                    reply, _ = client.recv()
-                    assert reply[3] == 0, reply.hex()
+                    client.synchronize_cache(0x4000_0000 + itt)
                 itt += 1
                 self.commands += 1
             client.close()

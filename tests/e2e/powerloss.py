@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import json
 import random
-import struct
 import subprocess
 import sys
 import threading
@@ -29,10 +28,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from target.stores.vhd import open_vhd
 from tests.clirun import run_cli
 from tests.e2e.conftest import REPO, SCRATCH_IQN, Server, run, start_server
 from tests.e2e.snaptools import CLIENT, CLIENT_INITIATOR, CLIENT_IQN, SNAPSHOTS_SECTION
-from tests.e2e.test_wire import RAW_INITIATOR, RawInitiator, request_bhs
+from tests.e2e.test_wire import RAW_INITIATOR, RawInitiator
 
 MiB = 1 << 20
 SIZE = 64 * MiB
@@ -94,15 +94,6 @@ class Writes:
         self.pending.clear()
 
 
-def sync_cache(client: RawInitiator, itt: int) -> None:
-    bhs = request_bhs(0x01, 0x80 | 0x01, itt, 0, client.cmdsn)
-    client.cmdsn += 1
-    bhs[32:42] = struct.pack(">BBIBHB", 0x35, 0, 0, 0, 0, 0)
-    client.send(bhs)
-    response, _ = client.recv()
-    assert response[0] & 0x3F == 0x21 and response[3] == 0, response.hex()
-
-
 def storm(port: int, target: str, initiator: str, rng: random.Random, writes: Writes) -> None:
     """Rewrite random slots (some with FUA, a flush now and then) until the server is killed."""
     client = RawInitiator(port)
@@ -119,7 +110,7 @@ def storm(port: int, target: str, initiator: str, rng: random.Random, writes: Wr
             writes.commands += 1
             writes.acknowledged(slot, data, fua)
             if rng.random() < 1 / 15:
-                sync_cache(client, 0x8000_0000 + n)
+                client.synchronize_cache(0x8000_0000 + n)
                 writes.commands += 1
                 writes.flushed()
     except (ConnectionError, OSError):  # the server was killed
@@ -168,7 +159,6 @@ class PowerLossDisk:
 
     @staticmethod
     def _fill(path: Path, data: bytes) -> None:
-        from target.stores.vhd.store import open_vhd
         store = open_vhd(path)
         for offset in range(0, len(data), 4 * MiB):
             store.write(offset, data[offset:offset + 4 * MiB])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import random
-import struct
 import subprocess
 import sys
 import threading
@@ -20,7 +19,7 @@ import pytest
 
 from tests.e2e.conftest import REPO, SCRATCH_IQN, run, start_server
 from tests.e2e.test_vhd_over_iscsi import vhd_config
-from tests.e2e.test_wire import RawInitiator, request_bhs
+from tests.e2e.test_wire import RawInitiator
 from tests.clirun import run_cli
 from tests.faults_summary import record
 
@@ -29,15 +28,6 @@ MiB = 1 << 20
 SLOT = 16 * 1024
 DISK = 64 * MiB
 TRIALS_DYNAMIC, TRIALS_DIFFERENCING = 20, 6
-
-
-def sync_cache(client: RawInitiator, itt: int) -> None:
-    bhs = request_bhs(0x01, 0x80 | 0x01, itt, 0, client.cmdsn)
-    client.cmdsn += 1
-    bhs[32:42] = struct.pack(">BBIBHB", 0x35, 0, 0, 0, 0, 0)
-    client.send(bhs)
-    response, _ = client.recv()
-    assert response[0] & 0x3F == 0x21 and response[3] == 0, response.hex()
 
 
 def storm(port: int, seed: int) -> tuple[dict[int, bytes], dict[int, bytes], bool]:
@@ -58,7 +48,7 @@ def storm(port: int, seed: int) -> tuple[dict[int, bytes], dict[int, bytes], boo
             assert response[3] == 0, response.hex()
             pending[slot] = data
             if n % 5 == 4:
-                sync_cache(client, 0x9000 + n)
+                client.synchronize_cache(0x9000 + n)
                 synced.update(pending)
                 pending.clear()
     except (ConnectionError, OSError):

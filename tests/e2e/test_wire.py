@@ -122,6 +122,15 @@ class RawInitiator:
         bhs[32:32 + len(cdb)] = cdb
         self.send(bhs, data, corrupt_data=corrupt_data)
 
+    def synchronize_cache(self, itt: int) -> None:
+        """SYNCHRONIZE CACHE (10) of the whole LUN; returns once it succeeded."""
+        bhs = request_bhs(0x01, 0x80 | 0x01, itt, 0, self.cmdsn)
+        self.cmdsn += 1
+        bhs[32:42] = struct.pack(">BBIBHB", 0x35, 0, 0, 0, 0, 0)
+        self.send(bhs)
+        response, _ = self.recv()
+        assert response[0] & 0x3F == 0x21 and response[3] == 0, response.hex()
+
     def close(self) -> None:
         self.sock.close()
 

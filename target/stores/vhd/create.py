@@ -99,7 +99,8 @@ def create_differencing(path: str | os.PathLike[str], parent: str | os.PathLike[
     return _write_sparse(child, footer, header, data)
 
 
-def extend(path: str | os.PathLike[str], new_size: int, *, after_step: Callable[[str], None] = lambda step: None) -> Footer:
+def extend(path: str | os.PathLike[str], new_size: int, *,
+           after_step: Callable[[str], None] = lambda step: None) -> Footer:
     """Grow a fixed or dynamic VHD offline. Each step leaves a readable file; one stopped
     between the footer and its copy at 0 is finished when a store next opens the file
     read-write (the copy follows the footer). `after_step` names each step as it ends."""
