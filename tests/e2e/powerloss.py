@@ -275,7 +275,7 @@ portals = ["127.0.0.1:@PORT@"]
     def _check_files(self, seed: int, writes: Writes) -> None:
         live = self.backing / self.file
         if not live.exists():  # cut before the first start finished creating the disk
-            assert not writes.durable and not writes.volatile, f"trial {seed}: acknowledged writes, no disk"
+            assert not writes.durable and not writes.pending, f"trial {seed}: acknowledged writes, no disk"
             return
         layers = [live, *self._snapshot_files()]
         for path in layers:
