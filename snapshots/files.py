@@ -5,14 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from target.stores.base import fsync_dir
 
-def fsync_dir(path: Path) -> None:
-    """Make a rename or link in this folder durable."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+__all__ = ["fsync_dir", "write_text_atomic"]
 
 
 def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:

@@ -24,6 +24,15 @@ def store_error(message: str, exc: OSError) -> StoreError:
     return kind(f"{message}: {exc.strerror}")
 
 
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a rename, link, create or unlink in this folder durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class WouldBlock(Exception):
     """A read asked not to wait (nowait=True) would wait for the disk: ask again
     from a thread. Raised before anything happened, so asking again is safe."""

@@ -100,9 +100,27 @@ def test_extend_killed_is_finished_or_undone(tmp_path, kind, point):
     store = open_vhd(disk)  # what the server does when it starts: reads it, and finishes the footers
     assert store.size in (8 * MiB, 16 * MiB)
     assert store.read(0, 8 * MiB) == data
+    assert store.read(8 * MiB, store.size - 8 * MiB) == bytes(store.size - 8 * MiB)  # no old footer in it
     store.close()
+    assert not (tmp_path / "d.vhd.extending").exists()
     assert bootsrv("check", disk).stdout.strip().endswith("ok")
     assert qemu_size(disk) in (8 * MiB, 16 * MiB)
     assert bootsrv("extend", disk, "--size", "16MiB").returncode == 0  # and the admin can run it again
     assert qemu_size(disk) == 16 * MiB
     assert bootsrv("check", disk).stdout.strip().endswith("ok")
+    store = open_vhd(disk, readonly=True)
+    assert store.read(0, 16 * MiB) == data + bytes(8 * MiB)
+    store.close()
+
+
+def test_extend_killed_halfway_on_a_fixed_disk_is_finished_by_the_next_run(tmp_path):
+    disk = tmp_path / "d.vhd"
+    bootsrv("create", disk, "--size", "8MiB", "--type", "fixed")
+    bootsrv_killed_at("disk.extend.footer", "extend", disk, "--size", "16MiB")
+    record("kill -9", trials=1)
+    assert (tmp_path / "d.vhd.extending").exists()
+    assert bootsrv("extend", disk, "--size", "16MiB").returncode == 0  # the admin runs it again, not the server
+    assert not (tmp_path / "d.vhd.extending").exists()
+    store = open_vhd(disk, readonly=True)
+    assert store.size == 16 * MiB and store.read(0, 16 * MiB) == bytes(16 * MiB)
+    store.close()

@@ -8,11 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from target.stores.base import fsync_dir
 from target.stores.vhd.format import (
     DEFAULT_BLOCK_SIZE, DIFFERENCING, DYNAMIC, FIXED, FOOTER_SIZE, HEADER_SIZE, MAX_SIZE, SECTOR, DynamicHeader,
     Footer, Locator, VhdFormatError, bat_bytes)
 from target.stores.vhd.chain import locator_paths
-from target.stores.vhd.store import VhdStore, read_footer
+from target.stores.vhd.store import VhdStore, extending_marker, finish_fixed_extend, read_footer
 
 LOCATOR_SPACE = SECTOR  # each parent path gets one sector
 # Room left in the BAT for `disk extend` (readers look only at max_table_entries of it).
@@ -120,14 +121,23 @@ def extend(path: str | os.PathLike[str], new_size: int, *,
             raise VhdFormatError(f"{path} is in use (a running bootsrv serves it, or a disk chain over it): "
                                  "stop serving it before extending it") from None
         if footer.disk_type == FIXED:
+            finish_fixed_extend(path, fd, footer)  # a run stopped halfway: finish it first
             old = footer.virtual_size
             if old == new_size:  # done already (a second run would zero the footer itself)
                 return footer
+            marker = extending_marker(path)
+            with open(marker, "w") as handle:  # names the old footer until it is zeros
+                handle.write(str(old))
+                handle.flush()
+                os.fsync(handle.fileno())
+            fsync_dir(marker.parent)
             os.pwrite(fd, grown.pack(), new_size)  # the new footer first, at the new end
             os.fsync(fd)
             after_step("footer")
             os.pwrite(fd, bytes(FOOTER_SIZE), old)  # then the old one becomes zeros of the disk
             os.fsync(fd)
+            marker.unlink()
+            fsync_dir(marker.parent)
             return grown
         header = DynamicHeader.unpack(os.pread(fd, HEADER_SIZE, footer.data_offset), os.fspath(path))
         entries = -(-new_size // header.block_size)

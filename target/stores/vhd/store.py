@@ -28,7 +28,7 @@ from pathlib import Path, PureWindowsPath
 from sys import byteorder
 from typing import Iterator
 
-from target.stores.base import StoreError, pread, store_error
+from target.stores.base import StoreError, fsync_dir, pread, store_error
 from target.stores.pieces import FileSlice, Piece, Pieces, add_piece, file_handle, sendable
 from target.stores.raw import RawStore, punch_hole
 from target.stores.vhd.format import (
@@ -75,6 +75,33 @@ def read_footer(path: str | os.PathLike[str]) -> Footer:
         raise
 
 
+def extending_marker(path: str | os.PathLike[str]) -> Path:
+    """Where `disk extend` of a fixed VHD notes the old size until the grown disk is whole."""
+    return Path(os.fspath(path) + ".extending")
+
+
+def finish_fixed_extend(path: str | os.PathLike[str], fd: int, footer: Footer) -> None:
+    """A fixed extend stopped between its two steps leaves the old footer inside the
+    grown disk's data (new footer at the new end, old one not yet zeroed); its marker
+    says where, so that sector becomes the zeros a grown disk promises. The sector is
+    zeroed only while it still holds this disk's old footer, never data written since."""
+    marker = extending_marker(path)
+    try:
+        old = int(marker.read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{marker}: unreadable ({exc}); an interrupted `bootsrv disk extend` left it") from None
+    if 0 <= old < footer.virtual_size and old % SECTOR == 0:
+        stale = os.pread(fd, FOOTER_SIZE, old)
+        if stale[:8] == FOOTER_COOKIE and Footer.unpack(stale, os.fspath(path)).uuid == footer.uuid:
+            log.warning("%s: finishing an interrupted extend (the old footer at %d becomes zeros)", path, old)
+            os.pwrite(fd, bytes(FOOTER_SIZE), old)
+            os.fsync(fd)
+    marker.unlink()
+    fsync_dir(marker.parent)
+
+
 class FixedVhdStore(RawStore):
     """A fixed VHD: the disk's bytes, then a 512-byte footer that must stay put."""
 
@@ -84,6 +111,12 @@ class FixedVhdStore(RawStore):
         if footer.virtual_size > self._size:
             raise StoreError(f"{self.path}: footer says {footer.virtual_size} bytes, file holds {self._size}")
         self._size = footer.virtual_size
+        if not readonly:
+            try:
+                finish_fixed_extend(self.path, self._fd, footer)
+            except BaseException:
+                self.close()
+                raise
 
     def refresh_size(self) -> int:
         return self._size  # grown only by `bootsrv disk extend`, which rewrites the footer
