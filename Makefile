@@ -29,7 +29,7 @@ test: deps $(VENV)/.installed
 bench: deps $(VENV)/.installed
 	$(SUDO) $(VENV)/bin/python bench/run.py
 
-# The long part of the faults suite (about 25 minutes; root for the power cuts):
+# The long part of the faults suite (about 30 minutes; root for the power cuts):
 # 10^6 mutated protocol inputs, abuse over TCP, 100 power cuts, 10 minutes of 256 sessions.
 soak: deps $(VENV)/.installed
 	$(SUDO) $(VENV)/bin/python bench/soak.py

@@ -250,7 +250,8 @@ def power_cuts(trials: int, seed: int) -> list[Row]:
                         inputs=tally.commands if tally else 0, failures=failures,
                         seconds=time.monotonic() - started,
                         note=(f"{tally.pages_lost} pages lost, {tally.pages_kept} kept; "
-                              f"{tally.snapshots_created} snapshots taken, {tally.snapshots_deleted} deleted"
+                              f"{tally.snapshots_created} snapshots taken, {tally.snapshots_deleted} deleted, "
+                              f"{tally.snapshot_ops_cut} creates or deletes cut by the power"
                               if tally else "")))
     return rows
 

@@ -128,6 +128,7 @@ class Tally:
     pages_lost: int = 0
     snapshots_created: int = 0
     snapshots_deleted: int = 0
+    snapshot_ops_cut: int = 0  # a create or delete under way when the power went
     files_checked: int = 0
     modes: dict[str, int] = field(default_factory=dict)
 
@@ -232,9 +233,9 @@ portals = ["127.0.0.1:@PORT@"]
         stop = threading.Event()
         snapshots = threading.Thread(target=self._snapshot_ops, args=(server, random.Random(seed + 1), stop))
         try:
-            if seed % 2:
+            if seed % 2:  # a trial with snapshots lasts long enough for creates and deletes to be cut too
                 snapshots.start()
-            killer = threading.Timer(rng.uniform(0.2, 1.5), server.proc.kill)
+            killer = threading.Timer(rng.uniform(1.0, 8.0) if seed % 2 else rng.uniform(0.2, 1.5), server.proc.kill)
             killer.start()
             storm(server.port, self.target, self.initiator, rng, writes)
             killer.join()
@@ -251,12 +252,14 @@ portals = ["127.0.0.1:@PORT@"]
         while not stop.wait(rng.uniform(0.05, 0.4)):
             result = self._cli(server, "create", self.name)
             if result.returncode != 0:
+                self.tally.snapshot_ops_cut += 1
                 return
             self.acknowledged.add(int(result.stdout.split()[1]))
             self.tally.snapshots_created += 1
-            if len(self.acknowledged) > 2 and rng.random() < 0.5:
-                oldest = self.deleting = min(self.acknowledged)
+            if len(self.acknowledged) >= 2 and rng.random() < 0.5:
+                oldest = self.deleting = min(self.acknowledged)  # merged into the next layer up
                 if self._cli(server, "delete", str(oldest)).returncode != 0:
+                    self.tally.snapshot_ops_cut += 1
                     return  # cut short: recovery may finish the delete
                 self.deleting = None
                 self.acknowledged.discard(oldest)

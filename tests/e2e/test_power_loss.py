@@ -20,3 +20,6 @@ def test_power_cuts_lose_no_flushed_write_and_leave_clean_disks(tmp_path, kind):
     assert tally.trials == TRIALS
     assert tally.files_checked >= TRIALS
     assert tally.snapshots_created > 0, "no snapshot was taken during the trials"
+    print(f"\n{kind}: {tally.trials} cuts, {tally.commands} commands, {tally.pages_lost} pages lost, "
+          f"{tally.pages_kept} kept; {tally.snapshots_created} snapshots taken, {tally.snapshots_deleted} deleted, "
+          f"{tally.snapshot_ops_cut} creates or deletes cut")
