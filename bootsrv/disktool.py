@@ -139,7 +139,7 @@ def grow(path: str, size: int) -> str:
             if size < os.path.getsize(path):
                 raise DiskToolError(f"{path}: shrinking is not supported")
             os.truncate(path, size)
-    except VhdFormatError as exc:
+    except (VhdFormatError, StoreError) as exc:
         raise DiskToolError(str(exc)) from None
     return f"{path} is now {size} bytes"
 

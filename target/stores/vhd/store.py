@@ -91,15 +91,25 @@ def finish_fixed_extend(path: str | os.PathLike[str], fd: int, footer: Footer) -
     except FileNotFoundError:
         return
     except (OSError, ValueError) as exc:
-        raise StoreError(f"{marker}: unreadable ({exc}); an interrupted `bootsrv disk extend` left it") from None
-    if 0 <= old < footer.virtual_size and old % SECTOR == 0:
-        stale = os.pread(fd, FOOTER_SIZE, old)
-        if stale[:8] == FOOTER_COOKIE and Footer.unpack(stale, os.fspath(path)).uuid == footer.uuid:
+        raise VhdFormatError(f"{marker}: unreadable ({exc}); an interrupted `bootsrv disk extend` left it; "
+                             "remove it and run the extend again") from None
+    try:
+        if 0 <= old < footer.virtual_size and old % SECTOR == 0 and _is_old_footer(os.pread(fd, FOOTER_SIZE, old),
+                                                                                   footer):
             log.warning("%s: finishing an interrupted extend (the old footer at %d becomes zeros)", path, old)
             os.pwrite(fd, bytes(FOOTER_SIZE), old)
             os.fsync(fd)
-    marker.unlink()
-    fsync_dir(marker.parent)
+        marker.unlink()
+        fsync_dir(marker.parent)
+    except OSError as exc:
+        raise store_error(f"finishing the interrupted extend of {path}", exc) from exc
+
+
+def _is_old_footer(sector: bytes, footer: Footer) -> bool:
+    try:
+        return Footer.unpack(sector, "").uuid == footer.uuid
+    except VhdFormatError:  # not a footer (any more): data, which is never touched
+        return False
 
 
 class FixedVhdStore(RawStore):
