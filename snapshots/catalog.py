@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from snapshots.faults import crash_point
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshots (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -103,12 +105,22 @@ class Catalog:
     # ---- snapshots ------------------------------------------------------------
 
     def begin_snapshot(self, disk: str, label: str, origin: str, folder: Path) -> Snapshot:
+        # One transaction: a row committed without its file name (a crash between the
+        # two statements) once made recovery read the folder '.' as a snapshot file.
         with self._lock:
-            cursor = self._db.execute(
-                "INSERT INTO snapshots (disk, created, label, origin, state) VALUES (?, ?, ?, ?, 'creating')",
-                (disk, time.time(), label, origin))
-            snap_id = int(cursor.lastrowid or 0)
-            self._db.execute("UPDATE snapshots SET file = ? WHERE id = ?", (str(folder / f"{snap_id}.vhd"), snap_id))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = self._db.execute(
+                    "INSERT INTO snapshots (disk, created, label, origin, state) VALUES (?, ?, ?, ?, 'creating')",
+                    (disk, time.time(), label, origin))
+                snap_id = int(cursor.lastrowid or 0)
+                crash_point("snapshot.create.recorded")
+                self._db.execute("UPDATE snapshots SET file = ? WHERE id = ?",
+                                 (str(folder / f"{snap_id}.vhd"), snap_id))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
         found = self.get(snap_id)
         assert found is not None
         return found

@@ -29,7 +29,7 @@ from typing import Callable, Iterator
 from snapshots.catalog import Catalog, Snapshot
 from snapshots.faults import crash_point
 from snapshots.files import fsync_dir
-from target.stores.base import BlockStore
+from target.stores.base import BlockStore, StoreError
 from target.stores.gate import GatedStore
 from target.stores.vhd import VhdFormatError, open_vhd
 from target.stores.vhd.chain import copy_missing, detach, own_runs, parent_uuid, relink
@@ -391,19 +391,29 @@ class SnapshotEngine:
                 leftover.unlink()
                 done.append(f"removed {leftover} (a snapshot or rollback that did not switch)")
         for snap in self.catalog.snapshots():
-            if snap.disk not in self.volumes:
+            if snap.disk not in self.volumes or snap.state not in ("creating", "deleting"):
                 continue
-            if snap.state == "creating":
-                done.append(self._recover_create(snap))
-            elif snap.state == "deleting":
-                self._merge_away(snap)
-                done.append(f"finished deleting snapshot {snap.id} of {snap.disk}")
+            try:
+                if snap.state == "creating":
+                    done.append(self._recover_create(snap))
+                else:
+                    self._merge_away(snap)
+                    done.append(f"finished deleting snapshot {snap.id} of {snap.disk}")
+            except (SnapshotError, VhdFormatError, StoreError, OSError) as exc:
+                # The live disk is a whole chain at every step, so the other disks (and this one)
+                # are still served; the record stays as it is and the next start tries again.
+                log.error("recovery: snapshot %d of %s (%s) could not be finished or undone: %s; "
+                          "it is tried again at the next start", snap.id, snap.disk, snap.state, exc)
         for line in done:
             log.warning("recovery: %s", line)
         return done
 
     def _recover_create(self, snap: Snapshot) -> str:
-        live, frozen = self.volume(snap.disk).path, Path(snap.file)
+        live = self.volume(snap.disk).path
+        if not snap.file:  # recorded without its file name by an older bootsrv: nothing was made yet
+            self.catalog.remove(snap.id)
+            return f"removed snapshot {snap.id} of {snap.disk} (interrupted before its file was named)"
+        frozen = Path(snap.file)
         if frozen.exists() and not os.path.samefile(frozen, live) and parent_uuid(live) == read_footer(frozen).uuid:
             below = None
             store = open_vhd(frozen, readonly=True)

@@ -160,3 +160,25 @@ def test_interrupted_create_is_undone_or_finished(tmp_path):
     assert any("rolled back" in line for line in engine.recover())
     assert not Path(snap.file).exists() and engine.catalog.get(snap.id) is None
     assert volume.gate.read(0, 4096) == b"\x09" * 4096
+
+
+def test_a_snapshot_recorded_without_its_file_name_is_removed_at_recovery(tmp_path):
+    # What a crash between the catalog's two statements left before they were one transaction.
+    engine, volume = engine_for(tmp_path, "dynamic")
+    volume.gate.write(0, b"\x07" * 4096)
+    engine.catalog._run("INSERT INTO snapshots (disk, created, origin, state) VALUES ('d', 0, 'manual', 'creating')")
+    assert any("before its file was named" in line for line in engine.recover())
+    assert engine.catalog.snapshots() == []
+    assert volume.gate.read(0, 4096) == b"\x07" * 4096
+    assert engine.create("d").id
+
+
+def test_a_snapshot_that_recovery_cannot_finish_stays_and_the_rest_goes_on(tmp_path, caplog):
+    engine, volume = engine_for(tmp_path, "dynamic")
+    broken = engine.catalog.begin_snapshot("d", "", "manual", volume.path.parent / "d.snapshots")
+    Path(broken.file).parent.mkdir(exist_ok=True)
+    Path(broken.file).write_bytes(b"not a VHD" * 100)  # a file recovery can make nothing of
+    undone = engine.catalog.begin_snapshot("d", "", "manual", volume.path.parent / "d.snapshots")
+    assert any(f"rolled back snapshot {undone.id}" in line for line in engine.recover())  # no exception
+    assert f"snapshot {broken.id} of d (creating) could not be finished or undone" in caplog.text
+    assert engine.catalog.get(broken.id) is not None and engine.catalog.get(undone.id) is None
