@@ -301,18 +301,11 @@ class SnapshotEngine:
             if copied:
                 crash_point("snapshot.delete.merging")
         crash_point("snapshot.delete.merged")
-        with volume.gate.hold() as store:
-            store.flush()
-            _point_at(volume.path, below)
-            old = volume.gate.swap(open_vhd(volume.path))
-        old.close()
+        _reopen_live(volume, before_open=lambda: _point_at(volume.path, below))
 
     def _reopen_views(self, disk: str) -> None:
         """Stores that read through a deleted layer reopen without it (its space is freed)."""
-        volume = self.volume(disk)
-        with volume.gate.hold():
-            old = volume.gate.swap(open_vhd(volume.path))
-        old.close()
+        _reopen_live(self.volume(disk))
         for snap_id, gate in list(self.views.items()):
             snap = self.catalog.get(snap_id)
             if snap is not None and snap.disk == disk:
@@ -427,6 +420,19 @@ class SnapshotEngine:
             return f"finished snapshot {snap.id} of {snap.disk} (the switch had happened)"
         self._undo_create(snap, live)
         return f"rolled back snapshot {snap.id} of {snap.disk} (interrupted before the switch)"
+
+def _reopen_live(volume: Volume, before_open: Callable[[], None] = lambda: None) -> None:
+    """Serve the live disk from a store opened afresh. All under one hold: the old store
+    is flushed first, since a VHD store keeps the bitmap bits of writes since the last
+    flush in memory; a new store opened (or let in to read) before they are on disk would
+    miss them, read those sectors from the parent, and write its stale bitmap over them
+    at its next flush."""
+    with volume.gate.hold() as store:
+        store.flush()
+        before_open()
+        old = volume.gate.swap(open_vhd(volume.path))
+        old.close()
+
 
 def _held_bytes(store: BlockStore) -> int:
     """Disk data a layer's own file holds: a fixed or raw layer holds all of it."""
