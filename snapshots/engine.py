@@ -421,6 +421,7 @@ class SnapshotEngine:
         self._undo_create(snap, live)
         return f"rolled back snapshot {snap.id} of {snap.disk} (interrupted before the switch)"
 
+
 def _reopen_live(volume: Volume, before_open: Callable[[], None] = lambda: None) -> None:
     """Serve the live disk from a store opened afresh. All under one hold: the old store
     is flushed first, since a VHD store keeps the bitmap bits of writes since the last

@@ -187,7 +187,6 @@ def test_a_snapshot_that_recovery_cannot_finish_stays_and_the_rest_goes_on(tmp_p
     assert engine.catalog.get(broken.id) is not None and engine.catalog.get(undone.id) is None
 
 
-
 def test_creates_and_deletes_under_a_writing_client_lose_no_flushed_write(tmp_path):
     # Found by the power-cut trials: a delete reopened the live disk and let the client in
     # before the old store had saved its bitmap bits, so the new store cached a bitmap
