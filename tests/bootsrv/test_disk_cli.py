@@ -119,6 +119,8 @@ def test_extend_killed_halfway_on_a_fixed_disk_is_finished_by_the_next_run(tmp_p
     bootsrv_killed_at("disk.extend.footer", "extend", disk, "--size", "16MiB")
     record("kill -9", trials=1)
     assert (tmp_path / "d.vhd.extending").exists()
+    checked = bootsrv("check", disk)
+    assert checked.returncode == 0 and "interrupted `bootsrv disk extend`" in checked.stdout
     assert bootsrv("extend", disk, "--size", "16MiB").returncode == 0  # the admin runs it again, not the server
     assert not (tmp_path / "d.vhd.extending").exists()
     store = open_vhd(disk, readonly=True)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from target.stores.vhd.format import (
     DIFFERENCING, FIXED, FOOTER_SIZE, HEADER_SIZE, SECTOR, UNALLOCATED, DynamicHeader, Footer, VhdFormatError,
     bat_bytes)
-from target.stores.vhd.store import VhdStore, read_footer
+from target.stores.vhd.store import VhdStore, extending_marker, read_footer
 
 
 @dataclass(slots=True)
@@ -33,6 +33,9 @@ def check_vhd(path: str | os.PathLike[str]) -> CheckReport:
     if footer.disk_type == FIXED:
         if size - FOOTER_SIZE < footer.virtual_size:
             report.findings.append(f"file holds {size - FOOTER_SIZE} bytes of data, footer says {footer.virtual_size}")
+        if extending_marker(path).exists():  # readable as it is; one sector of the grown space is not yet zeros
+            report.notes.append(f"an interrupted `bootsrv disk extend` left {extending_marker(path).name}; running "
+                                "the extend again, or serving the disk, finishes it")
         return report
     with open(path, "rb") as handle:
         head = handle.read(FOOTER_SIZE)
