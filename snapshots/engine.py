@@ -23,6 +23,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -279,7 +280,7 @@ class SnapshotEngine:
                 crash_point("snapshot.delete.relinked")
         finally:
             source.close()
-        self._reopen_views(snap.disk)
+        self._reopen_views(snap.disk, live=volume.path not in children)
         frozen.unlink(missing_ok=True)
         fsync_dir(frozen.parent)
         crash_point("snapshot.delete.unlinked")
@@ -301,17 +302,18 @@ class SnapshotEngine:
             if copied:
                 crash_point("snapshot.delete.merging")
         crash_point("snapshot.delete.merged")
-        _reopen_live(volume, before_open=lambda: _point_at(volume.path, below))
+        volume.gate.reopen(partial(open_vhd, volume.path), before_open=partial(_point_at, volume.path, below))
 
-    def _reopen_views(self, disk: str) -> None:
-        """Stores that read through a deleted layer reopen without it (its space is freed)."""
-        _reopen_live(self.volume(disk))
+    def _reopen_views(self, disk: str, *, live: bool) -> None:
+        """Stores that read through a deleted layer reopen without it (its space is freed);
+        `live=False` when the merge into the live disk reopened it already."""
+        if live:
+            volume = self.volume(disk)
+            volume.gate.reopen(partial(open_vhd, volume.path))
         for snap_id, gate in list(self.views.items()):
             snap = self.catalog.get(snap_id)
             if snap is not None and snap.disk == disk:
-                with gate.hold():
-                    old = gate.swap(open_vhd(snap.file, readonly=True))
-                old.close()
+                gate.reopen(partial(open_vhd, snap.file, readonly=True))
 
     # ---- roll back ------------------------------------------------------------------
 
@@ -420,19 +422,6 @@ class SnapshotEngine:
             return f"finished snapshot {snap.id} of {snap.disk} (the switch had happened)"
         self._undo_create(snap, live)
         return f"rolled back snapshot {snap.id} of {snap.disk} (interrupted before the switch)"
-
-
-def _reopen_live(volume: Volume, before_open: Callable[[], None] = lambda: None) -> None:
-    """Serve the live disk from a store opened afresh. All under one hold: the old store
-    is flushed first, since a VHD store keeps the bitmap bits of writes since the last
-    flush in memory; a new store opened (or let in to read) before they are on disk would
-    miss them, read those sectors from the parent, and write its stale bitmap over them
-    at its next flush."""
-    with volume.gate.hold() as store:
-        store.flush()
-        before_open()
-        old = volume.gate.swap(open_vhd(volume.path))
-        old.close()
 
 
 def _held_bytes(store: BlockStore) -> int:

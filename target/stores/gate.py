@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from target.stores.base import BlockStore, WouldBlock
 from target.stores.pieces import Pieces
@@ -62,6 +62,19 @@ class GatedStore:
                 self._held = False
                 self.last_hold_seconds = time.monotonic() - started
                 self._cond.notify_all()
+
+    def reopen(self, open_store: Callable[[], BlockStore], before_open: Callable[[], None] | None = None) -> None:
+        """Serve from a store opened afresh on the same files, all under one hold. The old
+        store is flushed first: a VHD store keeps the bitmap bits of writes since the last
+        flush in memory, and a new store opened (or let in to read) before they are on disk
+        would miss them, read those sectors from the parent, and write its stale bitmap
+        over them at its next flush."""
+        with self.hold() as store:
+            store.flush()
+            if before_open is not None:
+                before_open()
+            old = self.swap(open_store())
+            old.close()
 
     def swap(self, store: BlockStore) -> BlockStore:
         """Inside a hold: serve from `store` from now on; returns the old one (still open)."""

@@ -8,6 +8,8 @@ import time
 
 from target.stores.gate import GatedStore
 from target.stores.raw import RawStore
+from target.stores.vhd import open_vhd
+from target.stores.vhd.create import create_differencing, create_dynamic
 
 
 class SlowStore(RawStore):
@@ -61,4 +63,25 @@ def test_hold_drains_in_flight_writes_then_swaps_for_waiting_ones(tmp_path):
     assert gate.read(512, 512) == b"\x02" * 512  # the waiting write went to the new store
     assert gate.read(0, 512) == bytes(512)
     assert gate.last_hold_seconds > 0
+    gate.close()
+
+
+def test_reopen_puts_unflushed_writes_on_disk_before_the_new_store_opens(tmp_path):
+    parent, child = tmp_path / "golden.vhd", tmp_path / "child.vhd"
+    create_dynamic(parent, 4 << 20)
+    create_differencing(child, parent)
+    gate = GatedStore(open_vhd(child))
+    gate.write(0, b"\x01" * 512)
+    gate.flush()
+    gate.write(512, b"\x02" * 512)  # its bitmap bit is only in the store's memory until a flush
+    seen_on_disk: list[bytes] = []
+
+    def peek() -> None:
+        other = open_vhd(child, readonly=True)
+        seen_on_disk.append(other.read(512, 512))
+        other.close()
+
+    gate.reopen(lambda: open_vhd(child), before_open=peek)
+    assert seen_on_disk == [b"\x02" * 512]
+    assert gate.read(0, 1024) == b"\x01" * 512 + b"\x02" * 512
     gate.close()
