@@ -233,9 +233,12 @@ portals = ["127.0.0.1:@PORT@"]
         stop = threading.Event()
         snapshots = threading.Thread(target=self._snapshot_ops, args=(server, random.Random(seed + 1), stop))
         try:
-            if seed % 2:  # a trial with snapshots lasts long enough for creates and deletes to be cut too
+            with_snapshots = seed % 2 == 1
+            if with_snapshots:
                 snapshots.start()
-            killer = threading.Timer(rng.uniform(1.0, 8.0) if seed % 2 else rng.uniform(0.2, 1.5), server.proc.kill)
+            # a trial with snapshots lasts long enough for creates and deletes to be cut too
+            killer = threading.Timer(rng.uniform(1.0, 8.0) if with_snapshots else rng.uniform(0.2, 1.5),
+                                     server.proc.kill)
             killer.start()
             storm(server.port, self.target, self.initiator, rng, writes)
             killer.join()

@@ -33,8 +33,9 @@ def check_vhd(path: str | os.PathLike[str]) -> CheckReport:
     if footer.disk_type == FIXED:
         if size - FOOTER_SIZE < footer.virtual_size:
             report.findings.append(f"file holds {size - FOOTER_SIZE} bytes of data, footer says {footer.virtual_size}")
-        if extending_marker(path).exists():  # readable as it is; one sector of the grown space is not yet zeros
-            report.notes.append(f"an interrupted `bootsrv disk extend` left {extending_marker(path).name}; running "
+        marker = extending_marker(path)
+        if marker.exists():  # readable as it is; one sector of the grown space is not yet zeros
+            report.notes.append(f"an interrupted `bootsrv disk extend` left {marker.name}; running "
                                 "the extend again, or serving the disk, finishes it")
         return report
     with open(path, "rb") as handle:
