@@ -153,6 +153,7 @@ def fuzz_dhcp(count: int, rng: random.Random, work: Path) -> tuple[int, list[str
             return
         clock[0] += 1
         reply = policy.handle(request, clock[0])
+        policy.take_effects()  # the appliance's part; here only the decisions are fuzzed
         if reply is not None:
             dhcp.DhcpPacket.decode(reply.packet.encode())
 

@@ -11,13 +11,14 @@ import signal
 import time
 from dataclasses import dataclass, field
 
+from bootsrv import adopted
 from bootsrv.admin import AdminServer, other_instance
 from bootsrv.backup import Access, BackupService
 from bootsrv.clients import BootClient, boot_clients, unknown_client
 from bootsrv.config import Config, DiskConfig, StartupError, TargetConfig, load_config
 from bootsrv.dhcp.leases import LeaseStore
 from bootsrv.disktool import allocated_bytes
-from bootsrv.dhcp.policy import DhcpPolicy
+from bootsrv.dhcp.policy import Adopt, DhcpPolicy, Effect, PoweringOn
 from bootsrv.dhcp.service import DhcpService, interface_ipv4
 from bootsrv.dns import DnsAnswers, DnsService
 from bootsrv.ra import RouterAdvertiser
@@ -69,6 +70,13 @@ class Appliance:
             self._add_disk(disk)
         for client in boot_clients(self.config):
             self._add_client(client)
+        for record in adopted.load(self.config.server.state_dir):
+            client = unknown_client(self.config, record.mac, record.image)
+            if client is None:
+                log.warning("adopted client %s: image %r is not configured any more: not served (client remove "
+                            "%s forgets it)", record.name, record.image, record.name)
+            elif not any(c.config.mac == record.mac for c in self.clients.values()):
+                self._add_client(client)
         for target in self.config.targets:
             self._add_target(target)
 
@@ -95,9 +103,9 @@ class Appliance:
             mutual_chap=(Credentials(target.mutual_chap.user, target.mutual_chap.secret)
                          if target.mutual_chap else None)))
 
-    def _add_client(self, client: BootClient) -> None:
+    def _add_client(self, client: BootClient, store: BlockStore | None = None) -> None:
         self.clients[client.name] = client
-        gate = self.stores[f"client:{client.name}"] = GatedStore(_open_client_disk(self.config, client))
+        gate = self.stores[f"client:{client.name}"] = GatedStore(store or _open_client_disk(self.config, client))
         chap = Credentials(client.config.chap.user, client.config.chap.secret) if client.config.chap else None
         self.directory.add(TargetSpec(
             name=client.target_iqn,
@@ -108,16 +116,76 @@ class Appliance:
         self.backup.add_disk(client.name, client.disk_path, gate,
                              Access((client.target_iqn,), frozenset({client.initiator_iqn}), chap))
 
-    def _adopt(self, mac: str) -> BootClient | None:
-        """unknown_clients = an image: a new MAC gets its own disk and target on first sight."""
-        client = unknown_client(self.config, mac)
+    async def carry_out(self, effects: list[Effect]) -> None:
+        """What the DHCP policy asked for, off the event loop where it touches files."""
+        loop = asyncio.get_running_loop()
+        for effect in effects:
+            if isinstance(effect, PoweringOn):
+                await self._powering_on(effect, loop)
+            elif isinstance(effect, Adopt):
+                await self._adopt(effect, loop)
+
+    async def _adopt(self, effect: Adopt, loop: asyncio.AbstractEventLoop) -> None:
+        """unknown_clients = an image: a new PXE client gets its own disk and target."""
+        client = unknown_client(self.config, effect.mac)
+        ok = False
         try:
-            self._add_client(client)
-        except StartupError as exc:
-            log.error("cannot make a disk for unknown client %s: %s", mac, exc)
-            return None
-        log.info("unknown client %s adopted as %s (image %s)", mac, client.name, client.config.image)
-        return client
+            if client is None or self.policy is None:
+                return
+            try:
+                store = await loop.run_in_executor(None, _open_client_disk, self.config, client)
+                await loop.run_in_executor(None, adopted.add, self.config.server.state_dir, client.name,
+                                           client.config.mac, client.config.image, effect.cause)
+            except (StartupError, OSError) as exc:
+                log.error("cannot make a disk for unknown client %s: %s", effect.mac, exc)
+                return
+            self._add_client(client, store)
+            self.policy.clients[client.config.mac] = client
+            ok = True
+            log.info("unknown PXE client %s adopted as %s (image %s), on %s", effect.mac, client.name,
+                     client.config.image, effect.cause)
+        finally:
+            if self.policy is not None and self.policy.adoptions is not None:
+                self.policy.adoptions.done(effect.mac, ok)
+
+    async def _powering_on(self, effect: PoweringOn, loop: asyncio.AbstractEventLoop) -> None:
+        """A client is in its boot firmware: its sessions are stale; reset_on_boot starts it again
+        from its image. Never for an OS's own DHCP traffic (the policy sends no such effect)."""
+        client = effect.client
+        self.last_boot[client.name] = time.time()
+        if not client.config.reset_on_boot:
+            log.info("%s powering on (%s)", client.name, effect.cause)
+            return
+        if client.name not in self.client_units or self.server is None:
+            return
+        self.server.registry.drop_target(client.target_iqn)
+        # On a worker: the reset swaps files under the gate; it gives up rather than wait
+        # for a snapshot operation on this disk.
+        if not await loop.run_in_executor(None, self.backup.engine.restart_from, client.name, client.image_path):
+            log.warning("%s powering on during a snapshot operation on its disk: not reset this time (%s)",
+                        client.name, effect.cause)
+            return
+        log.info("%s booted: its disk starts again from %s (reset_on_boot), on %s", client.name,
+                 client.image_path.name, effect.cause)
+
+    def forget_adopted(self, name: str, delete_disk: bool = False) -> str:
+        """`client remove` of an adopted client: sessions dropped, target gone, its record
+        removed; its disk file stays unless asked (then its snapshots' files too)."""
+        client = self.clients.get(name)
+        if client is not None and client.origin != "adopted":
+            raise ValueError(f"{name} is a [[client]] of {self.config.path}, not an adopted one")
+        record = adopted.remove(self.config.server.state_dir, name)
+        if client is None and record is None:
+            raise ValueError(f"no adopted client {name!r}")
+        if client is not None:
+            self._remove_client(name)
+            if self.policy is not None and self.policy.adoptions is not None:
+                self.policy.adoptions.adopted = max(0, self.policy.adoptions.adopted - 1)
+        disk = self.config.server.state_dir / "clients" / f"{name}.vhd"
+        if delete_disk:
+            disk.unlink(missing_ok=True)
+            return f"adopted client {name} removed, disk {disk} deleted"
+        return f"adopted client {name} removed (disk {disk} kept)"
 
     def _reservations(self, name: str) -> Reservations:
         # Persistent reservations (with APTPL) outlive restarts: one file per target and disk.
@@ -190,11 +258,12 @@ class Appliance:
         leases = self.leases = LeaseStore(self.config.server.state_dir / "leases.sqlite", dhcp.pool,
                             {c.config.mac: c.config.ip for c in clients if c.config.ip})
         port = self.bound[0][1] if self.bound else 3260
-        policy = self.policy = DhcpPolicy(dhcp, server_ip, mask, leases, {c.config.mac: c for c in clients},
-                                          iscsi_port=port, on_boot=self._client_booting, adopt=self._adopt)
-        self.dhcp = DhcpService(policy, dhcp.interface)
+        policy = self.policy = DhcpPolicy(dhcp, server_ip, mask, leases,
+                                          {c.config.mac: c for c in self.clients.values()}, iscsi_port=port)
+        policy.adoptions.adopted = sum(1 for c in self.clients.values() if c.origin == "adopted")
+        self.dhcp = DhcpService(policy, dhcp.interface, carry_out=self.carry_out)
         if dhcp.mode == "proxy":
-            self.pxe = DhcpService(policy, dhcp.interface, port=4011)
+            self.pxe = DhcpService(policy, dhcp.interface, port=4011, carry_out=self.carry_out)
         try:
             await self.dhcp.start()
             if self.pxe is not None:
@@ -233,22 +302,6 @@ class Appliance:
                 await self.dns.start(server_ip, self.config.dns.port)
             except OSError as exc:
                 raise StartupError(f"{self.config.path}: dns.port: cannot listen: {exc.strerror or exc}") from None
-
-    def _client_booting(self, client: BootClient) -> None:
-        """reset_on_boot: a classroom machine starts again from its image."""
-        self.last_boot[client.name] = time.time()
-        if not client.config.reset_on_boot:
-            return
-        unit = self.client_units.get(client.name)
-        if unit is None or self.server is None:
-            return
-        self.server.registry.drop_target(client.target_iqn)
-
-        # On the event loop: never wait for a snapshot operation on this disk.
-        if not self.backup.engine.restart_from(client.name, client.image_path):
-            log.warning("%s booted during a snapshot operation on its disk: not reset this time", client.name)
-            return
-        log.info("%s booted: its disk starts again from %s (reset_on_boot)", client.name, client.image_path.name)
 
     def reload(self) -> dict[str, list[str]]:
         """Re-read the configuration file and apply what can change while serving:
@@ -332,7 +385,7 @@ class Appliance:
             rows.append({"name": name, "mac": client.config.mac, "ip": client.config.ip or (lease.ip if lease else ""),
                          "online": client.target_iqn in online, "last_boot": self.last_boot.get(name),
                          "image": client.config.image, "disk": str(client.disk_path), "disk_bytes": used,
-                         "target": client.target_iqn})
+                         "target": client.target_iqn, "origin": client.origin})
         return rows
 
     async def stop(self) -> None:

@@ -16,6 +16,7 @@ class BootClient:
     initiator_iqn: str  # handed out in DHCP option 203; the only initiator the target admits
     disk_path: Path
     image_path: Path
+    origin: str = "config"  # or "adopted" (dhcp.unknown_clients)
 
     @property
     def name(self) -> str:
@@ -37,14 +38,22 @@ class BootClient:
         return f"iscsi:{server_ip}::{'' if port == 3260 else port}:0:{self.target_iqn}"
 
 
-def unknown_client(config: Config, mac: str) -> BootClient:
-    """A client for a MAC no [[client]] names, booting `dhcp.unknown_clients`' image."""
-    name = "pc-" + mac.replace(":", "")
+def adopted_name(mac: str) -> str:
+    return "pc-" + mac.replace(":", "")
+
+
+def unknown_client(config: Config, mac: str, image: str | None = None) -> BootClient | None:
+    """A client for a MAC no [[client]] names, booting `dhcp.unknown_clients`' image
+    (or the image it was adopted with); None when that image is no longer configured."""
+    name = adopted_name(mac)
     images = {image.name: image.path for image in config.images}
+    image = image or config.dhcp.unknown_clients
+    if image not in images:
+        return None
     base = config.iscsi.base_iqn
-    return BootClient(ClientConfig(name, mac, config.dhcp.unknown_clients), f"{base}:{name}",
+    return BootClient(ClientConfig(name, mac, image), f"{base}:{name}",
                       f"{base}:initiator.{name}", config.server.state_dir / "clients" / f"{name}.vhd",
-                      images[config.dhcp.unknown_clients])
+                      images[image], origin="adopted")
 
 
 def boot_clients(config: Config) -> list[BootClient]:

@@ -97,7 +97,11 @@ class DhcpConfig:
     dns: tuple[str, ...] = ()
     domain: str = ""
     lease_time: float = 12 * 3600
-    unknown_clients: str = "ignore"  # or the name of an [[image]]
+    # "ignore", "lease" (an address, no boot options: printers, laptops) or an [[image]] name
+    # (PXE clients no [[client]] names are adopted, each with its own disk over that image)
+    unknown_clients: str = "ignore"
+    max_adopted: int = 64  # adopted clients at most, so stray PXE traffic cannot fill the disk
+    adopt_per_minute: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,9 +459,16 @@ def _parse_dhcp(file: Path, top: _Section) -> DhcpConfig:
     lease = parse_duration(section.get("lease_time", (int, str), 'a duration like "12h"', "12h"))
     if not lease:
         section.fail("lease_time", 'a duration like "12h"', section.table.get("lease_time"))
-    unknown = section.get("unknown_clients", str, '"ignore" or an image name', "ignore")
+    unknown = section.get("unknown_clients", str, '"ignore", "lease" or an image name', "ignore")
+    max_adopted = section.get("max_adopted", int, "a number of clients (0 or more)", 64)
+    if max_adopted < 0:
+        section.fail("max_adopted", "a number of clients (0 or more)", max_adopted)
+    per_minute = section.get("adopt_per_minute", int, "a number of new clients a minute (1 or more)", 30)
+    if per_minute < 1:
+        section.fail("adopt_per_minute", "a number of new clients a minute (1 or more)", per_minute)
     section.done()
-    return DhcpConfig(mode, interface, server_ip, pool, router, dns, domain, float(lease or 0), unknown)
+    return DhcpConfig(mode, interface, server_ip, pool, router, dns, domain, float(lease or 0), unknown,
+                      max_adopted, per_minute)
 
 
 def _parse_images(file: Path, base: Path, top: _Section) -> tuple[ImageConfig, ...]:
@@ -476,8 +487,8 @@ def _parse_images(file: Path, base: Path, top: _Section) -> tuple[ImageConfig, .
 def _parse_clients(file: Path, top: _Section, images: tuple[ImageConfig, ...],
                    dhcp: DhcpConfig) -> tuple[ClientConfig, ...]:
     names = {i.name for i in images}
-    if dhcp.unknown_clients != "ignore" and dhcp.unknown_clients not in names:
-        raise ConfigError(f"{file}: dhcp.unknown_clients: expected \"ignore\" or an [[image]] name, "
+    if dhcp.unknown_clients not in ("ignore", "lease") and dhcp.unknown_clients not in names:
+        raise ConfigError(f"{file}: dhcp.unknown_clients: expected \"ignore\", \"lease\" or an [[image]] name, "
                           f"got {dhcp.unknown_clients!r}")
     clients: list[ClientConfig] = []
     for index, table in enumerate(top.get("client", list, "[[client]] tables", [])):

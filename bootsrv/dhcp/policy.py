@@ -1,13 +1,20 @@
 """The DHCP server's decisions, sans-IO: a decoded request in, a reply and
-where to send it out. Full mode only hands out addresses; PXE/iPXE options
-make each known client boot its own iSCSI disk.
+where to send it out, plus effects for the appliance to carry out (a client
+powering on, a new PXE client to adopt). Full mode only hands out addresses;
+PXE/iPXE options make each known client boot its own iSCSI disk.
+
+Only a DISCOVER with vendor class PXEClient means "powered on": firmware PXE
+ROMs and iPXE send it, so the machine is in its boot firmware and no OS is
+using its disk. An OS's own DHCP client (udhcpc, ipconfig, networkd, dhclient)
+sends none, and must never reset a disk or drop a session.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Union
 
 from bootsrv.clients import BootClient
 from bootsrv.config import DhcpConfig
@@ -28,6 +35,86 @@ class Reply:
     port: int
 
 
+@dataclass(frozen=True, slots=True)
+class PoweringOn:
+    """A known client's boot firmware asked for an address: its old sessions are stale."""
+    client: BootClient
+    cause: str  # the DHCP message, for the log
+
+
+@dataclass(frozen=True, slots=True)
+class Adopt:
+    """A PXE client no [[client]] names: give it a disk over dhcp.unknown_clients' image."""
+    mac: str
+    cause: str
+
+
+Effect = Union[PoweringOn, Adopt]
+REFUSAL_LOG_LIMIT = 256  # MACs whose refusal is logged one by one; past that, a count each minute
+
+
+def describe(request: p.DhcpPacket) -> str:
+    """One line naming a DHCP message: type, MAC, vendor class, user class, architecture."""
+    vendor = request.options.get(p.OPT_VENDOR_CLASS, b"").decode("ascii", "replace")
+    user = b",".join(request.user_classes()).decode("ascii", "replace")
+    arch = request.client_arch
+    return (f"DHCP{p.MESSAGE_NAMES.get(request.message_type, '?')} xid {request.xid:#010x} from {request.mac}"
+            f" vendor class {vendor or '-'!r}" + (f" user class {user!r}" if user else "")
+            + (f" arch {arch}" if arch is not None else ""))
+
+
+def powered_on(request: p.DhcpPacket) -> bool:
+    return request.message_type == p.DISCOVER and \
+        request.options.get(p.OPT_VENDOR_CLASS, b"").startswith(b"PXEClient")
+
+
+@dataclass(slots=True)
+class Adoptions:
+    """How many unknown PXE clients may be adopted: at most `limit` in all and `per_minute`
+    a minute; refusals are logged once per MAC, and past REFUSAL_LOG_LIMIT MACs as a count."""
+    limit: int
+    per_minute: int
+    adopted: int = 0
+    pending: set[str] = field(default_factory=set)
+    recent: deque[float] = field(default_factory=deque)
+    refused_logged: set[str] = field(default_factory=set)
+    refused_unlogged: int = 0
+    last_summary: float = 0.0
+
+    def allow(self, mac: str, now: float) -> bool:
+        while self.recent and self.recent[0] < now - 60:
+            self.recent.popleft()
+        if mac in self.pending:
+            return False
+        if self.adopted + len(self.pending) >= self.limit:
+            self._refuse(mac, now, f"dhcp.max_adopted = {self.limit} clients adopted already")
+            return False
+        if len(self.recent) >= self.per_minute:
+            self._refuse(mac, now, f"more than dhcp.adopt_per_minute = {self.per_minute} new clients a minute")
+            return False
+        self.recent.append(now)
+        self.pending.add(mac)
+        return True
+
+    def _refuse(self, mac: str, now: float, why: str) -> None:
+        if mac in self.refused_logged:
+            return
+        if len(self.refused_logged) < REFUSAL_LOG_LIMIT:
+            self.refused_logged.add(mac)
+            log.warning("not adopting PXE client %s: %s", mac, why)
+            return
+        self.refused_unlogged += 1
+        if now - self.last_summary >= 60:
+            self.last_summary = now
+            log.warning("not adopting %d more PXE clients (%s)", self.refused_unlogged, why)
+            self.refused_unlogged = 0
+
+    def done(self, mac: str, ok: bool) -> None:
+        self.pending.discard(mac)
+        if ok:
+            self.adopted += 1
+
+
 @dataclass(slots=True)
 class DhcpPolicy:
     config: DhcpConfig
@@ -36,10 +123,21 @@ class DhcpPolicy:
     leases: LeaseStore
     clients: dict[str, BootClient] = field(default_factory=dict)  # by MAC
     iscsi_port: int = 3260
-    on_boot: Callable[[BootClient], None] | None = None  # a known client just powered on (DISCOVER)
     on_ipxe_discover: Callable[[], None] | None = None  # e.g. end iPXE's wait for an IPv6 router
-    # unknown_clients = "<image>": make a client for a MAC seen for the first time.
-    adopt: Callable[[str], BootClient | None] | None = None
+    effects: list[Effect] = field(default_factory=list)  # what handle() asks for; the shell takes them
+    adoptions: Adoptions | None = None
+
+    def __post_init__(self) -> None:
+        if self.adoptions is None:
+            self.adoptions = Adoptions(self.config.max_adopted, self.config.adopt_per_minute)
+
+    @property
+    def adopting(self) -> bool:
+        return self.config.unknown_clients not in ("ignore", "lease")
+
+    def take_effects(self) -> list[Effect]:
+        effects, self.effects = self.effects, []
+        return effects
 
     def handle(self, request: p.DhcpPacket, now: float, *, port: int = 67,
                source: tuple[str, int] = ("0.0.0.0", 68)) -> Reply | None:
@@ -47,19 +145,19 @@ class DhcpPolicy:
             return None
         kind = request.message_type
         client = self.clients.get(request.mac)
-        if client is None and self.config.unknown_clients != "ignore" and kind == p.DISCOVER \
-                and self.adopt is not None:
-            client = self.adopt(request.mac)
-            if client is not None:
-                self.clients[request.mac] = client
+        if client is None and self.adopting:
+            # Only boot firmware is adopted; an answer waits for the disk (the ROM asks again).
+            if powered_on(request) and self.adoptions.allow(request.mac, now):
+                self.effects.append(Adopt(request.mac, describe(request)))
+            return None
         if client is None and self.config.unknown_clients == "ignore":
             log.debug("ignoring %s from unknown %s", p.MESSAGE_NAMES.get(kind, kind), request.mac)
             return None
+        if client is not None and powered_on(request) and (self.config.mode != "proxy" or port == 67):
+            self.effects.append(PoweringOn(client, describe(request)))
         if self.config.mode == "proxy":
             return self._proxy(request, client, port, source)
         if kind == p.DISCOVER:
-            if client is not None and self.on_boot is not None:
-                self.on_boot(client)
             if request.is_ipxe and self.on_ipxe_discover is not None:
                 self.on_ipxe_discover()
             return self._discover(request, client, now)
@@ -90,8 +188,6 @@ class DhcpPolicy:
             return None
         kind = request.message_type
         if port == 67 and kind == p.DISCOVER:
-            if self.on_boot is not None:
-                self.on_boot(client)
             reply = self._proxy_reply(request, p.OFFER, client)
             log.info("proxy offer to %s (%s)", request.mac, client.name)
             return self._route(request, reply, force_broadcast=True)
@@ -111,6 +207,10 @@ class DhcpPolicy:
         if request.is_ipxe:
             # iPXE takes a proxy answer only with a next-server and boot file: a per-client
             # script over TFTP that sanboots the same root-path (a script, so no chainload loop).
+            # One way to boot, not two: with a root-path too, iPXE attaches the disk first and
+            # the script's sanboot then fails on screen ("Could not open SAN device").
+            for code in (p.OPT_ROOT_PATH, p.OPT_ISCSI_INITIATOR, p.OPT_IPXE_ENCAP):
+                options.pop(code, None)
             reply.siaddr = self.server_ip
             reply.file = client.script_name.encode()
             options[p.OPT_BOOTFILE] = client.script_name.encode()

@@ -8,9 +8,10 @@ import logging
 import socket
 import struct
 import time
+from typing import Awaitable, Callable
 
 from bootsrv.dhcp.packet import DhcpPacket, PacketError
-from bootsrv.dhcp.policy import DhcpPolicy
+from bootsrv.dhcp.policy import Adopt, DhcpPolicy, Effect, Reply
 
 log = logging.getLogger("bootsrv.dhcp")
 _SIOCGIFADDR, _SIOCGIFNETMASK = 0x8915, 0x891B
@@ -31,11 +32,16 @@ def interface_ipv4(interface: str) -> tuple[str, str]:
 class DhcpService(asyncio.DatagramProtocol):
     """Port 67 (and, in proxy mode, the PXE port 4011) on one interface."""
 
-    def __init__(self, policy: DhcpPolicy, interface: str, port: int = 67) -> None:
+    def __init__(self, policy: DhcpPolicy, interface: str, port: int = 67,
+                 carry_out: Callable[[list[Effect]], Awaitable[None]] | None = None) -> None:
         self.policy = policy
         self.interface = interface
         self.port = port
         self.transport: asyncio.DatagramTransport | None = None
+        # The appliance carries out the policy's effects (reset a disk, adopt a client) off the
+        # event loop; the answer that goes with them waits until they are done.
+        self.carry_out = carry_out
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -64,9 +70,33 @@ class DhcpService(asyncio.DatagramProtocol):
         except Exception:  # one bad request must not stop the service
             log.exception("DHCP request from %s failed", request.mac)
             return
+        effects = self.policy.take_effects()
+        if effects and self.carry_out is not None:
+            task = asyncio.get_running_loop().create_task(self._after(effects, reply, request, addr))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+            return
+        self._send(reply)
+
+    async def _after(self, effects: list[Effect], reply: Reply | None, request: DhcpPacket,
+                     addr: tuple[str, int]) -> None:
+        try:
+            await self.carry_out(effects)  # type: ignore[misc]
+            if reply is None and any(isinstance(e, Adopt) for e in effects):
+                # Adopted: answer this DISCOVER now rather than at the ROM's next try, seconds later.
+                reply = self.policy.handle(request, time.time(), port=self.port, source=addr)
+                await self.carry_out(self.policy.take_effects())  # type: ignore[misc]
+        except Exception:  # noqa: BLE001 - logged; the client asks again
+            log.exception("carrying out %s failed", effects)
+            return
+        self._send(reply)
+
+    def _send(self, reply: Reply | None) -> None:
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply.packet.encode(), (reply.address, reply.port))
 
     def close(self) -> None:
+        for task in self._pending:
+            task.cancel()
         if self.transport is not None:
             self.transport.close()

@@ -272,7 +272,7 @@ def test_unknown_machine_gets_its_own_disk_when_an_image_is_named(lab_netns, tmp
     server_log = start_bootsrv(lab_netns, tmp_path, LAB.replace('lease_time = "1h"',
                                                                  'lease_time = "1h"\nunknown_clients = "golden"'))
     power_off(boot(lab_netns, tmp_path, "52:54:00:aa:bb:cc", "stranger"))
-    assert "unknown client 52:54:00:aa:bb:cc adopted as pc-525400aabbcc" in server_log()
+    assert "unknown PXE client 52:54:00:aa:bb:cc adopted as pc-525400aabbcc" in server_log()
     assert "initiator.pc-525400aabbcc logged in to iqn.2026-11.lan.bootsrv:pc-525400aabbcc" in server_log()
     assert (tmp_path / "state" / "clients" / "pc-525400aabbcc.vhd").exists()
     assert golden.read_bytes() == golden_bytes

@@ -11,7 +11,7 @@ from bootsrv.clients import BootClient
 from bootsrv.config import ClientConfig, DhcpConfig
 from bootsrv.dhcp import packet as p
 from bootsrv.dhcp.leases import LeaseStore
-from bootsrv.dhcp.policy import DhcpPolicy
+from bootsrv.dhcp.policy import Adopt, DhcpPolicy, PoweringOn
 from tests.faults_summary import record
 
 MAC = "52:54:00:12:34:56"
@@ -33,8 +33,8 @@ def client_packet(kind: int, *, mac: str = MAC, options: dict[int, bytes] | None
 def policy(tmp_path, **dhcp) -> DhcpPolicy:
     client = BootClient(ClientConfig("ws01", MAC, "golden", ip="10.77.0.101"), "iqn.2026-11.lan.bootsrv:ws01",
                         "iqn.2026-11.lan.bootsrv:initiator.ws01", tmp_path / "ws01.vhd", tmp_path / "g.vhd")
-    config = DhcpConfig(mode="full", interface="tap0", pool=("10.77.0.100", "10.77.0.102"), router=SERVER,
-                        domain="lab", lease_time=3600, **dhcp)
+    config = DhcpConfig(**{"mode": "full", "interface": "tap0", "pool": ("10.77.0.100", "10.77.0.102"),
+                           "router": SERVER, "domain": "lab", "lease_time": 3600, **dhcp})
     leases = LeaseStore(tmp_path / "leases.sqlite", config.pool, {MAC: "10.77.0.101"})
     return DhcpPolicy(config, SERVER, "255.255.255.0", leases, {MAC: client})
 
@@ -159,17 +159,98 @@ def test_release_decline_and_inform(tmp_path):
 
 def test_unknown_clients_adopted_when_an_image_is_named(tmp_path):
     server = policy(tmp_path, unknown_clients="golden")
-    adopted = []
-
-    def adopt(mac):
-        client = BootClient(ClientConfig("pc-020000000009", mac, "golden"), "iqn.x:pc", "iqn.x:initiator.pc",
-                            tmp_path / "pc.vhd", tmp_path / "g.vhd")
-        adopted.append(mac)
-        return client
-
-    server.adopt = adopt
-    offer = server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, mac="02:00:00:00:00:09", options=IPXE)), 1.0)
-    assert adopted == ["02:00:00:00:00:09"] and offer.packet.yiaddr in ("10.77.0.100", "10.77.0.102")
+    stranger = "02:00:00:00:00:09"
+    # The first DISCOVER asks the appliance for a disk; the answer waits for it.
+    assert server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, mac=stranger, options=IPXE)), 1.0) is None
+    (effect,) = server.take_effects()
+    assert isinstance(effect, Adopt) and effect.mac == stranger and "PXEClient" in effect.cause
+    # Asked again while the disk is being made: not a second adoption.
+    assert server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, mac=stranger, options=IPXE)), 2.0) is None
+    assert server.take_effects() == []
+    server.adoptions.done(stranger, True)
+    server.clients[stranger] = BootClient(ClientConfig("pc-020000000009", stranger, "golden"), "iqn.x:pc",
+                                          "iqn.x:initiator.pc", tmp_path / "pc.vhd", tmp_path / "g.vhd",
+                                          origin="adopted")
+    offer = server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, mac=stranger, options=IPXE)), 3.0)
+    assert offer.packet.yiaddr in ("10.77.0.100", "10.77.0.102")
     assert offer.packet.options[p.OPT_ROOT_PATH].endswith(b"iqn.x:pc")
-    server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, mac="02:00:00:00:00:09", options=IPXE)), 2.0)
-    assert adopted == ["02:00:00:00:00:09"]  # once
+
+
+def test_an_os_dhcp_client_never_powers_a_client_on(tmp_path):
+    """An OS's DISCOVER/REQUEST (no vendor class PXEClient) is no power-on: no reset, no dropped session."""
+    server = policy(tmp_path)
+    for kind in (p.DISCOVER, p.REQUEST):
+        for options in ({}, {p.OPT_VENDOR_CLASS: b"udhcp 1.35.0"}, {p.OPT_VENDOR_CLASS: b"Linux ipconfig"}):
+            server.handle(p.DhcpPacket.decode(client_packet(kind, options=options)), 10.0)
+            assert server.take_effects() == [], (kind, options)
+    for options in (IPXE, PXE_ROM_BIOS):  # boot firmware: the machine is powering on
+        assert server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, options=options)), 20.0) is not None
+        (effect,) = server.take_effects()
+        assert isinstance(effect, PoweringOn) and effect.client.name == "ws01"
+        assert "DHCPDISCOVER" in effect.cause and "PXEClient" in effect.cause
+    request = client_packet(p.REQUEST, options={**IPXE, p.OPT_REQUESTED_IP: p.ip_bytes("10.77.0.101")})
+    server.handle(p.DhcpPacket.decode(request), 21.0)
+    assert server.take_effects() == []  # a REQUEST is never a power-on
+
+
+def test_random_macs_without_pxe_make_no_disks(tmp_path):
+    server = policy(tmp_path, unknown_clients="golden")
+    for n in range(500):
+        mac = f"02:00:00:{n >> 16 & 255:02x}:{n >> 8 & 255:02x}:{n & 255:02x}"
+        assert server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, mac=mac)), 1.0 + n / 1000) is None
+    assert server.take_effects() == []
+
+
+def adopt_all(server: DhcpPolicy, macs: list[str], now: float) -> int:
+    """Each MAC's PXE ROM asks once; the adoptions asked for are taken as done. Returns how many."""
+    count = 0
+    for mac in macs:
+        server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, mac=mac, options=PXE_ROM_BIOS)), now)
+        for effect in server.take_effects():
+            server.adoptions.done(effect.mac, True)
+            count += 1
+    return count
+
+
+def test_adoption_is_bounded_in_number_and_rate(tmp_path, caplog):
+    server = policy(tmp_path, unknown_clients="golden", max_adopted=4, adopt_per_minute=100)
+    with caplog.at_level("WARNING", logger="bootsrv.dhcp"):
+        assert adopt_all(server, [f"02:00:00:00:01:{n:02x}" for n in range(6)], 1.0) == 4
+        for again in range(3):  # the refused ROM keeps asking
+            assert adopt_all(server, ["02:00:00:00:01:04"], 10.0 + again) == 0
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines.count("not adopting PXE client 02:00:00:00:01:04: dhcp.max_adopted = 4 clients adopted already") == 1
+    (tmp_path / "rate").mkdir()
+    rate = policy(tmp_path / "rate", unknown_clients="golden", adopt_per_minute=2)
+    assert adopt_all(rate, [f"02:00:00:00:02:{n:02x}" for n in range(5)], 100.0) == 2
+    assert adopt_all(rate, ["02:00:00:00:02:09"], 170.0) == 1  # a minute later there is room again
+
+
+def test_a_flood_of_refused_pxe_clients_keeps_the_log_bounded(tmp_path, caplog):
+    server = policy(tmp_path, unknown_clients="golden", max_adopted=0)
+    with caplog.at_level("WARNING", logger="bootsrv.dhcp"):
+        adopt_all(server, [f"02:00:00:10:{n >> 8:02x}:{n & 255:02x}" for n in range(2000)], 2.0)
+    assert 256 <= len(caplog.records) <= 258
+
+
+def test_lease_mode_gives_unknown_macs_an_address_and_no_boot_options(tmp_path):
+    server = policy(tmp_path, unknown_clients="lease")
+    printer = "02:00:00:00:04:01"
+    for options in ({}, PXE_ROM_BIOS):
+        offer = server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, mac=printer, options=options)), 1.0)
+        assert offer is not None and offer.packet.yiaddr in ("10.77.0.100", "10.77.0.102")
+        assert p.OPT_ROOT_PATH not in offer.packet.options and offer.packet.file == b""
+        assert p.OPT_BOOTFILE not in offer.packet.options
+        assert server.take_effects() == []  # no disk, no adoption
+    request = client_packet(p.REQUEST, mac=printer, options={p.OPT_SERVER_ID: p.ip_bytes(SERVER),
+                                                             p.OPT_REQUESTED_IP: p.ip_bytes(offer.packet.yiaddr)})
+    ack = server.handle(p.DhcpPacket.decode(request), 2.0)
+    assert ack.packet.message_type == p.ACK and ack.packet.yiaddr == offer.packet.yiaddr
+
+
+def test_proxy_mode_gives_ipxe_one_way_to_boot(tmp_path):
+    server = policy(tmp_path, mode="proxy")
+    offer = server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, options=IPXE)), 1.0)
+    reply = p.DhcpPacket.decode(offer.packet.encode())
+    assert reply.file == b"bootsrv/ws01.ipxe"  # the script sets the initiator name and sanboots
+    assert p.OPT_ROOT_PATH not in reply.options and p.OPT_ISCSI_INITIATOR not in reply.options
