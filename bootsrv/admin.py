@@ -32,7 +32,7 @@ log = logging.getLogger("bootsrv.admin")
 MAX_REQUEST = 1 << 20
 STARTED = time.time()
 # Quick reads of state the event loop owns (sessions, the DHCP lease database): not on a worker thread.
-_ON_LOOP = frozenset({"status", "clients", "sessions", "config.reload", "config.edit"})
+_ON_LOOP = frozenset({"status", "clients", "sessions", "config.reload", "config.edit", "client.forget"})
 
 
 def socket_path(state_dir: Path) -> Path:
@@ -57,6 +57,7 @@ class AdminServer:
                 None if a.get("incremental_from") is None else int(a["incremental_from"])),
             "schedule.run": self._run_schedule,
             "clients": lambda a: self.app.clients_overview(),
+            "client.forget": lambda a: self.app.forget_adopted(str(a["name"]), bool(a.get("delete_disk"))),
             "config.reload": lambda a: self.app.reload(),
             "config.edit": self._edit_config,
             "sessions": self._sessions,

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from target.stores.base import fsync_dir
+
+_WRITING = threading.Lock()  # adoptions run on worker threads: one read-modify-replace at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +55,17 @@ def save(state_dir: Path, clients: list[AdoptedClient]) -> None:
 
 
 def add(state_dir: Path, name: str, mac: str, image: str, cause: str) -> AdoptedClient:
-    clients = [c for c in load(state_dir) if c.name != name]
-    client = AdoptedClient(name, mac, image, time.time(), cause)
-    save(state_dir, clients + [client])
-    return client
+    with _WRITING:
+        clients = [c for c in load(state_dir) if c.name != name]
+        client = AdoptedClient(name, mac, image, time.time(), cause)
+        save(state_dir, clients + [client])
+        return client
 
 
 def remove(state_dir: Path, name: str) -> AdoptedClient | None:
-    clients = load(state_dir)
-    found = next((c for c in clients if c.name == name), None)
-    if found is not None:
-        save(state_dir, [c for c in clients if c.name != name])
-    return found
+    with _WRITING:
+        clients = load(state_dir)
+        found = next((c for c in clients if c.name == name), None)
+        if found is not None:
+            save(state_dir, [c for c in clients if c.name != name])
+        return found

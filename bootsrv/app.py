@@ -134,10 +134,15 @@ class Appliance:
                 return
             try:
                 store = await loop.run_in_executor(None, _open_client_disk, self.config, client)
+            except StartupError as exc:
+                log.error("cannot make a disk for unknown client %s: %s", effect.mac, exc)
+                return
+            try:
                 await loop.run_in_executor(None, adopted.add, self.config.server.state_dir, client.name,
                                            client.config.mac, client.config.image, effect.cause)
-            except (StartupError, OSError) as exc:
-                log.error("cannot make a disk for unknown client %s: %s", effect.mac, exc)
+            except OSError as exc:  # not recorded: not served either (it would be lost at a restart)
+                store.close()
+                log.error("cannot record unknown client %s as adopted: %s", effect.mac, exc)
                 return
             self._add_client(client, store)
             self.policy.clients[client.config.mac] = client

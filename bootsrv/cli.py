@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from bootsrv import __version__
 from bootsrv.app import StartupError, serve
-from bootsrv import disktool
+from bootsrv import adopted, disktool
 from bootsrv.admin import call
 from bootsrv.confedit import edit_config
 from bootsrv.config import ConfigError, exposed_secrets, load_config, parse_size
@@ -143,7 +143,11 @@ def _client_parser(commands: Any) -> None:
     listing.add_argument("--json", action="store_true")
     remove = actions.add_parser("remove", help="forget a client (its disk file and snapshots stay)")
     remove.add_argument("name")
-    for sub in (add, listing, remove):
+    remove.add_argument("--delete-disk", action="store_true", help="delete its disk file too")
+    keep = actions.add_parser("keep", help="turn an adopted client (pc-...) into a [[client]], disk and all")
+    keep.add_argument("name", help="the adopted client's name (pc-<mac>)")
+    keep.add_argument("--name", dest="new_name", required=True, help="its name as a [[client]]")
+    for sub in (add, listing, remove, keep):
         _config_option(sub)
 
 
@@ -316,12 +320,50 @@ def _client(args: argparse.Namespace) -> int:
                  "reset_on_boot": c.reset_on_boot,
                  "state": ("online" if live[c.name]["online"] else "offline") if c.name in live else "-"}
                 for c in config.clients]
-        _print_rows(rows, args.json, ["name", "mac", "ip", "image", "state", "reset_on_boot"])
+        for row in rows:
+            row["origin"] = "config"
+        for record in adopted.load(config.server.state_dir):
+            row = live.get(record.name, {})
+            rows.append({"name": record.name, "mac": record.mac, "image": record.image, "ip": row.get("ip") or "-",
+                         "reset_on_boot": False, "origin": "adopted",
+                         "state": ("online" if row["online"] else "offline") if row else "-"})
+        _print_rows(rows, args.json, ["name", "mac", "ip", "image", "state", "reset_on_boot", "origin"])
         return 0
     if args.action == "add":
         return _edit(args, "client.add", {"name": args.name, "mac": args.mac, "image": args.image, "ip": args.ip,
                                           "reset_on_boot": args.reset_on_boot})
-    return _edit(args, "client.remove", {"name": args.name})
+    config = load_config(args.config)
+    record = next((r for r in adopted.load(config.server.state_dir) if r.name == args.name), None)
+    if args.action == "keep":
+        if record is None:
+            raise SystemExit(f"bootsrv: no adopted client {args.name!r} (client list shows them)")
+        _forget_adopted(config.server.state_dir, args.name, delete_disk=False)
+        clients = config.server.state_dir / "clients"
+        if (clients / f"{args.name}.vhd").exists():  # the [[client]] boots the same disk, changes and all
+            os.replace(clients / f"{args.name}.vhd", clients / f"{args.new_name}.vhd")
+        return _edit(args, "client.add", {"name": args.new_name, "mac": record.mac, "image": record.image})
+    if record is not None and not any(c.name == args.name for c in config.clients):
+        print(_forget_adopted(config.server.state_dir, args.name, args.delete_disk))
+        return 0
+    status = _edit(args, "client.remove", {"name": args.name})
+    if args.delete_disk:
+        disk = config.server.state_dir / "clients" / f"{args.name}.vhd"
+        disk.unlink(missing_ok=True)
+        print(f"deleted {disk}")
+    return status
+
+
+def _forget_adopted(state_dir: Path, name: str, delete_disk: bool) -> str:
+    """A running server drops the client's sessions and target; else only the record and file go."""
+    try:
+        return str(call(state_dir, "client.forget", {"name": name, "delete_disk": delete_disk}))
+    except ConnectionError:
+        adopted.remove(state_dir, name)
+        disk = state_dir / "clients" / f"{name}.vhd"
+        if delete_disk:
+            disk.unlink(missing_ok=True)
+            return f"adopted client {name} removed, disk {disk} deleted"
+        return f"adopted client {name} removed (disk {disk} kept)"
 
 
 def _disk_config(args: argparse.Namespace) -> int:

@@ -30,11 +30,20 @@ s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, sys.argv[1].encode())
 s.bind(("0.0.0.0", 68))
-s.sendto(bytes.fromhex(sys.argv[2]), ("255.255.255.255", 67))
+for datagram in sys.argv[3:]:
+    s.sendto(bytes.fromhex(datagram), ("255.255.255.255", 67))
+s.settimeout(float(sys.argv[2]) or None)
+try:
+    while float(sys.argv[2]) > 0:
+        print(s.recv(4096).hex(), flush=True)
+except socket.timeout:
+    pass
 """
 
 
-def send_broadcast(netns_cmd: list[str], interface: str, datagram: bytes) -> None:
-    """Broadcast one datagram to port 67 from `interface` (in the namespace `netns_cmd` enters)."""
-    subprocess.run([*netns_cmd, sys.executable, "-c", _SENDER, interface, datagram.hex()], check=True,
-                   timeout=30, capture_output=True)
+def send_broadcast(netns_cmd: list[str], interface: str, *datagrams: bytes, listen: float = 0.0) -> list[bytes]:
+    """Broadcast datagrams to port 67 from `interface` (in the namespace `netns_cmd` enters);
+    returns what came back to port 68 within `listen` seconds of the last one."""
+    done = subprocess.run([*netns_cmd, sys.executable, "-c", _SENDER, interface, str(listen),
+                           *(d.hex() for d in datagrams)], check=True, timeout=60, capture_output=True, text=True)
+    return [bytes.fromhex(line) for line in done.stdout.split()]
