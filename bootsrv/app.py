@@ -38,6 +38,7 @@ from target.stores.vhd import VhdFormatError, open_vhd
 from target.stores.vhd.create import create_differencing, create_dynamic
 
 log = logging.getLogger("bootsrv")
+PARK_AFTER = 60.0  # seconds after a client's last logout before its disk files are closed
 
 
 @dataclass(slots=True)
@@ -70,6 +71,7 @@ class Appliance:
             self._add_disk(disk)
         for client in boot_clients(self.config):
             self._add_client(client)
+            self._park(client)  # most of a lab is switched off: its files stay closed until a login
         for record in adopted.load(self.config.server.state_dir):
             client = unknown_client(self.config, record.mac, record.image)
             if client is None:
@@ -77,6 +79,7 @@ class Appliance:
                             "%s forgets it)", record.name, record.image, record.name)
             elif not any(c.config.mac == record.mac for c in self.clients.values()):
                 self._add_client(client)
+                self._park(client)
         for target in self.config.targets:
             self._add_target(target)
 
@@ -115,6 +118,34 @@ class Appliance:
             chap=chap))
         self.backup.add_disk(client.name, client.disk_path, gate,
                              Access((client.target_iqn,), frozenset({client.initiator_iqn}), chap))
+
+    def _park(self, client: BootClient) -> bool:
+        """Close a client's disk files (flushed first); its next I/O opens them again."""
+        gate = self.stores.get(f"client:{client.name}")
+        return gate is not None and gate.park(lambda: open_vhd(client.disk_path))
+
+    async def park_idle_disks(self, idle: float = PARK_AFTER, every: float = 15.0) -> None:
+        """Clients logged out for `idle` seconds get their files closed (a lab of thousands
+        would otherwise hold two descriptors a client: its disk and its image)."""
+        loop = asyncio.get_running_loop()
+        since: dict[str, float] = {}
+        while True:
+            await asyncio.sleep(every)
+            if self.server is None:
+                continue
+            online = {s.target_name for s in self.server.registry.sessions.values()}
+            now = time.monotonic()
+            for name, client in list(self.clients.items()):
+                gate = self.stores.get(f"client:{name}")
+                if gate is None or gate.parked or client.target_iqn in online or gate.held:
+                    since.pop(name, None)
+                    continue
+                if now - since.setdefault(name, now) >= idle:
+                    since.pop(name, None)
+                    try:
+                        await loop.run_in_executor(None, self._park, client)
+                    except StoreError as exc:
+                        log.error("closing the idle disk of %s: %s", name, exc)
 
     async def carry_out(self, effects: list[Effect]) -> None:
         """What the DHCP policy asked for, off the event loop where it touches files."""
@@ -465,10 +496,31 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    died: list[str] = []
+    tasks: list[asyncio.Task[None]] = []
     try:
         await app.start()
+        if app.tftp is not None and not app.tftp.alive:
+            raise StartupError(f"{config.path}: tftp: {app.tftp.failed}")
+        tasks = [loop.create_task(app.park_idle_disks()), loop.create_task(_watch(app, died, stop))]
         log.info("bootsrv ready")
         await stop.wait()
         log.info("stopping")
     finally:
+        for task in tasks:
+            task.cancel()
         await app.stop()
+    if died:
+        raise StartupError(f"{config.path}: {died[0]}")
+
+
+async def _watch(app: Appliance, died: list[str], stop: asyncio.Event) -> None:
+    """A service that dies is never silently gone: the server says so and exits (a supervisor
+    such as systemd restarts it), rather than serve a lab that can no longer boot."""
+    while True:
+        await asyncio.sleep(1.0)
+        if app.tftp is not None and not app.tftp.alive:
+            died.append(f"the TFTP service died ({app.tftp.failed or 'its thread ended'}); stopping bootsrv")
+            log.error("%s", died[0])
+            stop.set()
+            return

@@ -166,7 +166,8 @@ class SnapshotEngine:
             if free < self.min_free:
                 raise SnapshotError(f"snapshot of {disk!r} refused: {free / (1 << 30):.2f} GiB free on the file "
                                     f"system of {live}, below snapshots.min_free ({self.min_free / (1 << 30):.2f} GiB)")
-            depth = len(volume.gate.inner.chain()) if isinstance(volume.gate.inner, VhdStore) else 1
+            top = volume.gate.unparked()
+            depth = len(top.chain()) if isinstance(top, VhdStore) else 1
             if depth >= MAX_CHAIN - 1:
                 raise SnapshotError(f"disk {disk!r} already has {depth} layers (at most {MAX_CHAIN}): "
                                     "delete older snapshots first")

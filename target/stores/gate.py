@@ -4,6 +4,10 @@ Snapshots, rollbacks and merges change which file backs a disk. They do it
 here, below the SCSI layer: `hold()` lets in-flight I/O finish, keeps new I/O
 waiting, and hands the holder the store; `swap()` (inside a hold) puts another
 store in its place. Initiators see a pause, never an error.
+
+A gate can also *park* its store: close the files of a disk nobody uses (a lab
+has thousands of clients, most of them switched off, and every open VHD layer
+is a descriptor). The next I/O, or the next hold, opens the store again.
 """
 
 from __future__ import annotations
@@ -17,9 +21,50 @@ from target.stores.base import BlockStore, WouldBlock
 from target.stores.pieces import Pieces
 
 
+class ParkedStore:
+    """Stands in for a closed store: knows its shape, opens the real one on first use."""
+
+    def __init__(self, gate: "GatedStore", store: BlockStore, open_store: Callable[[], BlockStore]) -> None:
+        self._gate, self._open_store = gate, open_store
+        self.size, self.readonly, self.can_unmap = store.size, store.readonly, store.can_unmap
+        self._lock = threading.Lock()
+        self._real: BlockStore | None = None
+
+    def unpark(self) -> BlockStore:
+        with self._lock:  # several commands may arrive at once: one opens, all use it
+            if self._real is None:
+                self._real = self._open_store()
+                self._gate.inner = self._real
+            return self._real
+
+    # The event loop reads and writes without waiting (nowait): opening files is for a thread.
+    def read(self, offset: int, length: int, *, nowait: bool = False) -> bytes | bytearray:
+        if nowait and self._real is None:
+            raise WouldBlock
+        return self.unpark().read(offset, length, nowait=nowait)
+
+    def read_pieces(self, offset: int, length: int, *, nowait: bool = False) -> Pieces:
+        if nowait and self._real is None:
+            raise WouldBlock
+        return self.unpark().read_pieces(offset, length, nowait=nowait)
+
+    def write_may_block(self, offset: int, length: int) -> bool:
+        return self._real is None or self._real.write_may_block(offset, length)
+
+    def refresh_size(self) -> int:
+        # The periodic capacity check must not open every parked disk: nobody is logged in
+        # to be told, and the opened store's size is looked at by the next check.
+        return self._real.refresh_size() if self._real is not None else self.size
+
+    def __getattr__(self, name: str) -> object:  # every other BlockStore call: open, then ask the real store
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.unpark(), name)
+
+
 class GatedStore:
     def __init__(self, inner: BlockStore) -> None:
-        self.inner = inner
+        self.inner: BlockStore | ParkedStore = inner
         # The hot path takes the plain lock (C-level); only waiting goes through the condition.
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -56,6 +101,8 @@ class GatedStore:
             while self._active:
                 self._cond.wait()
         try:
+            if isinstance(self.inner, ParkedStore):  # holders (snapshots, resets) work on the real store
+                self.inner.unpark()
             yield self.inner
         finally:
             with self._cond:
@@ -75,6 +122,35 @@ class GatedStore:
                 before_open()
             old = self.swap(open_store())
             old.close()
+
+    def unparked(self) -> BlockStore:
+        """The real store, opened if it was parked (to look at its layers, not for I/O)."""
+        inner = self.inner
+        return inner.unpark() if isinstance(inner, ParkedStore) else inner
+
+    @property
+    def parked(self) -> bool:
+        return isinstance(self.inner, ParkedStore)
+
+    def park(self, open_store: Callable[[], BlockStore]) -> bool:
+        """Flush and close the store, keeping its shape; `open_store` opens it again when
+        it is next used. Returns False when already parked. Under a hold: nothing is in flight."""
+        with self._cond:
+            if self._held or isinstance(self.inner, ParkedStore):
+                return False
+            self._held = True
+            while self._active:
+                self._cond.wait()
+        try:
+            store = self.inner
+            store.flush()
+            self.inner = ParkedStore(self, store, open_store)
+            store.close()
+            return True
+        finally:
+            with self._cond:
+                self._held = False
+                self._cond.notify_all()
 
     def swap(self, store: BlockStore) -> BlockStore:
         """Inside a hold: serve from `store` from now on; returns the old one (still open)."""
@@ -171,5 +247,8 @@ class GatedStore:
             self._leave()
 
     def close(self) -> None:
+        with self._cond:  # a parked store has nothing open: no need to open it to close it
+            if isinstance(self.inner, ParkedStore) and not self._held:
+                return
         with self.hold() as store:
             store.close()

@@ -85,3 +85,30 @@ def test_reopen_puts_unflushed_writes_on_disk_before_the_new_store_opens(tmp_pat
     assert seen_on_disk == [b"\x02" * 512]
     assert gate.read(0, 1024) == b"\x01" * 512 + b"\x02" * 512
     gate.close()
+
+
+def open_descriptors() -> int:
+    import os
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_parked_disk_closes_its_files_and_opens_again_on_use(tmp_path):
+    import pytest
+    from target.stores.base import WouldBlock
+    golden = tmp_path / "golden.vhd"
+    create_dynamic(golden, 8 << 20)
+    create_differencing(tmp_path / "ws01.vhd", golden)
+    gate = GatedStore(open_vhd(tmp_path / "ws01.vhd"))
+    gate.write(4096, b"\x5a" * 512)  # a first write into a block: its bitmap bit waits for a flush
+    before = open_descriptors()
+    assert gate.park(lambda: open_vhd(tmp_path / "ws01.vhd")) and gate.parked
+    assert open_descriptors() == before - 2  # the disk and its image
+    assert gate.size == 8 << 20 and gate.refresh_size() == 8 << 20 and gate.parked  # no open for that
+    with pytest.raises(WouldBlock):  # the event loop never opens files: a thread reads instead
+        gate.read(4096, 512, nowait=True)
+    assert gate.read(4096, 512) == b"\x5a" * 512 and not gate.parked  # the park flushed it
+    assert open_descriptors() == before
+    assert gate.park(lambda: open_vhd(tmp_path / "ws01.vhd"))
+    with gate.hold() as store:  # a holder (snapshot, reset) gets the real store
+        assert store.read(4096, 512) == b"\x5a" * 512
+    gate.close()
