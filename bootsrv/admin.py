@@ -181,6 +181,12 @@ class AdminServer:
         return {"pid": os.getpid(), "uptime": time.time() - STARTED, "config": str(app.config.path), "images": images,
                 "portals": [f"{h}:{p}" for h, p in app.bound], "sessions": len(sessions), "disks": disks,
                 "schedules": app.backup.schedules(),
+                "services": {"dhcp": app.config.dhcp.mode if app.dhcp else "off",
+                             "tftp": ("running" if app.tftp.alive else f"failed: {app.tftp.failed}") if app.tftp
+                             else "off", "dns": "running" if app.dns else "off"},
+                "clients": {"total": len(app.clients),
+                            "adopted": sum(1 for c in app.clients.values() if c.origin == "adopted"),
+                            "disks_open": sum(1 for n in app.clients if not app.stores[f"client:{n}"].parked)},
                 "mounts": [{"id": s.id, "disk": s.disk, "iscsi": s.mount_iscsi, "local": s.mount_local}
                            for s in engine.catalog.snapshots() if s.mount_iscsi or s.mount_local]}
 

@@ -415,6 +415,9 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     print(f"bootsrv pid {status['pid']}, up {status['uptime'] / 3600:.1f} h, portals {', '.join(status['portals'])}, "
           f"{status['sessions']} session(s)")
+    print("  services: " + ", ".join(f"{name} {state}" for name, state in status["services"].items())
+          + f"; clients {status['clients']['total']} ({status['clients']['adopted']} adopted, "
+            f"{status['clients']['disks_open']} disks open)")
     for disk in status["disks"]:
         print(f"  disk {disk['name']:<16} {_size_text(disk['size']):>10}  {disk['sessions']} session(s)  "
               f"{disk['snapshots']} snapshot(s), {_size_text(disk['snapshot_bytes'])}")

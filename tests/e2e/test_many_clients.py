@@ -4,6 +4,7 @@ and a real firmware client still gets iPXE and boots its own disk."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import sys
 import pytest
 
 from demo.labnet import LAB_CONFIG
-from tests.clirun import REPO
+from tests.clirun import REPO, run_cli
 from tests.e2e.netns import lab_netns  # noqa: F401  (fixture)
 from tests.e2e.test_netboot import MAC, boot, golden_with_marker, power_off, wait_for
 
@@ -53,6 +54,9 @@ def test_2000_clients_boot_with_1024_descriptors(lab_netns, tmp_path):
     assert got.read_bytes() == open("/usr/lib/ipxe/undionly.kpxe", "rb").read()
 
     power_off(boot(lab_netns, tmp_path, MAC, "ws01"))
+    status = json.loads(run_cli("status", "--json", "-c", tmp_path / "lab.toml", check=True).stdout)
+    assert status["services"]["tftp"] == "running" and status["clients"]["total"] == CLIENTS
+    assert status["clients"]["disks_open"] <= 2  # ws01's, after its boot; the rest stay closed
     text = server_log()
     assert "initiator.ws01 logged in to iqn.2026-11.lan.bootsrv:ws01" in text
     assert "Traceback" not in text and "out of range" not in text
