@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Every benchmark, then the performance goals against what was measured.
 
-    python bench/run.py [--quick] [--no-netboot]
+    python bench/run.py [--quick] [--no-netboot] [--no-dhcp]
 
-bootsrv and the reference (tgt; dnsmasq + tgt for network boot) run in the
-same run on the same machine; only ratios are compared with the goals. The
-network boot needs root (a network namespace); --no-netboot skips it.
+bootsrv and the reference (tgt; dnsmasq + tgt for network boot; dnsmasq for
+DHCP load) run in the same run on the same machine; only ratios are compared
+with the goals. The network boot and the DHCP load need root (network
+namespaces); --no-netboot and --no-dhcp skip them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import dhcp  # noqa: E402
 import netboot  # noqa: E402
 import storm  # noqa: E402
 import vs_tgt  # noqa: E402
@@ -24,12 +26,14 @@ import vs_tgt  # noqa: E402
 RSS_LIMIT_MIB = 200 * 1e6 / (1 << 20)  # the goal says 200 MB
 VHD_SLACK = 0.9  # "the same ratios within 10% through a differencing VHD"
 DIFF = "bootsrv differencing VHD"
+DHCP_GOAL = 2.0  # "DHCP drop-free rate >= 2x dnsmasq"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller disks, one round: a smoke run")
     parser.add_argument("--no-netboot", action="store_true", help="skip the network boot (needs root)")
+    parser.add_argument("--no-dhcp", action="store_true", help="skip the DHCP load (needs root)")
     args = parser.parse_args()
     print("== qemu-img bench: bootsrv vs tgt ==", flush=True)
     servers = vs_tgt.measure(size_mib=256 if args.quick else 1024, rounds=1 if args.quick else 3)
@@ -41,6 +45,11 @@ def main() -> int:
     if not args.no_netboot and os.geteuid() == 0:
         print("\n== network boot ==", flush=True)
         netboot.print_table(netboot.measure(rounds=1 if args.quick else 2))
+    dhcp_result = None
+    if not args.no_dhcp and os.geteuid() == 0:
+        print("\n== DHCP load (perfdhcp) ==", flush=True)
+        dhcp_result = dhcp.measure(dhcp.QUICK_RATES if args.quick else dhcp.RATES, 3 if args.quick else 5)
+        dhcp.print_table(dhcp_result)
 
     goals: list[tuple[str, str, str, bool]] = []
     for workload, goal in (("1M seq read", 1.5), ("1M seq write", 1.2), ("4K rand read", 1.0),
@@ -53,6 +62,9 @@ def main() -> int:
     for count in clients:
         got = storm_result.ratio(count)
         goals.append((f"boot storm, {count} clients", ">= 1.00x tgt", f"{got:.2f}x", got >= 1.0))
+    if dhcp_result is not None:
+        got = dhcp_result.ratio()
+        goals.append(("DHCP drop-free rate", f">= {DHCP_GOAL:.2f}x dnsmasq", f"{got:.2f}x", got >= DHCP_GOAL))
     busy = storm_result.busy_64
     assert busy is not None
     for label, rss in (("idle", storm_result.idle_rss_64), ("busy", busy.rss)):
