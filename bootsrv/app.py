@@ -293,6 +293,7 @@ class Appliance:
         clients = boot_clients(self.config)
         leases = self.leases = LeaseStore(self.config.server.state_dir / "leases.sqlite", dhcp.pool,
                             {c.config.mac: c.config.ip for c in clients if c.config.ip})
+        leases.start_writer()  # lease commits leave the event loop, grouped
         port = self.bound[0][1] if self.bound else 3260
         policy = self.policy = DhcpPolicy(dhcp, server_ip, mask, leases,
                                           {c.config.mac: c for c in self.clients.values()}, iscsi_port=port)
@@ -433,6 +434,8 @@ class Appliance:
         for service in (self.dhcp, self.pxe, self.dns, self.ra):
             if service is not None:
                 service.close()
+        if self.leases is not None:  # the last changes are committed before the writer ends
+            await asyncio.get_running_loop().run_in_executor(None, self.leases.close)
         if self.tftp is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.tftp.stop)
         if self.server is not None:

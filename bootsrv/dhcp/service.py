@@ -8,9 +8,9 @@ import logging
 import socket
 import struct
 import time
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable, Coroutine
 
-from bootsrv.dhcp.packet import DhcpPacket, PacketError
+from bootsrv.dhcp.packet import ACK, DhcpPacket, PacketError
 from bootsrv.dhcp.policy import Adopt, DhcpPolicy, Effect, Reply
 
 log = logging.getLogger("bootsrv.dhcp")
@@ -72,9 +72,22 @@ class DhcpService(asyncio.DatagramProtocol):
             return
         effects = self.policy.take_effects()
         if effects and self.carry_out is not None:
-            task = asyncio.get_running_loop().create_task(self._after(effects, reply, request, addr))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            self._later(self._after(effects, reply, request, addr))
+            return
+        if reply is not None and reply.packet.message_type == ACK:
+            self._later(self._when_durable(reply))  # never an ACK for a lease not yet on disk
+            return
+        self._send(reply)
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _when_durable(self, reply: Reply) -> None:
+        try:
+            await asyncio.wrap_future(self.policy.leases.durable())
+        except Exception:  # noqa: BLE001 - logged by the lease writer; the client asks again
             return
         self._send(reply)
 
@@ -86,6 +99,7 @@ class DhcpService(asyncio.DatagramProtocol):
                 # Adopted: answer this DISCOVER now rather than at the ROM's next try, seconds later.
                 reply = self.policy.handle(request, time.time(), port=self.port, source=addr)
                 await self.carry_out(self.policy.take_effects())  # type: ignore[misc]
+            await asyncio.wrap_future(self.policy.leases.durable())
         except Exception:  # noqa: BLE001 - logged; the client asks again
             log.exception("carrying out %s failed", effects)
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import struct
 
 import pytest
@@ -254,3 +255,21 @@ def test_proxy_mode_gives_ipxe_one_way_to_boot(tmp_path):
     reply = p.DhcpPacket.decode(offer.packet.encode())
     assert reply.file == b"bootsrv/ws01.ipxe"  # the script sets the initiator name and sanboots
     assert p.OPT_ROOT_PATH not in reply.options and p.OPT_ISCSI_INITIATOR not in reply.options
+
+
+def test_grouped_lease_writes_are_durable_when_durable_says_so(tmp_path):
+    leases = LeaseStore(tmp_path / "g.sqlite", ("10.77.1.0", "10.77.4.255"), {})
+    leases.start_writer()
+    macs = [f"02:00:00:20:{n >> 8:02x}:{n & 255:02x}" for n in range(500)]
+    for n, mac in enumerate(macs):
+        ip = leases.choose(mac, None, 1.0)
+        leases.record(mac, ip, 4000.0, "bound", f"h{n}")
+        assert leases.lookup(mac).ip == ip  # decisions see it at once
+    leases.durable().result(timeout=60)
+    assert leases.commits < 500  # grouped: far fewer transactions than changes
+    on_disk = dict(sqlite3.connect(tmp_path / "g.sqlite").execute("SELECT mac, ip FROM leases").fetchall())
+    assert on_disk == {mac: leases.lookup(mac).ip for mac in macs} and len(set(on_disk.values())) == 500
+    leases.release(macs[0])
+    leases.close()  # the writer commits what is queued before it ends
+    again = LeaseStore(tmp_path / "g.sqlite", ("10.77.1.0", "10.77.4.255"), {})
+    assert again.lookup(macs[0]) is None and again.lookup(macs[1]).ip == on_disk[macs[1]]
