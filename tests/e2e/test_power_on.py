@@ -13,19 +13,12 @@ import pytest
 
 from tests.clirun import run_cli
 from tests.e2e.netns import proxy_lab  # noqa: F401  (fixture)
-from tests.e2e.test_netboot import LAB, golden_with_marker, read_at_1m, start_bootsrv, wait_for
+from tests.e2e.test_netboot import TWO_CLIENTS, golden_with_marker, read_at_1m, start_bootsrv, wait_for
 from tests.support.dhcpclient import PXE_ROM_VENDOR, discover, send_broadcast
 
 pytestmark = pytest.mark.e2e
 WS02 = "52:54:00:12:34:57"
-CONFIG = LAB.replace('interface = "tap0"', 'interface = "br0"') + """
-[[client]]
-name = "ws02"
-mac = "52:54:00:12:34:57"
-image = "golden"
-ip = "10.77.0.102"
-reset_on_boot = true
-"""
+CONFIG = TWO_CLIENTS.replace('interface = "tap0"', 'interface = "br0"')  # ws02: reset_on_boot
 
 
 def qemu_io(site, *commands: str) -> subprocess.Popen:
