@@ -6,8 +6,9 @@ VENV := .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Real peers the tests drive (libiscsi tools, qemu-img with its iscsi driver, libvhdi,
 # QEMU with iPXE ROMs as a diskless client) and
-# tgt, the reference target the benchmarks run beside us; chromium for the dashboard test.
-APT_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra tgt python3-venv libvhdi-utils python3-libvhdi qemu-system-x86 ipxe-qemu iproute2 ipxe bind9-dnsutils curl dnsmasq-base ovmf chromium
+# tgt, the reference target the benchmarks run beside us; chromium for the dashboard test;
+# kea-admin for perfdhcp (bench/dhcp.py: DHCP load against bootsrv and dnsmasq).
+APT_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra tgt python3-venv libvhdi-utils python3-libvhdi qemu-system-x86 ipxe-qemu iproute2 ipxe bind9-dnsutils curl dnsmasq-base ovmf chromium kea-admin
 
 .PHONY: demo serve-demo test bench soak dist deps clean
 
