@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from tests.e2e.conftest import REPO
+from tests.support.namespaces import demo_namespaces
 
 pytestmark = pytest.mark.e2e
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.e2e
 def test_lab_demo_boots_snapshots_and_exports():
     if os.geteuid() != 0:
         pytest.fail("the lab demo needs root (ip netns)")
-    before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    before = demo_namespaces()
     result = subprocess.run([sys.executable, str(REPO / "demo" / "lab.py")], capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -24,4 +25,5 @@ def test_lab_demo_boots_snapshots_and_exports():
     for step in ("booted its own disk", "Hello from ws01", "DHCP lease 10.77.0.101 -> ws01", "snapshot 1 of ws01",
                  "exported for backup", "ok (files, checksums and chain verified)", "removed bootsrv-demo-"):
         assert step in out, out
-    assert subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout == before
+    assert demo_namespaces() == before  # only the demo's own: other tests may make theirs meanwhile
+
