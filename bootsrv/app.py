@@ -120,9 +120,18 @@ class Appliance:
                              Access((client.target_iqn,), frozenset({client.initiator_iqn}), chap))
 
     def _park(self, client: BootClient) -> bool:
-        """Close a client's disk files (flushed first); its next I/O opens them again."""
+        """Close a client's disk files (flushed first); its next I/O opens them again.
+        Never in the middle of a snapshot operation on the disk (a merge works on its layers)."""
         gate = self.stores.get(f"client:{client.name}")
-        return gate is not None and gate.park(lambda: open_vhd(client.disk_path))
+        if gate is None:
+            return False
+        busy = self.backup.engine.lock(client.name)
+        if not busy.acquire(blocking=False):
+            return False
+        try:
+            return gate.park(lambda: open_vhd(client.disk_path))
+        finally:
+            busy.release()
 
     async def park_idle_disks(self, idle: float = PARK_AFTER, every: float = 15.0) -> None:
         """Clients logged out for `idle` seconds get their files closed (a lab of thousands
