@@ -146,7 +146,8 @@ class DhcpPolicy:
         kind = request.message_type
         client = self.clients.get(request.mac)
         if client is None and self.adopting:
-            # Only boot firmware is adopted; an answer waits for the disk (the ROM asks again).
+            # Only boot firmware is adopted. No answer yet: the shell asks again once the disk exists.
+            # Other unknown MACs get nothing here (unknown_clients = "lease" is for them).
             if powered_on(request) and self.adoptions.allow(request.mac, now):
                 self.effects.append(Adopt(request.mac, describe(request)))
             return None
