@@ -69,3 +69,12 @@ def remove(state_dir: Path, name: str) -> AdoptedClient | None:
         if found is not None:
             save(state_dir, [c for c in clients if c.name != name])
         return found
+
+
+def dispose_disk(state_dir: Path, name: str, delete: bool) -> str:
+    """After an adopted client is forgotten: delete its disk file if asked; says what happened."""
+    disk = state_dir / "clients" / f"{name}.vhd"
+    if delete:
+        disk.unlink(missing_ok=True)
+        return f"adopted client {name} removed, disk {disk} deleted"
+    return f"adopted client {name} removed (disk {disk} kept)"

@@ -226,11 +226,7 @@ class Appliance:
             self._remove_client(name)
             if self.policy is not None and self.policy.adoptions is not None:
                 self.policy.adoptions.adopted = max(0, self.policy.adoptions.adopted - 1)
-        disk = self.config.server.state_dir / "clients" / f"{name}.vhd"
-        if delete_disk:
-            disk.unlink(missing_ok=True)
-            return f"adopted client {name} removed, disk {disk} deleted"
-        return f"adopted client {name} removed (disk {disk} kept)"
+        return adopted.dispose_disk(self.config.server.state_dir, name, delete_disk)
 
     def _reservations(self, name: str) -> Reservations:
         # Persistent reservations (with APTPL) outlive restarts: one file per target and disk.

@@ -359,11 +359,7 @@ def _forget_adopted(state_dir: Path, name: str, delete_disk: bool) -> str:
         return str(call(state_dir, "client.forget", {"name": name, "delete_disk": delete_disk}))
     except ConnectionError:
         adopted.remove(state_dir, name)
-        disk = state_dir / "clients" / f"{name}.vhd"
-        if delete_disk:
-            disk.unlink(missing_ok=True)
-            return f"adopted client {name} removed, disk {disk} deleted"
-        return f"adopted client {name} removed (disk {disk} kept)"
+        return adopted.dispose_disk(state_dir, name, delete_disk)
 
 
 def _disk_config(args: argparse.Namespace) -> int:
