@@ -61,6 +61,7 @@ class Appliance:
     policy: DhcpPolicy | None = None
     clients: dict[str, BootClient] = field(default_factory=dict)  # configured and adopted
     last_boot: dict[str, float] = field(default_factory=dict)  # client name -> when it last PXE-booted
+    boot_attempts: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (xid, logins then)
 
     def __post_init__(self) -> None:
         self.backup = BackupService(self.config, self.directory, lambda: self.server.registry if self.server else None)
@@ -197,6 +198,14 @@ class Appliance:
         """A client is in its boot firmware: its sessions are stale; reset_on_boot starts it again
         from its image. Never for an OS's own DHCP traffic (the policy sends no such effect)."""
         client = effect.client
+        # The same DISCOVER again (same xid, no login to the disk since) is the firmware
+        # repeating itself while it waits for offers: one power-on, one reset. Some firmware
+        # uses the same xid at every boot, hence the logins.
+        logins = self.server.registry.logins[client.target_iqn] if self.server is not None else 0
+        if self.boot_attempts.get(client.name) == (effect.xid, logins):
+            log.debug("%s: DISCOVER xid %#x again, the same power-on", client.name, effect.xid)
+            return
+        self.boot_attempts[client.name] = (effect.xid, logins)
         self.last_boot[client.name] = time.time()
         if not client.config.reset_on_boot:
             log.info("%s powering on (%s)", client.name, effect.cause)

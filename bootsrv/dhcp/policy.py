@@ -40,6 +40,7 @@ class PoweringOn:
     """A known client's boot firmware asked for an address: its old sessions are stale."""
     client: BootClient
     cause: str  # the DHCP message, for the log
+    xid: int  # firmware repeats a DISCOVER with the same xid until it has its offers
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +156,7 @@ class DhcpPolicy:
             log.debug("ignoring %s from unknown %s", p.MESSAGE_NAMES.get(kind, kind), request.mac)
             return None
         if client is not None and powered_on(request) and (self.config.mode != "proxy" or port == 67):
-            self.effects.append(PoweringOn(client, describe(request)))
+            self.effects.append(PoweringOn(client, describe(request), request.xid))
         if self.config.mode == "proxy":
             return self._proxy(request, client, port, source)
         if kind == p.DISCOVER:

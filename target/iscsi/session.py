@@ -9,6 +9,7 @@ CID replaces that connection.
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 import logging
 from dataclasses import dataclass, field
 from typing import Callable
@@ -33,6 +34,7 @@ class Session:
 class SessionRegistry:
     max_sessions: int = 1024
     sessions: dict[int, Session] = field(default_factory=dict)
+    logins: Counter[str] = field(default_factory=Counter)  # target name -> new sessions so far
     _tsihs: itertools.cycle = field(default_factory=lambda: itertools.cycle(range(1, 0x10000)))
 
     def bind(self, result: LoginResult, requested_tsih: int, close_connection: Callable[[], None]) -> Session:
@@ -59,6 +61,7 @@ class SessionRegistry:
         tsih = next(t for t in self._tsihs if t not in self.sessions)
         session = Session(tsih, result.initiator_name, result.isid, target_name, close_connection, result.cid)
         self.sessions[tsih] = session
+        self.logins[target_name] += 1
         return session
 
     def remove(self, tsih: int) -> None:

@@ -14,7 +14,7 @@ import pytest
 from demo.labnet import LAB_CONFIG
 from tests.clirun import REPO, run_cli
 from tests.e2e.netns import lab_netns  # noqa: F401  (fixture)
-from tests.e2e.test_netboot import MAC, boot, golden_with_marker, power_off, wait_for
+from tests.support.netboot import MAC, boot, golden_with_marker, power_off, wait_for
 
 pytestmark = pytest.mark.e2e
 CLIENTS = 2000
