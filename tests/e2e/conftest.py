@@ -128,3 +128,11 @@ iqn = "{SCRATCH_IQN}"
 luns = ["scratch"]
 {extra_target}
 """
+
+
+@pytest.fixture(scope="session")
+def linux_golden() -> Path:
+    """The real-Linux golden image (tests/support/linux_image.py), built once per content hash
+    under build/linux and shared by every test that boots it."""
+    from tests.support.linux_image import golden_image
+    return golden_image()

@@ -48,10 +48,24 @@ def lab_netns():
         ns.remove()
 
 
-@pytest.fixture
-def proxy_lab():
-    """Two namespaces on one wire: `lab` (bootsrv on br0 = 10.77.0.1, QEMU's tap0 on the bridge)
-    and `site` (the site's DHCP server on 10.77.0.2), joined by a veth pair."""
+def wire_lab(lab: Namespace, site: Namespace, taps: tuple[str, ...]) -> None:
+    """`lab`'s bridge br0 = 10.77.0.1 with a tap per machine, and a veth to `site` (10.77.0.2)."""
+    for ns in (lab, site):
+        sh("ip", "-n", ns.name, "link", "set", "lo", "up")
+    sh("ip", "-n", lab.name, "link", "add", "br0", "type", "bridge")
+    for tap in taps:
+        sh("ip", "-n", lab.name, "tuntap", "add", "dev", tap, "mode", "tap")
+    sh("ip", "-n", lab.name, "link", "add", "vlab", "type", "veth", "peer", "name", "vsite", "netns", site.name)
+    for dev in (*taps, "vlab"):
+        sh("ip", "-n", lab.name, "link", "set", dev, "master", "br0")
+        sh("ip", "-n", lab.name, "link", "set", dev, "up")
+    sh("ip", "-n", lab.name, "addr", "add", "10.77.0.1/24", "dev", "br0")
+    sh("ip", "-n", lab.name, "link", "set", "br0", "up")
+    sh("ip", "-n", site.name, "addr", "add", "10.77.0.2/24", "dev", "vsite")
+    sh("ip", "-n", site.name, "link", "set", "vsite", "up")
+
+
+def two_namespaces(taps: tuple[str, ...]):
     if os.geteuid() != 0:
         pytest.fail("network boot tests need root (ip netns)")
     tag = secrets.token_hex(3)
@@ -59,20 +73,21 @@ def proxy_lab():
     for ns in (lab, site):
         sh("ip", "netns", "add", ns.name)
     try:
-        for ns in (lab, site):
-            sh("ip", "-n", ns.name, "link", "set", "lo", "up")
-        sh("ip", "-n", lab.name, "link", "add", "br0", "type", "bridge")
-        sh("ip", "-n", lab.name, "tuntap", "add", "dev", "tap0", "mode", "tap")
-        sh("ip", "-n", lab.name, "link", "add", "vlab", "type", "veth", "peer", "name", "vsite",
-           "netns", site.name)
-        for dev in ("tap0", "vlab"):
-            sh("ip", "-n", lab.name, "link", "set", dev, "master", "br0")
-            sh("ip", "-n", lab.name, "link", "set", dev, "up")
-        sh("ip", "-n", lab.name, "addr", "add", "10.77.0.1/24", "dev", "br0")
-        sh("ip", "-n", lab.name, "link", "set", "br0", "up")
-        sh("ip", "-n", site.name, "addr", "add", "10.77.0.2/24", "dev", "vsite")
-        sh("ip", "-n", site.name, "link", "set", "vsite", "up")
+        wire_lab(lab, site, taps)
         yield lab, site
     finally:
         lab.remove()
         site.remove()
+
+
+@pytest.fixture
+def proxy_lab():
+    """Two namespaces on one wire: `lab` (bootsrv on br0 = 10.77.0.1, QEMU's tap0 on the bridge)
+    and `site` (the site's DHCP server on 10.77.0.2), joined by a veth pair."""
+    yield from two_namespaces(("tap0",))
+
+
+@pytest.fixture
+def classroom():
+    """As proxy_lab, with two machines' taps (tap0, tap1) on the lab's bridge."""
+    yield from two_namespaces(("tap0", "tap1"))
