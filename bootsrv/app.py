@@ -18,7 +18,7 @@ from bootsrv.clients import BootClient, boot_clients, unknown_client
 from bootsrv.config import Config, DiskConfig, StartupError, TargetConfig, load_config
 from bootsrv.dhcp.leases import LeaseStore
 from bootsrv.disktool import allocated_bytes
-from bootsrv.dhcp.policy import Adopt, DhcpPolicy, Effect, PoweringOn
+from bootsrv.dhcp.policy import Adopt, DhcpPolicy, Effect, EndIpv6Wait, PoweringOn
 from bootsrv.dhcp.service import DhcpService, interface_ipv4
 from bootsrv.dns import DnsAnswers, DnsService
 from bootsrv.ra import RouterAdvertiser
@@ -165,6 +165,8 @@ class Appliance:
                 await self._powering_on(effect, loop)
             elif isinstance(effect, Adopt):
                 await self._adopt(effect, loop)
+            elif isinstance(effect, EndIpv6Wait) and self.ra is not None:
+                self.ra.advertise(effect.mac if effect.only_to_it else None)
 
     async def _adopt(self, effect: Adopt, loop: asyncio.AbstractEventLoop) -> None:
         """unknown_clients = an image: a new PXE client gets its own disk and target."""
@@ -322,15 +324,13 @@ class Appliance:
         except OSError as exc:
             raise StartupError(f"{self.config.path}: dhcp: cannot listen on {dhcp.interface} port 67: "
                                f"{exc.strerror or exc}") from None
-        if dhcp.mode == "full":  # in proxy mode the site's network owns IPv6 matters
-            try:
-                self.ra = RouterAdvertiser(dhcp.interface)
-                self.ra.start()
-                policy.on_ipxe_discover = self.ra.advertise
-            except OSError as exc:
-                log.warning("no IPv6 router advertisements on %s (%s): iPXE clients boot ~15 s slower",
-                            dhcp.interface, exc)
-                self.ra = None
+        try:  # in proxy mode the site's routers own IPv6: no answers to solicitations
+            self.ra = RouterAdvertiser(dhcp.interface, answer_solicitations=dhcp.mode == "full")
+            self.ra.start()
+        except OSError as exc:
+            log.warning("no IPv6 router advertisements on %s (%s): iPXE clients boot ~15 s slower",
+                        dhcp.interface, exc)
+            self.ra = None
 
         def script(name: str) -> bytes | None:  # clients added by a reload get theirs too
             client = next((c for c in self.clients.values() if c.script_name == name), None)

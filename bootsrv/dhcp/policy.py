@@ -50,7 +50,15 @@ class Adopt:
     cause: str
 
 
-Effect = Union[PoweringOn, Adopt]
+@dataclass(frozen=True, slots=True)
+class EndIpv6Wait:
+    """iPXE configures IPv6 beside DHCP and waits ~15 s for a router on an IPv4-only boot LAN:
+    tell it there is none (to all nodes where we are the LAN's DHCP server, else to it alone)."""
+    mac: str
+    only_to_it: bool
+
+
+Effect = Union[PoweringOn, Adopt, EndIpv6Wait]
 REFUSAL_LOG_LIMIT = 256  # MACs whose refusal is logged one by one; past that, a count each minute
 
 
@@ -124,7 +132,6 @@ class DhcpPolicy:
     leases: LeaseStore
     clients: dict[str, BootClient] = field(default_factory=dict)  # by MAC
     iscsi_port: int = 3260
-    on_ipxe_discover: Callable[[], None] | None = None  # e.g. end iPXE's wait for an IPv6 router
     effects: list[Effect] = field(default_factory=list)  # what handle() asks for; the shell takes them
     adoptions: Adoptions | None = None
 
@@ -157,11 +164,12 @@ class DhcpPolicy:
             return None
         if client is not None and powered_on(request) and (self.config.mode != "proxy" or port == 67):
             self.effects.append(PoweringOn(client, describe(request), request.xid))
+        if kind == p.DISCOVER and request.is_ipxe and port == 67 and (client is not None or
+                                                                        self.config.mode == "full"):
+            self.effects.append(EndIpv6Wait(request.mac, only_to_it=self.config.mode == "proxy"))
         if self.config.mode == "proxy":
             return self._proxy(request, client, port, source)
         if kind == p.DISCOVER:
-            if request.is_ipxe and self.on_ipxe_discover is not None:
-                self.on_ipxe_discover()
             return self._discover(request, client, now)
         if kind == p.REQUEST:
             return self._request(request, client, now)
@@ -285,9 +293,13 @@ class DhcpPolicy:
             # iPXE already runs: hand it the disk (it sanboots a root-path with no filename).
             options[p.OPT_ROOT_PATH] = client.root_path(self.server_ip, self.iscsi_port).encode()
             options[p.OPT_ISCSI_INITIATOR] = client.initiator_iqn.encode()
-            if client.config.chap is not None:  # iPXE's own options 175.190/191: CHAP user and secret
+            # iPXE's own options (175): 176 = 1, this answer is complete: no waiting for
+            # ProxyDHCP offers, no ProxyDHCPREQUEST to port 4011 (seconds at every boot).
+            encapsulated = bytes((176, 1, 1))
+            if client.config.chap is not None:  # 190/191: CHAP user and secret
                 user, secret = client.config.chap.user.encode(), client.config.chap.secret.encode()
-                options[p.OPT_IPXE_ENCAP] = bytes((190, len(user))) + user + bytes((191, len(secret))) + secret
+                encapsulated += bytes((190, len(user))) + user + bytes((191, len(secret))) + secret
+            options[p.OPT_IPXE_ENCAP] = encapsulated
             return
         if vendor.startswith(b"PXEClient"):  # a firmware PXE ROM: chainload iPXE over TFTP
             boot_file = EFI_BOOT_FILE if request.client_arch in EFI_ARCHES else BIOS_BOOT_FILE

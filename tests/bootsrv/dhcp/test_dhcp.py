@@ -12,7 +12,8 @@ from bootsrv.clients import BootClient
 from bootsrv.config import ClientConfig, DhcpConfig
 from bootsrv.dhcp import packet as p
 from bootsrv.dhcp.leases import LeaseStore
-from bootsrv.dhcp.policy import Adopt, DhcpPolicy, PoweringOn
+from bootsrv.dhcp.policy import Adopt, DhcpPolicy, EndIpv6Wait, PoweringOn
+from bootsrv.ra import link_local
 from tests.faults_summary import record
 
 MAC = "52:54:00:12:34:56"
@@ -56,6 +57,8 @@ def test_ipxe_client_gets_its_address_root_path_and_initiator_name(tmp_path):
     assert reply.options[p.OPT_ISCSI_INITIATOR] == b"iqn.2026-11.lan.bootsrv:initiator.ws01"
     assert reply.options[p.OPT_VENDOR_CLASS] == b"PXEClient" and reply.file == b""  # sanboot, no chainload
     assert reply.option_ip(p.OPT_SERVER_ID) == SERVER and reply.options[p.OPT_HOSTNAME] == b"ws01"
+    assert reply.options[p.OPT_IPXE_ENCAP] == b"\xb0\x01\x01"  # 175.176 = 1: complete, no ProxyDHCP wait
+    assert EndIpv6Wait(MAC, only_to_it=False) in server.take_effects()  # we are the LAN's DHCP: to all
     request = client_packet(p.REQUEST, options={**IPXE, p.OPT_SERVER_ID: p.ip_bytes(SERVER),
                                                 p.OPT_REQUESTED_IP: p.ip_bytes("10.77.0.101")})
     ack = server.handle(p.DhcpPacket.decode(request), 1001.0)
@@ -186,8 +189,8 @@ def test_an_os_dhcp_client_never_powers_a_client_on(tmp_path):
             assert server.take_effects() == [], (kind, options)
     for options in (IPXE, PXE_ROM_BIOS):  # boot firmware: the machine is powering on
         assert server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, options=options)), 20.0) is not None
-        (effect,) = server.take_effects()
-        assert isinstance(effect, PoweringOn) and effect.client.name == "ws01"
+        (effect,) = [e for e in server.take_effects() if isinstance(e, PoweringOn)]
+        assert effect.client.name == "ws01"
         assert "DHCPDISCOVER" in effect.cause and "PXEClient" in effect.cause
     request = client_packet(p.REQUEST, options={**IPXE, p.OPT_REQUESTED_IP: p.ip_bytes("10.77.0.101")})
     server.handle(p.DhcpPacket.decode(request), 21.0)
@@ -255,6 +258,14 @@ def test_proxy_mode_gives_ipxe_one_way_to_boot(tmp_path):
     reply = p.DhcpPacket.decode(offer.packet.encode())
     assert reply.file == b"bootsrv/ws01.ipxe"  # the script sets the initiator name and sanboots
     assert p.OPT_ROOT_PATH not in reply.options and p.OPT_ISCSI_INITIATOR not in reply.options
+    # The site's routers own IPv6: only this client hears that no router is coming.
+    assert EndIpv6Wait(MAC, only_to_it=True) in server.take_effects()
+    server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, mac="02:00:00:00:00:09", options=IPXE)), 2.0)
+    assert not any(isinstance(e, EndIpv6Wait) for e in server.take_effects())  # not ours: not a word
+
+
+def test_router_advertisement_goes_to_the_link_local_address_ipxe_forms():
+    assert link_local("52:54:00:12:34:56") == "fe80::5054:00ff:fe12:3456"  # iPXE shows fe80::5054:ff:fe12:3456
 
 
 def test_grouped_lease_writes_are_durable_when_durable_says_so(tmp_path):
@@ -273,3 +284,4 @@ def test_grouped_lease_writes_are_durable_when_durable_says_so(tmp_path):
     leases.close()  # the writer commits what is queued before it ends
     again = LeaseStore(tmp_path / "g.sqlite", ("10.77.1.0", "10.77.4.255"), {})
     assert again.lookup(macs[0]) is None and again.lookup(macs[1]).ip == on_disk[macs[1]]
+
