@@ -25,6 +25,10 @@ DECLINE_HOLD = 600.0  # seconds a declined (conflicting) address rests
 GROUP_WINDOW = 0.003  # seconds the writer waits for more changes before it commits
 
 
+def _dotted(number: int) -> str:
+    return f"{number >> 24}.{number >> 16 & 255}.{number >> 8 & 255}.{number & 255}"  # ipaddress is 5x slower
+
+
 @dataclass(frozen=True, slots=True)
 class Lease:
     mac: str
@@ -41,6 +45,10 @@ class LeaseStore:
         self.db.execute("CREATE TABLE IF NOT EXISTS leases (mac TEXT PRIMARY KEY, ip TEXT UNIQUE, "
                         "expires REAL, state TEXT, hostname TEXT)")
         self.pool = pool
+        self._pool_range = tuple(int(ipaddress.IPv4Address(a)) for a in pool) if pool else (0, -1)
+        # Where the next search for a free address starts: just past the last one chosen, so
+        # a search is one step while the pool fills (from the start it was one step per lease).
+        self._cursor = self._pool_range[0]
         self.reserved = reserved  # mac -> ip
         self._reserved_ips = set(reserved.values())
         self._by_mac: dict[str, Lease] = {}
@@ -86,20 +94,22 @@ class LeaseStore:
             return current.ip
         if requested and self._free(requested, mac, now) and self._in_pool(requested):
             return requested
-        if self.pool is None:
-            return None
-        first, last = (int(ipaddress.IPv4Address(a)) for a in self.pool)
-        for number in range(first, last + 1):
-            ip = str(ipaddress.IPv4Address(number))
+        first, last = self._pool_range
+        size = last - first + 1
+        for step in range(max(size, 0)):
+            number = first + (self._cursor - first + step) % size
+            ip = _dotted(number)
             if self._free(ip, mac, now):
+                self._cursor = first + (number - first + 1) % size
                 return ip
         return None
 
     def _in_pool(self, ip: str) -> bool:
-        if self.pool is None:
+        try:
+            number = int(ipaddress.IPv4Address(ip))
+        except ValueError:
             return False
-        first, last = (ipaddress.IPv4Address(a) for a in self.pool)
-        return first <= ipaddress.IPv4Address(ip) <= last
+        return self._pool_range[0] <= number <= self._pool_range[1]
 
     def _free(self, ip: str, mac: str, now: float) -> bool:
         if ip in self._reserved_ips and self.reserved.get(mac) != ip:

@@ -6,6 +6,7 @@ overload (52) folds the file and sname fields into the options on decode.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 from dataclasses import dataclass, field
@@ -31,12 +32,15 @@ class PacketError(ValueError):
     """A datagram that is not a DHCP packet we can answer."""
 
 
+@functools.lru_cache(maxsize=8192)  # a handful of server addresses and one per client: parsed once
 def ip_bytes(address: str) -> bytes:
     return ipaddress.IPv4Address(address).packed
 
 
 def ip_str(raw: bytes) -> str:
-    return str(ipaddress.IPv4Address(raw))
+    if len(raw) == 4:
+        return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}"
+    return str(ipaddress.IPv4Address(raw))  # raises the usual error
 
 
 @dataclass(slots=True)

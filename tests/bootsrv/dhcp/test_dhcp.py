@@ -285,3 +285,17 @@ def test_grouped_lease_writes_are_durable_when_durable_says_so(tmp_path):
     again = LeaseStore(tmp_path / "g.sqlite", ("10.77.1.0", "10.77.4.255"), {})
     assert again.lookup(macs[0]) is None and again.lookup(macs[1]).ip == on_disk[macs[1]]
 
+
+def test_the_pool_fills_in_order_and_a_freed_address_is_offered_again(tmp_path):
+    leases = LeaseStore(tmp_path / "pool.sqlite", ("10.77.9.1", "10.77.9.4"), {})
+    macs = [f"02:00:00:00:09:{n:02x}" for n in range(6)]
+    for n, mac in enumerate(macs[:4]):
+        ip = leases.choose(mac, None, 1.0)
+        assert ip == f"10.77.9.{n + 1}"
+        leases.record(mac, ip, 100.0, "bound")
+    assert leases.choose(macs[4], None, 1.0) is None  # exhausted
+    leases.release(macs[1])
+    assert leases.choose(macs[4], None, 1.0) == "10.77.9.2"
+    leases.record(macs[4], "10.77.9.2", 100.0, "bound")
+    assert leases.choose(macs[5], None, 200.0) == "10.77.9.3"  # all expired by then: the next one on
+    assert leases.choose(macs[0], None, 50.0) == "10.77.9.1"  # a client keeps its own address
