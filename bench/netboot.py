@@ -61,9 +61,9 @@ def wait_listening(ns: str, port: int) -> None:
     raise SystemExit(f"nothing listens on {port}")
 
 
-def run_bootsrv(ns: str, workdir: Path) -> subprocess.Popen:
+def run_bootsrv(ns: str, workdir: Path, config: str = LAB_CONFIG) -> subprocess.Popen:
     (workdir / "tftp").mkdir(exist_ok=True)
-    (workdir / "lab.toml").write_text(LAB_CONFIG)
+    (workdir / "lab.toml").write_text(config)
     proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "bootsrv", "serve", "--config",
                              str(workdir / "lab.toml")], cwd=workdir, env=dict(os.environ, PYTHONPATH=str(REPO)),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -71,7 +71,9 @@ def run_bootsrv(ns: str, workdir: Path) -> subprocess.Popen:
     return proc
 
 
-def run_reference(ns: str, workdir: Path, raw: Path) -> list[subprocess.Popen]:
+def run_reference(ns: str, workdir: Path, raw: Path, interface: str = "tap0",
+                  dnsmasq_extra: tuple[str, ...] = ()) -> list[subprocess.Popen]:
+    """tgt serving `raw` as LUN 1 and dnsmasq handing out its root-path on `interface`."""
     control = 20000 + secrets.randbelow(9000)
     tgt = subprocess.Popen(["ip", "netns", "exec", ns, "tgtd", "-f", "-C", str(control), "--iscsi",
                             "portal=10.77.0.1:3260"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -81,11 +83,11 @@ def run_reference(ns: str, workdir: Path, raw: Path) -> list[subprocess.Popen]:
     sh(*adm, "--op", "new", "--mode", "logicalunit", "--tid", "1", "--lun", "1", "-b", str(raw))
     sh(*adm, "--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL")
     dnsmasq = subprocess.Popen(["ip", "netns", "exec", ns, shutil.which("dnsmasq") or "/usr/sbin/dnsmasq",
-                                "--no-daemon", "--port=0", "--interface=tap0", "--bind-interfaces",
+                                "--no-daemon", "--port=0", f"--interface={interface}", "--bind-interfaces",
                                 "--dhcp-range=10.77.0.100,10.77.0.199,255.255.255.0,1h",
                                 f"--dhcp-host={MAC},10.77.0.101", f"--dhcp-leasefile={workdir / 'dnsmasq.leases'}",
                                 f"--dhcp-option=17,iscsi:10.77.0.1:::1:{IQN_TGT}",
-                                f"--pid-file={workdir / 'dnsmasq.pid'}"],
+                                f"--pid-file={workdir / 'dnsmasq.pid'}", *dnsmasq_extra],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     return [tgt, dnsmasq]

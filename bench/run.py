@@ -3,8 +3,8 @@
 
     python bench/run.py [--quick] [--no-netboot] [--no-dhcp]
 
-bootsrv and the reference (tgt; dnsmasq + tgt for network boot; dnsmasq for
-DHCP load) run in the same run on the same machine; only ratios are compared
+bootsrv and the reference (tgt; dnsmasq + tgt for network boot and the real
+Linux boot; dnsmasq for DHCP load) run in the same run on the same machine; only ratios are compared
 with the goals. The network boot and the DHCP load need root (network
 namespaces); --no-netboot and --no-dhcp skip them.
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dhcp  # noqa: E402
+import linuxboot  # noqa: E402
 import netboot  # noqa: E402
 import storm  # noqa: E402
 import vs_tgt  # noqa: E402
@@ -45,6 +46,11 @@ def main() -> int:
     if not args.no_netboot and os.geteuid() == 0:
         print("\n== network boot ==", flush=True)
         netboot.print_table(netboot.measure(rounds=1 if args.quick else 2))
+    linux_result = None
+    if not args.no_netboot and os.geteuid() == 0:
+        print("\n== real Linux network boot ==", flush=True)
+        linux_result = linuxboot.measure(("bios",) if args.quick else ("bios", "uefi"), rounds=1 if args.quick else 2)
+        linuxboot.print_table(linux_result)
     dhcp_result = None
     if not args.no_dhcp and os.geteuid() == 0:
         print("\n== DHCP load (perfdhcp) ==", flush=True)
@@ -65,14 +71,17 @@ def main() -> int:
     if dhcp_result is not None:
         got = dhcp_result.ratio()
         goals.append(("DHCP drop-free rate", f">= {DHCP_GOAL:.2f}x dnsmasq", f"{got:.2f}x", got >= DHCP_GOAL))
+    if linux_result is not None:
+        for name, ratio in linuxboot.ratios(linux_result):
+            goals.append((f"Linux boot: {name}", "<= 1.00x tuned", f"{ratio:.2f}x", ratio <= 1.0))
     busy = storm_result.busy_64
     assert busy is not None
     for label, rss in (("idle", storm_result.idle_rss_64), ("busy", busy.rss)):
         goals.append((f"RSS, 64 {label} sessions", "<= 200 MB", f"{rss * (1 << 20) / 1e6:.0f} MB",
                       rss <= RSS_LIMIT_MIB))
-    print("\n== goals (issue 8) ==")
+    print("\n== goals (issues 8 and 16) ==")
     for name, goal, got, met in goals:
-        print(f"{name:36} {goal:>14} {got:>10}  {'met' if met else 'MISSED'}")
+        print(f"{name:52} {goal:>14} {got:>10}  {'met' if met else 'MISSED'}")
     missed = sum(not met for *_, met in goals)
     print(f"{len(goals) - missed} of {len(goals)} goals met" + (" (--quick: sizes too small to judge)"
                                                                 if args.quick else ""))

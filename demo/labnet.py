@@ -42,6 +42,32 @@ ip = "10.77.0.101"
 """
 
 
+PROXY_CONFIG = """
+[server]
+state_dir = "state"
+
+[iscsi]
+portals = ["10.77.0.1:3260"]
+nop_interval = "5s"
+
+[dhcp]
+mode = "proxy"
+interface = "br0"
+
+[tftp]
+root = "tftp"
+
+[[image]]
+name = "golden"
+path = "golden.vhd"
+
+[[client]]
+name = "ws01"
+mac = "52:54:00:12:34:56"
+image = "golden"
+"""
+
+
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
 
@@ -57,6 +83,24 @@ def make_tap_netns(name: str) -> None:
     except subprocess.CalledProcessError:
         remove_netns(name)
         raise
+
+
+def wire_lab(lab: str, site: str, taps: tuple[str, ...] = ("tap0",)) -> None:
+    """In namespace `lab`: bridge br0 = 10.77.0.1/24 with a tap per machine, and a veth to
+    namespace `site` (vsite = 10.77.0.2/24), where a site's own DHCP server can run."""
+    for ns in (lab, site):
+        _ip("-n", ns, "link", "set", "lo", "up")
+    _ip("-n", lab, "link", "add", "br0", "type", "bridge")
+    for tap in taps:
+        _ip("-n", lab, "tuntap", "add", "dev", tap, "mode", "tap")
+    _ip("-n", lab, "link", "add", "vlab", "type", "veth", "peer", "name", "vsite", "netns", site)
+    for dev in (*taps, "vlab"):
+        _ip("-n", lab, "link", "set", dev, "master", "br0")
+        _ip("-n", lab, "link", "set", dev, "up")
+    _ip("-n", lab, "addr", "add", "10.77.0.1/24", "dev", "br0")
+    _ip("-n", lab, "link", "set", "br0", "up")
+    _ip("-n", site, "addr", "add", "10.77.0.2/24", "dev", "vsite")
+    _ip("-n", site, "link", "set", "vsite", "up")
 
 
 def remove_netns(name: str) -> None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from demo.labnet import make_tap_netns, remove_netns, stop_processes
+from demo.labnet import make_tap_netns, remove_netns, stop_processes, wire_lab
 
 
 def sh(*cmd: str) -> None:
@@ -48,23 +48,6 @@ def lab_netns():
         ns.remove()
 
 
-def wire_lab(lab: Namespace, site: Namespace, taps: tuple[str, ...]) -> None:
-    """`lab`'s bridge br0 = 10.77.0.1 with a tap per machine, and a veth to `site` (10.77.0.2)."""
-    for ns in (lab, site):
-        sh("ip", "-n", ns.name, "link", "set", "lo", "up")
-    sh("ip", "-n", lab.name, "link", "add", "br0", "type", "bridge")
-    for tap in taps:
-        sh("ip", "-n", lab.name, "tuntap", "add", "dev", tap, "mode", "tap")
-    sh("ip", "-n", lab.name, "link", "add", "vlab", "type", "veth", "peer", "name", "vsite", "netns", site.name)
-    for dev in (*taps, "vlab"):
-        sh("ip", "-n", lab.name, "link", "set", dev, "master", "br0")
-        sh("ip", "-n", lab.name, "link", "set", dev, "up")
-    sh("ip", "-n", lab.name, "addr", "add", "10.77.0.1/24", "dev", "br0")
-    sh("ip", "-n", lab.name, "link", "set", "br0", "up")
-    sh("ip", "-n", site.name, "addr", "add", "10.77.0.2/24", "dev", "vsite")
-    sh("ip", "-n", site.name, "link", "set", "vsite", "up")
-
-
 def two_namespaces(taps: tuple[str, ...]):
     if os.geteuid() != 0:
         pytest.fail("network boot tests need root (ip netns)")
@@ -73,7 +56,7 @@ def two_namespaces(taps: tuple[str, ...]):
     for ns in (lab, site):
         sh("ip", "netns", "add", ns.name)
     try:
-        wire_lab(lab, site, taps)
+        wire_lab(lab.name, site.name, taps)
         yield lab, site
     finally:
         lab.remove()

@@ -15,6 +15,7 @@ import subprocess
 
 import pytest
 
+from demo.labnet import PROXY_CONFIG
 from tests.e2e.netns import classroom  # noqa: F401  (fixture)
 from tests.support.linux_boot import FIRMWARES, Console, linux_client, wait_powered_off
 from tests.support.netboot import TWO_CLIENTS, site_dhcp_server, start_bootsrv
@@ -23,30 +24,7 @@ pytestmark = pytest.mark.e2e
 MACHINES = {"ws01": ("52:54:00:12:34:56", "tap0"), "ws02": ("52:54:00:12:34:57", "tap1")}
 CONFIGS = {
     "full": TWO_CLIENTS.replace('interface = "tap0"', 'interface = "br0"'),
-    "proxy": """
-[server]
-state_dir = "state"
-
-[iscsi]
-portals = ["10.77.0.1:3260"]
-nop_interval = "5s"
-
-[dhcp]
-mode = "proxy"
-interface = "br0"
-
-[tftp]
-root = "tftp"
-
-[[image]]
-name = "golden"
-path = "golden.vhd"
-
-[[client]]
-name = "ws01"
-mac = "52:54:00:12:34:56"
-image = "golden"
-
+    "proxy": PROXY_CONFIG + """
 [[client]]
 name = "ws02"
 mac = "52:54:00:12:34:57"

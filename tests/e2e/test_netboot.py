@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from demo.labnet import PROXY_CONFIG
 from target.stores.vhd.create import create_dynamic
 from tests.e2e.netns import lab_netns, proxy_lab  # noqa: F401  (fixtures)
 from tests.support.netboot import (LAB, MAC, TWO_CLIENTS, boot, golden_with_marker, power_off, read_at_1m,
@@ -116,30 +117,7 @@ def test_two_clients_own_disks_and_reset_on_boot(lab_netns, tmp_path):
     assert "Traceback" not in server_log()
 
 
-
-PROXY = """
-[server]
-state_dir = "state"
-
-[iscsi]
-portals = ["10.77.0.1:3260"]
-
-[dhcp]
-mode = "proxy"
-interface = "br0"
-
-[tftp]
-root = "tftp"
-
-[[image]]
-name = "golden"
-path = "golden.vhd"
-
-[[client]]
-name = "ws01"
-mac = "52:54:00:12:34:56"
-image = "golden"
-"""
+PROXY = PROXY_CONFIG
 
 
 def test_proxy_mode_beside_the_sites_dhcp_server(proxy_lab, tmp_path):
