@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Union
 
 from bootsrv.clients import BootClient
 from bootsrv.config import DhcpConfig
