@@ -305,7 +305,7 @@ def _partition_entry(active: bool, kind: int, start: int, sectors: int) -> bytes
 
 def boot_partition(tree: Path, work: Path) -> Path:
     fat = work / "boot.fat"
-    _run("mkfs.fat", "-C", "-F", "16", "-h", str(FAT_START), "-n", "BOOTSRV", fat, str(FAT_SECTORS // 2))
+    _run("mkfs.fat", "-C", "-F", "32", "-h", str(FAT_START), "-n", "BOOTSRV", fat, str(FAT_SECTORS // 2))
     kernel = next((tree / "boot").glob("vmlinuz-*"))
     (work / "syslinux.cfg").write_text(SYSLINUX_CFG)
     (work / "grub.cfg").write_text(GRUB_CFG)
@@ -339,7 +339,7 @@ def disk(tree: Path, work: Path, key: str) -> Path:
     mbr = bytearray(SECTOR)
     code = Path("/usr/lib/syslinux/mbr/mbr.bin").read_bytes()
     mbr[: len(code)] = code
-    mbr[446:462] = _partition_entry(True, 0x0E, FAT_START, FAT_SECTORS)  # FAT16, LBA
+    mbr[446:462] = _partition_entry(True, 0x0C, FAT_START, FAT_SECTORS)  # FAT32, LBA (an ESP is FAT32)
     mbr[462:478] = _partition_entry(False, 0x83, FAT_START + FAT_SECTORS, ROOT_SECTORS)
     mbr[510:512] = b"\x55\xaa"
     with open(raw, "wb") as out:
