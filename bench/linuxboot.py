@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from demo.labnet import LAB_CONFIG, PROXY_CONFIG, remove_netns, stop_processes, wire_lab  # noqa: E402
+from demo.labnet import LAB_CONFIG, PROXY_CONFIG, remove_netns, site_dhcp_argv, stop_processes, wire_lab  # noqa: E402
 from netboot import MAC, run_bootsrv, run_reference, sh  # noqa: E402
 from target.stores.vhd import open_vhd  # noqa: E402
 from tests.support.linux_boot import linux_client  # noqa: E402
@@ -73,13 +73,10 @@ def start_stack(stack: str, lab: str, site: str, workdir: Path) -> list[subproce
         return run_reference(lab, workdir, workdir / "golden.raw", "br0", TUNED)
     if stack == "bootsrv, full mode":
         return [run_bootsrv(lab, workdir, LAB_CONFIG.replace('interface = "tap0"', 'interface = "br0"'))]
-    site_dhcp = subprocess.Popen(
-        ["ip", "netns", "exec", site, shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--no-daemon", "--port=0",
-         "--interface=vsite", "--bind-interfaces", "--dhcp-range=10.77.0.150,10.77.0.199,255.255.255.0,1h",
-         # The machine's address reserved as in the reference: no ping check before the offer.
-         f"--dhcp-host={MAC},10.77.0.151",
-         f"--dhcp-leasefile={workdir / 'site.leases'}", f"--pid-file={workdir / 'site.pid'}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The machine's address reserved as in the reference: no ping check before the offer.
+    argv = site_dhcp_argv(workdir, f"--dhcp-host={MAC},10.77.0.151")
+    site_dhcp = subprocess.Popen(["ip", "netns", "exec", site, *argv], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
     return [site_dhcp, run_bootsrv(lab, workdir, PROXY_CONFIG)]
 
 

@@ -4,6 +4,7 @@ bootsrv serves on it, and a diskless BIOS machine (QEMU + iPXE) plugged into it.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -101,6 +102,13 @@ def wire_lab(lab: str, site: str, taps: tuple[str, ...] = ("tap0",)) -> None:
     _ip("-n", lab, "link", "set", "br0", "up")
     _ip("-n", site, "addr", "add", "10.77.0.2/24", "dev", "vsite")
     _ip("-n", site, "link", "set", "vsite", "up")
+
+
+def site_dhcp_argv(workdir: Path, *extra: str) -> list[str]:
+    """dnsmasq as the site's own DHCP server on the `site` namespace's vsite (wire_lab)."""
+    return [shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--no-daemon", "--port=0", "--interface=vsite",
+            "--bind-interfaces", "--dhcp-range=10.77.0.150,10.77.0.199,255.255.255.0,1h",
+            f"--dhcp-leasefile={workdir / 'site.leases'}", f"--pid-file={workdir / 'site.pid'}", *extra]
 
 
 def remove_netns(name: str) -> None:

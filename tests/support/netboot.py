@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from demo.bootsector import MARKER, marker_boot_sector
-from demo.labnet import LAB_CONFIG, bios_client
+from demo.labnet import LAB_CONFIG, bios_client, site_dhcp_argv
 from target.stores.vhd import open_vhd
 from target.stores.vhd.create import create_dynamic
 from tests.e2e.conftest import REPO
@@ -101,10 +101,6 @@ def read_at_1m(path) -> bytes:
 
 def site_dhcp_server(site, tmp_path) -> Path:
     """The site's own DHCP server (dnsmasq) on the `site` namespace's vsite; returns its lease file."""
-    dnsmasq = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-    leases = tmp_path / "site.leases"
-    site.popen([dnsmasq, "--no-daemon", "--port=0", "--interface=vsite", "--bind-interfaces",
-                "--dhcp-range=10.77.0.150,10.77.0.199,255.255.255.0,1h", f"--dhcp-leasefile={leases}",
-                f"--pid-file={tmp_path / 'dnsmasq.pid'}", "--log-dhcp"],
-               stdout=open(tmp_path / "dnsmasq.log", "wb"), stderr=subprocess.STDOUT)
-    return leases
+    site.popen(site_dhcp_argv(tmp_path, "--log-dhcp"), stdout=open(tmp_path / "dnsmasq.log", "wb"),
+               stderr=subprocess.STDOUT)
+    return tmp_path / "site.leases"
