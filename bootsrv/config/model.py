@@ -1,0 +1,150 @@
+"""The configuration model: immutable objects every service reads instead of the TOML.
+
+Invariants: every object is a frozen dataclass; paths are absolute (resolved against
+the configuration file's folder by the parsers); names (IQNs, MACs) are normalised
+to lower case. Each default is written here once and the parsers read it from here.
+This module imports nothing heavy: the `Schedule` type lives with the scheduler
+(`snapshots.schedule`, which pulls in APScheduler and the VHD stack) and is named
+for type checkers only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from snapshots.schedule import Schedule
+
+DEFAULT_BASE_IQN = "iqn.2026-11.lan.bootsrv"
+
+
+def default_of(cls: type, name: str) -> Any:
+    """The default a model field declares, for parsers of tables whose model has required fields."""
+    return cls.__dataclass_fields__[name].default  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class ChapConfig:
+    user: str
+    secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    state_dir: Path
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Portal:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class IscsiConfig:
+    portals: tuple[Portal, ...] = (Portal("0.0.0.0", 3260),)
+    base_iqn: str = DEFAULT_BASE_IQN
+    queue_depth: int = 64
+    max_sessions: int = 1024
+    nop_interval: float = 30.0  # seconds of silence before we ping the initiator; 0 = never
+    nop_timeout: float = 30.0
+    login_timeout: float = 30.0
+    digests: str = "prefer"  # CRC32C header/data digests: "prefer", "initiator" or "off"
+
+
+@dataclass(frozen=True, slots=True)
+class DiskConfig:
+    name: str
+    path: Path
+    readonly: bool = False
+    size: int | None = None  # create a sparse raw image of this size when the file is missing
+
+
+@dataclass(frozen=True, slots=True)
+class TargetConfig:
+    iqn: str
+    luns: tuple[str, ...]
+    initiators: tuple[str, ...] = ()
+    alias: str = ""
+    chap: ChapConfig | None = None
+    mutual_chap: ChapConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DhcpConfig:
+    mode: str = "off"  # "full" | "proxy" | "off"
+    interface: str = ""
+    server_ip: str = ""  # default: the interface's first IPv4 address
+    pool: tuple[str, str] | None = None  # first and last address (full mode)
+    router: str = ""
+    dns: tuple[str, ...] = ()
+    domain: str = ""
+    lease_time: float = 12 * 3600
+    # "ignore", "lease" (an address, no boot options: printers, laptops) or an [[image]] name
+    # (PXE clients no [[client]] names are adopted, each with its own disk over that image)
+    unknown_clients: str = "ignore"
+    max_adopted: int = 64  # adopted clients at most, so stray PXE traffic cannot fill the disk
+    adopt_per_minute: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class DnsConfig:
+    enabled: bool = False
+    port: int = 53
+    upstream: tuple[tuple[str, int], ...] = ()  # forwarders for names outside our domain
+
+
+@dataclass(frozen=True, slots=True)
+class ImageConfig:
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    name: str
+    mac: str  # lower-case aa:bb:cc:dd:ee:ff
+    image: str
+    ip: str = ""
+    reset_on_boot: bool = False
+    chap: ChapConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    listen: Portal | None = None  # off unless set
+    token: str = ""  # Authorization: Bearer <token> for the API and /metrics
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotsConfig:
+    export_dir: Path | None = None
+    initiators: tuple[str, ...] = ()  # may attach mounted snapshots, besides each disk's own initiators
+    schedules: tuple[Schedule, ...] = ()
+    min_free: int = 1 << 30  # bytes the disk's file system must have free for a snapshot to start
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    server: ServerConfig
+    iscsi: IscsiConfig
+    disks: tuple[DiskConfig, ...] = ()
+    targets: tuple[TargetConfig, ...] = ()
+    dhcp: DhcpConfig = DhcpConfig()
+    dns: DnsConfig = DnsConfig()
+    tftp_root: Path | None = None
+    images: tuple[ImageConfig, ...] = ()
+    clients: tuple[ClientConfig, ...] = ()
+    snapshots: SnapshotsConfig = SnapshotsConfig()
+    web: WebConfig = WebConfig()
+    _disk_index: dict[str, DiskConfig] = field(default_factory=dict, compare=False, repr=False)
+
+    def disk(self, name: str) -> DiskConfig:
+        return self._disk_index[name]

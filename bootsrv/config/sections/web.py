@@ -1,0 +1,20 @@
+"""[web]: the dashboard and API listener, off unless `listen` is set, and its token."""
+
+from __future__ import annotations
+
+from bootsrv.config.model import WebConfig
+from bootsrv.config.reader import Section, portal
+
+
+def parse(top: Section) -> WebConfig:
+    section = top.sub("web", "a [web] table")
+    listen = section.get("listen", str, 'a "host:port" like "127.0.0.1:8080"', None)
+    token = section.get("token", str, "a token of at least 16 characters", "")
+    section.done()
+    if listen is None:
+        return WebConfig()
+    where = portal(section, listen, "listen")
+    if len(token) < 16:
+        section.fail("token", "a token of at least 16 characters (the dashboard can take snapshots and roll "
+                     "disks back)", f"{len(token)} characters")
+    return WebConfig(where, token)
