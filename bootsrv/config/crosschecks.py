@@ -12,13 +12,14 @@ from typing import Collection
 
 from bootsrv.config.errors import ConfigError
 from bootsrv.config.model import ClientConfig, DhcpConfig, DiskConfig, TargetConfig
+from bootsrv.config.modes import UnknownClients, listed
 from bootsrv.config.names import client_target_iqn
 
 
 def unknown_clients_policy(file: Path, dhcp: DhcpConfig, images: Collection[str]) -> None:
     """`dhcp.unknown_clients` is "ignore", "lease" or the name of an [[image]]."""
-    if dhcp.unknown_clients not in ("ignore", "lease") and dhcp.unknown_clients not in images:
-        raise ConfigError(f"{file}: dhcp.unknown_clients: expected \"ignore\", \"lease\" or an [[image]] name, "
+    if dhcp.unknown_clients not in images and not isinstance(UnknownClients.of(dhcp.unknown_clients), UnknownClients):
+        raise ConfigError(f"{file}: dhcp.unknown_clients: expected {listed(UnknownClients)} or an [[image]] name, "
                           f"got {dhcp.unknown_clients!r}")
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bootsrv.config.modes import DhcpMode, Digests, LogLevel, UnknownClients
+
 if TYPE_CHECKING:
     from snapshots.schedule import Schedule
 
@@ -34,7 +36,7 @@ class ChapConfig:
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     state_dir: Path
-    log_level: str = "info"
+    log_level: LogLevel = LogLevel.INFO
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,7 @@ class IscsiConfig:
     nop_interval: float = 30.0  # seconds of silence before we ping the initiator; 0 = never
     nop_timeout: float = 30.0
     login_timeout: float = 30.0
-    digests: str = "prefer"  # CRC32C header/data digests: "prefer", "initiator" or "off"
+    digests: Digests = Digests.PREFER
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +80,7 @@ class TargetConfig:
 
 @dataclass(frozen=True, slots=True)
 class DhcpConfig:
-    mode: str = "off"  # "full" | "proxy" | "off"
+    mode: DhcpMode = DhcpMode.OFF
     interface: str = ""
     server_ip: str = ""  # default: the interface's first IPv4 address
     pool: tuple[str, str] | None = None  # first and last address (full mode)
@@ -86,9 +88,9 @@ class DhcpConfig:
     dns: tuple[str, ...] = ()
     domain: str = ""
     lease_time: float = 12 * 3600
-    # "ignore", "lease" (an address, no boot options: printers, laptops) or an [[image]] name
-    # (PXE clients no [[client]] names are adopted, each with its own disk over that image)
-    unknown_clients: str = "ignore"
+    # an UnknownClients word or an [[image]] name (PXE clients no [[client]] names are
+    # adopted, each with its own disk over that image)
+    unknown_clients: str = UnknownClients.IGNORE
     max_adopted: int = 64  # adopted clients at most, so stray PXE traffic cannot fill the disk
     adopt_per_minute: int = 30
 

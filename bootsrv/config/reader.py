@@ -11,10 +11,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Any, NoReturn
+from enum import StrEnum
+from typing import Any, NoReturn, TypeVar
 
 from bootsrv.config.errors import ConfigError
 from bootsrv.config.model import Portal
+
+Choice = TypeVar("Choice", bound=StrEnum)
 
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B?|B)?\s*$", re.IGNORECASE)
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -52,6 +55,14 @@ class Section:
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             self.fail(name, expected, value)
         return value
+
+    def choice(self, name: str, choices: type[Choice], expected: str, default: Choice) -> Choice:
+        """A string that must be one of `choices`' values, returned as that member."""
+        value = self.get(name, str, expected, default)
+        try:
+            return choices(value)
+        except ValueError:
+            self.fail(name, expected, value)
 
     def sub(self, name: str, expected: str, where: str | None = None) -> Section:
         """The sub-table `name` (empty when absent), read as its own section."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bootsrv.config.model import IscsiConfig
+from bootsrv.config.modes import Digests, spelled
 from bootsrv.config.names import valid_iscsi_name
 from bootsrv.config.reader import Section, parse_duration, portal
 
@@ -38,8 +39,6 @@ def parse(top: Section) -> IscsiConfig:
     max_sessions = _bounded(section, "max_sessions", 1, 65535, DEFAULTS.max_sessions)
     timers = [_duration(section, key, getattr(DEFAULTS, key))
               for key in ("nop_interval", "nop_timeout", "login_timeout")]
-    digests = section.get("digests", str, '"prefer", "initiator" or "off"', DEFAULTS.digests)
-    if digests not in ("prefer", "initiator", "off"):
-        section.fail("digests", '"prefer", "initiator" or "off"', digests)
+    digests = section.choice("digests", Digests, spelled(Digests), DEFAULTS.digests)
     section.done()
     return IscsiConfig(portals, base_iqn, queue_depth, max_sessions, *timers, digests)

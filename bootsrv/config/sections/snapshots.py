@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Collection
 
 from bootsrv.config.model import SnapshotsConfig
+from bootsrv.config.modes import ExportMode, spelled
 from bootsrv.config.names import NAME_RE
 from bootsrv.config.reader import Section, parse_duration, parse_size
 from bootsrv.config.sections.targets import initiator_names
@@ -49,10 +50,8 @@ def _schedule(sub: Section, index: int, names: Collection[str], exports: bool, t
     for disk in disks:
         if not isinstance(disk, str) or (disk not in names and not any(c in disk for c in "*?[")):
             sub.fail("disks", f"disk or client names ({', '.join(sorted(names)) or 'none defined'}) or \"*\"", disk)
-    export = sub.get("export", str, '"none", "full" or "incremental"', "none")
-    if export not in ("none", "full", "incremental"):
-        sub.fail("export", '"none", "full" or "incremental"', export)
-    if export != "none" and not exports:
+    export = sub.choice("export", ExportMode, spelled(ExportMode), ExportMode.NONE)
+    if export != ExportMode.NONE and not exports:
         sub.fail("export", "snapshots.export_dir to be set (exports are written there)")
     keep = _keep(sub)
     grace = parse_duration(sub.get("grace", (int, str), 'a duration like "6h"', "6h"))
