@@ -1,0 +1,26 @@
+"""A small good configuration the config tests mutate one key at a time, and a writer for it."""
+
+from pathlib import Path
+
+GOOD = """
+[server]
+state_dir = "state"
+[iscsi]
+portals = ["127.0.0.1:3260", "[::1]:3261"]
+[[disk]]
+name = "scratch"
+path = "disks/scratch.img"
+size = "1GiB"
+[[target]]
+iqn = "iqn.2026-11.lan.bootsrv:Scratch"
+luns = ["scratch"]
+initiators = ["iqn.1991-05.com.microsoft:WS01"]
+chap = { user = "u", secret = "s12345678901" }
+mutual_chap = { user = "t", secret = "s98765432109" }
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
