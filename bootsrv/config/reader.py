@@ -12,7 +12,7 @@ import ipaddress
 import re
 from pathlib import Path
 from enum import StrEnum
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Iterator, NoReturn, TypeVar
 
 from bootsrv.config.errors import ConfigError
 from bootsrv.config.model import Portal
@@ -67,6 +67,11 @@ class Section:
     def sub(self, name: str, expected: str, where: str | None = None) -> Section:
         """The sub-table `name` (empty when absent), read as its own section."""
         return Section(self.file, where or self.key(name), self.get(name, dict, expected, {}))
+
+    def entries(self, name: str, expected: str) -> Iterator[Section]:
+        """The tables of the array `name` ([[disk]], ...), each a section keyed `name[index]`."""
+        for index, table in enumerate(self.get(name, list, expected, [])):
+            yield Section(self.file, f"{self.key(name)}[{index}]", table)
 
     def done(self) -> None:
         unknown = sorted(set(self.table) - self.seen)

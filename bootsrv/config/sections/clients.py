@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Collection
+from typing import Collection
 
 from bootsrv.config.model import ClientConfig, default_of
 from bootsrv.config.names import HOST_RE, MAC_RE
@@ -33,7 +33,6 @@ def _client(section: Section, images: Collection[str], taken: list[ClientConfig]
 
 def parse(top: Section, images: Collection[str]) -> tuple[ClientConfig, ...]:
     clients: list[ClientConfig] = []
-    tables: list[Any] = top.get("client", list, "[[client]] tables", [])
-    for index, table in enumerate(tables):
-        clients.append(_client(Section(top.file, f"client[{index}]", table), images, clients))
+    for section in top.entries("client", "[[client]] tables"):
+        clients.append(_client(section, images, clients))
     return tuple(clients)

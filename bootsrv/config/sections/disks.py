@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
 from bootsrv.config.model import DiskConfig, default_of
 from bootsrv.config.names import NAME_RE
 from bootsrv.config.reader import Section, parse_size
@@ -30,7 +28,6 @@ def _disk(section: Section, base: Path, taken: list[DiskConfig]) -> DiskConfig:
 
 def parse(top: Section, base: Path) -> tuple[DiskConfig, ...]:
     disks: list[DiskConfig] = []
-    tables: list[Any] = top.get("disk", list, "[[disk]] tables", [])
-    for index, table in enumerate(tables):
-        disks.append(_disk(Section(top.file, f"disk[{index}]", table), base, disks))
+    for section in top.entries("disk", "[[disk]] tables"):
+        disks.append(_disk(section, base, disks))
     return tuple(disks)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
 from bootsrv.config.model import ImageConfig
 from bootsrv.config.names import NAME_RE
 from bootsrv.config.reader import Section
@@ -12,9 +10,7 @@ from bootsrv.config.reader import Section
 
 def parse(top: Section, base: Path) -> tuple[ImageConfig, ...]:
     images: list[ImageConfig] = []
-    tables: list[Any] = top.get("image", list, "[[image]] tables", [])
-    for index, table in enumerate(tables):
-        section = Section(top.file, f"image[{index}]", table)
+    for section in top.entries("image", "[[image]] tables"):
         name = section.get("name", str, "an image name", required=True)
         if not NAME_RE.match(name) or any(i.name == name for i in images):
             section.fail("name", "a unique name of letters, digits, '.', '_' or '-'", name)

@@ -9,9 +9,9 @@ configuration model stays light; a file without schedules never loads APSchedule
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Collection
+from typing import TYPE_CHECKING, Collection
 
-from bootsrv.config.model import SnapshotsConfig
+from bootsrv.config.model import SnapshotsConfig, default_of
 from bootsrv.config.modes import ExportMode, spelled
 from bootsrv.config.names import NAME_RE
 from bootsrv.config.reader import Section, parse_duration, parse_size
@@ -28,7 +28,7 @@ def _keep(sub: Section) -> Keep:
     table = sub.sub("keep", "{ last = N, daily = N, ... }")
     counts = {}
     for kind in ("last", "daily", "weekly", "monthly"):
-        value = table.get(kind, int, "a count of 0 or more", 0)
+        value = table.get(kind, int, "a count of 0 or more", default_of(Keep, kind))
         if value < 0:
             table.fail(kind, "a count of 0 or more", value)
         counts[kind] = value
@@ -37,7 +37,8 @@ def _keep(sub: Section) -> Keep:
 
 
 def _schedule(sub: Section, index: int, names: Collection[str], exports: bool, taken: list[Schedule]) -> Schedule:
-    from snapshots.schedule import Schedule, valid_cron  # APScheduler: see the module docstring
+    # APScheduler (see the module docstring); the defaults are Schedule's own.
+    from snapshots.schedule import Schedule, valid_cron
 
     name = sub.get("name", str, "a schedule name", f"schedule{index + 1}")
     if not NAME_RE.match(name) or any(s.name == name for s in taken):
@@ -46,18 +47,18 @@ def _schedule(sub: Section, index: int, names: Collection[str], exports: bool, t
     problem = valid_cron(cron)
     if problem:
         sub.fail("cron", f'five cron fields like "0 2 * * *" (minute hour day month weekday): {problem}', cron)
-    disks = sub.get("disks", list, 'a list of disk or client names, or ["*"]', ["*"])
+    disks = sub.get("disks", list, 'a list of disk or client names, or ["*"]', default_of(Schedule, "disks"))
     for disk in disks:
         if not isinstance(disk, str) or (disk not in names and not any(c in disk for c in "*?[")):
             sub.fail("disks", f"disk or client names ({', '.join(sorted(names)) or 'none defined'}) or \"*\"", disk)
-    export = sub.choice("export", ExportMode, spelled(ExportMode), ExportMode.NONE)
+    export = sub.choice("export", ExportMode, spelled(ExportMode), default_of(Schedule, "export"))
     if export != ExportMode.NONE and not exports:
         sub.fail("export", "snapshots.export_dir to be set (exports are written there)")
     keep = _keep(sub)
-    grace = parse_duration(sub.get("grace", (int, str), 'a duration like "6h"', "6h"))
+    grace = parse_duration(sub.get("grace", (int, str), 'a duration like "6h"', default_of(Schedule, "grace")))
     if grace is None:
         sub.fail("grace", 'a duration like "6h"', sub.table.get("grace"))
-    full_every = sub.get("full_every", int, "a count of 1 or more", 7)
+    full_every = sub.get("full_every", int, "a count of 1 or more", default_of(Schedule, "full_every"))
     if full_every < 1:
         sub.fail("full_every", "a count of 1 or more", full_every)
     sub.done()
@@ -74,9 +75,7 @@ def parse(top: Section, base: Path, names: Collection[str]) -> SnapshotsConfig:
     if min_free is None:
         section.fail("min_free", 'a size like "1GiB" (0: no floor)', min_free_text)
     schedules: list[Schedule] = []
-    tables: list[Any] = section.get("schedule", list, "[[snapshots.schedule]] tables", [])
-    for index, table in enumerate(tables):
-        sub = Section(top.file, f"snapshots.schedule[{index}]", table)
+    for index, sub in enumerate(section.entries("schedule", "[[snapshots.schedule]] tables")):
         schedules.append(_schedule(sub, index, names, export_dir is not None, schedules))
     section.done()
     return SnapshotsConfig((base / export_dir).resolve() if export_dir else None, initiators, tuple(schedules),

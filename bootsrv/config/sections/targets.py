@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Collection
+from typing import Collection
 
 from bootsrv.config.model import TargetConfig, default_of
 from bootsrv.config.names import valid_iscsi_name
@@ -45,7 +45,6 @@ def _target(section: Section, disks: Collection[str], taken: list[TargetConfig])
 
 def parse(top: Section, disks: Collection[str]) -> tuple[TargetConfig, ...]:
     targets: list[TargetConfig] = []
-    tables: list[Any] = top.get("target", list, "[[target]] tables", [])
-    for index, table in enumerate(tables):
-        targets.append(_target(Section(top.file, f"target[{index}]", table), disks, targets))
+    for section in top.entries("target", "[[target]] tables"):
+        targets.append(_target(section, disks, targets))
     return tuple(targets)

@@ -2,6 +2,10 @@
 
 from pathlib import Path
 
+import pytest
+
+from bootsrv.config import ConfigError, load_config
+
 GOOD = """
 [server]
 state_dir = "state"
@@ -24,3 +28,12 @@ def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "c.toml"
     path.write_text(text)
     return path
+
+
+def refusal(path: Path) -> str:
+    """The one-line ConfigError load_config raises for the file at `path`."""
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message, message
+    return message
