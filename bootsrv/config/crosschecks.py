@@ -18,7 +18,7 @@ from bootsrv.config.names import client_target_iqn
 
 def unknown_clients_policy(file: Path, dhcp: DhcpConfig, images: Collection[str]) -> None:
     """`dhcp.unknown_clients` is "ignore", "lease" or the name of an [[image]]."""
-    if dhcp.unknown_clients not in images and not isinstance(UnknownClients.of(dhcp.unknown_clients), UnknownClients):
+    if not UnknownClients.is_word(dhcp.unknown_clients) and dhcp.unknown_clients not in images:
         raise ConfigError(f"{file}: dhcp.unknown_clients: expected {listed(UnknownClients)} or an [[image]] name, "
                           f"got {dhcp.unknown_clients!r}")
 

@@ -37,9 +37,13 @@ class UnknownClients(StrEnum):
     LEASE = "lease"  # an address, no boot options: printers, laptops
 
     @classmethod
+    def is_word(cls, value: str) -> bool:
+        return value in cls._value2member_map_
+
+    @classmethod
     def of(cls, value: str) -> str:
         """The member `value` spells, else `value` itself (an image name)."""
-        return cls(value) if value in cls._value2member_map_ else value
+        return cls(value) if cls.is_word(value) else value
 
 
 class ExportMode(StrEnum):

@@ -3,7 +3,9 @@
 Every parser reads its table through a `Section`, so every message has one shape:
 `<file>: <key path>: expected <what>[, got <value>]`, on one line (tests pin many of
 them). `Section.done()` rejects keys nobody read, so a misspelt key is an error
-rather than a silently ignored setting.
+rather than a silently ignored setting. `get` never type-checks a default, so a
+parser may pass the model's own default (a float, an enum member) where the file
+would hold a string.
 """
 
 from __future__ import annotations
