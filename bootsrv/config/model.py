@@ -2,7 +2,8 @@
 
 Invariants: every object is a frozen dataclass; paths are absolute (resolved against
 the configuration file's folder by the parsers); names (IQNs, MACs) are normalised
-to lower case. Each default is written here once and the parsers read it from here.
+to lower case. Each default is written here once and the parsers read it from here
+(a schedule's defaults are those of `snapshots.schedule.Schedule` and `Keep`).
 This module imports nothing heavy: the `Schedule` type lives with the scheduler
 (`snapshots.schedule`, which pulls in APScheduler and the VHD stack) and is named
 for type checkers only.
@@ -52,6 +53,8 @@ class Portal:
 class IscsiConfig:
     portals: tuple[Portal, ...] = (Portal("0.0.0.0", 3260),)
     base_iqn: str = DEFAULT_BASE_IQN
+    # target/iscsi keeps its own 64 (login, connection, protocol): target/ never imports
+    # bootsrv/, so this is to read target.iscsi.params.DEFAULT_QUEUE_DEPTH once that exists.
     queue_depth: int = 64
     max_sessions: int = 1024
     nop_interval: float = 30.0  # seconds of silence before we ping the initiator; 0 = never
