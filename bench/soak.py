@@ -202,7 +202,7 @@ def fuzz_cores(inputs: int, seed: int) -> list[Row]:
 
 def abuse_live(inputs: int, seed: int) -> list[Row]:
     from tests.e2e.abuse import Bystander, abuse_config, live_fuzz, slow_logins  # noqa: PLC0415
-    from tests.e2e.conftest import start_server  # noqa: PLC0415
+    from tests.support.server import start_server  # noqa: PLC0415
     from tests.e2e.test_load import server_pid  # noqa: PLC0415
     rows = []
     with tempfile.TemporaryDirectory(prefix="bootsrv-soak-") as tmp:
@@ -258,7 +258,8 @@ def power_cuts(trials: int, seed: int) -> list[Row]:
 
 
 def load(minutes: float) -> list[Row]:
-    from tests.e2e.conftest import scratch_config, start_server  # noqa: PLC0415
+    from tests.support.scratch import scratch_config  # noqa: PLC0415
+    from tests.support.server import start_server  # noqa: PLC0415
     from tests.e2e.test_load import SESSIONS, SLOTS, mixed_load  # noqa: PLC0415
     with tempfile.TemporaryDirectory(prefix="bootsrv-soak-") as tmp:
         server = start_server(Path(tmp), scratch_config(f"{SESSIONS * SLOTS * 4}KiB"))

@@ -4,9 +4,9 @@ import pytest
 
 from bootsrv.config import ConfigError, load_config
 from snapshots.retention import Keep
-from tests.clirun import run_cli
+from tests.support.cli import run_cli
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 GOOD = """
 [server]
 state_dir = "state"

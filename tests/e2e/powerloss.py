@@ -29,8 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from target.stores.vhd import open_vhd
-from tests.clirun import run_cli
-from tests.e2e.conftest import REPO, SCRATCH_IQN, Server, run, start_server
+from tests.support.cli import run_cli
+from tests.support.paths import REPO
+from tests.support.scratch import SCRATCH_IQN
+from tests.support.server import Server, start_server
+from tests.support.tools import run
 from tests.e2e.snaptools import CLIENT, CLIENT_INITIATOR, CLIENT_IQN, SNAPSHOTS_SECTION
 from tests.e2e.test_wire import RAW_INITIATOR, RawInitiator
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.abuse import Bystander, abuse_config, live_fuzz, slow_logins
-from tests.e2e.conftest import run
+from tests.support.tools import run
 from tests.e2e.test_load import server_pid
 from tests.faults_summary import record
 

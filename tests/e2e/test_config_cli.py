@@ -9,7 +9,9 @@ import json
 import pytest
 
 from bootsrv.config import DEFAULT_BASE_IQN
-from tests.e2e.conftest import SCRATCH_IQN, run, start_server
+from tests.support.scratch import SCRATCH_IQN
+from tests.support.server import start_server
+from tests.support.tools import run
 from tests.e2e.snaptools import bootsrv_cli, client_config, make_golden
 
 pytestmark = pytest.mark.e2e

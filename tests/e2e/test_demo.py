@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.e2e.conftest import REPO
+from tests.support.paths import REPO
 from tests.support.namespaces import demo_namespaces
 
 pytestmark = pytest.mark.e2e

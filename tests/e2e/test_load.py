@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import scratch_config
+from tests.support.scratch import scratch_config
 from tests.e2e.test_wire import RawInitiator
 from tests.faults_summary import record
 

@@ -11,7 +11,9 @@ import os
 
 import pytest
 
-from tests.e2e.conftest import SCRATCH_IQN, run, start_server
+from tests.support.scratch import SCRATCH_IQN
+from tests.support.server import start_server
+from tests.support.tools import run
 from tests.e2e.snaptools import (
     CLIENT, CLIENT_INITIATOR, CLIENT_IQN, MiB, bootsrv_cli, client_config, make_golden, read_through_mount, snapshot,
     standalone_config)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import SCRATCH_IQN, run
+from tests.support.scratch import SCRATCH_IQN
+from tests.support.tools import run
 from tests.e2e.snaptools import (
     CLIENT, CLIENT_INITIATOR, CLIENT_IQN, MiB, SequenceWriter, bootsrv_cli, client_config, make_golden, mount_url,
     read_through_mount, snapshot, snapshot_ids, standalone_config, write_image)
