@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.namespaces import tap_namespace, two_namespaces
 from tests.support.server import Server, start_server
 
 
@@ -33,3 +34,22 @@ def linux_golden() -> Path:
     under build/linux and shared by every test that boots it."""
     from tests.support.linux_image import golden_image
     return golden_image()
+
+
+@pytest.fixture
+def lab_netns():
+    """Namespace with tap0 = 10.77.0.1/24 (the server's side of the client's wire)."""
+    yield from tap_namespace()
+
+
+@pytest.fixture
+def proxy_lab():
+    """Two namespaces on one wire: `lab` (bootsrv on br0 = 10.77.0.1, QEMU's tap0 on the bridge)
+    and `site` (the site's DHCP server on 10.77.0.2), joined by a veth pair."""
+    yield from two_namespaces(("tap0",))
+
+
+@pytest.fixture
+def classroom():
+    """As proxy_lab, with two machines' taps (tap0, tap1) on the lab's bridge."""
+    yield from two_namespaces(("tap0", "tap1"))

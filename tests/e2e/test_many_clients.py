@@ -14,7 +14,6 @@ import pytest
 from demo.labnet import LAB_CONFIG
 from tests.support.cli import run_cli
 from tests.support.paths import REPO
-from tests.e2e.netns import lab_netns  # noqa: F401  (fixture)
 from tests.support.netboot import MAC, boot, golden_with_marker, power_off, wait_for
 
 pytestmark = pytest.mark.e2e
