@@ -10,7 +10,7 @@ import pytest
 
 from target.stores.vhd import open_vhd
 from tests.support.cli import run_cli
-from tests.faults_summary import record
+from tests.support.faults_summary import record
 from tests.support.paths import REPO
 
 MiB = 1 << 20

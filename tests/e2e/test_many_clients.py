@@ -13,8 +13,8 @@ import pytest
 
 from demo.labnet import LAB_CONFIG
 from tests.support.cli import run_cli
-from tests.support.paths import REPO
 from tests.support.netboot import MAC, boot, golden_with_marker, power_off, wait_for
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.e2e
 CLIENTS = 2000

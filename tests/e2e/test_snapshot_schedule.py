@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.scratch import SCRATCH_IQN
 from tests.support.server import start_server
-from tests.e2e.snaptools import bootsrv_cli, standalone_config, write_image
+from tests.support.snapshots import bootsrv_cli, standalone_config, write_image
 
 pytestmark = pytest.mark.e2e
 
