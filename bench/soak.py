@@ -38,8 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import common  # noqa: F401  (first: it puts this checkout on sys.path)
 
 from bootsrv.clients import BootClient  # noqa: E402
 from bootsrv.config import ClientConfig, DhcpConfig  # noqa: E402
