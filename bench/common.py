@@ -1,4 +1,11 @@
-"""What the benchmarks share: ports, starting and stopping servers, a process's CPU and memory."""
+"""What the benchmarks share: this checkout's path, ports, starting and stopping servers,
+a process's CPU and memory.
+
+Invariant: importing this module puts this checkout first on sys.path, so a benchmark
+imports bootsrv, target, demo and tests.support from the checkout it lives in (not from
+an installed copy). It is the one place bench/ computes that path: each script imports
+`common` before any of those.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 MiB = 1 << 20
 
 

@@ -28,8 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import REPO  # noqa: E402  (first: it puts this checkout on sys.path)
 
 from target.stores.vhd.create import create_dynamic  # noqa: E402
 from demo.labnet import remove_netns, stop_processes  # noqa: E402

@@ -26,9 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
+import common  # noqa: F401  (first: it puts this checkout on sys.path)
 
 from demo.labnet import LAB_CONFIG, PROXY_CONFIG, remove_netns, site_dhcp_argv, stop_processes, wire_lab  # noqa: E402
 from netboot import MAC, run_bootsrv, run_reference, sh  # noqa: E402

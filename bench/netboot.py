@@ -19,8 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from common import REPO  # noqa: E402  (first: it puts this checkout on sys.path)
 
 from target.stores.vhd import open_vhd  # noqa: E402
 from target.stores.vhd.create import create_dynamic  # noqa: E402

@@ -9,8 +9,8 @@
    "malformed" error; the disk outside the fuzzed area must stay unchanged.
 2. The same mutated iSCSI streams over TCP to a running server, then slow
    (slowloris) logins from four addresses, while a client of another disk does
-   I/O throughout (tests/e2e/abuse.py): it must see no error.
-3. Power cuts (tests/e2e/powerloss.py, root and /dev/fuse): a standalone and a
+   I/O throughout (tests/support/abuse.py): it must see no error.
+3. Power cuts (tests/support/powerloss.py, root and /dev/fuse): a standalone and a
    client's differencing disk, each through half of the trials.
 4. Load: 256 sessions of mixed I/O (tests/e2e/test_load.py): no failure, no
    dropped session, descriptors and memory flat.
@@ -38,8 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import common  # noqa: F401  (first: it puts this checkout on sys.path)
 
 from bootsrv.clients import BootClient  # noqa: E402
 from bootsrv.config import ClientConfig, DhcpConfig  # noqa: E402
@@ -55,8 +54,8 @@ from target.scsi.device import ScsiDevice  # noqa: E402
 from target.scsi.lu import LogicalUnit  # noqa: E402
 from target.scsi.registry import HANDLERS, Access  # noqa: E402
 from target.stores.raw import RawStore  # noqa: E402
-from tests.faults_summary import table  # noqa: E402
 from tests.fuzzseeds import LOGOUT, TARGET, iscsi_seeds, login_pdu, mutate  # noqa: E402
+from tests.support.faults_summary import table  # noqa: E402
 
 MAC = "52:54:00:12:34:56"
 FUZZED_BLOCKS = 2048  # the fuzzer's writes are aimed at the first 1 MiB; the rest must not change
@@ -201,9 +200,9 @@ def fuzz_cores(inputs: int, seed: int) -> list[Row]:
 
 
 def abuse_live(inputs: int, seed: int) -> list[Row]:
-    from tests.e2e.abuse import Bystander, abuse_config, live_fuzz, slow_logins  # noqa: PLC0415
-    from tests.e2e.conftest import start_server  # noqa: PLC0415
-    from tests.e2e.test_load import server_pid  # noqa: PLC0415
+    from tests.support.abuse import Bystander, abuse_config, live_fuzz, slow_logins  # noqa: PLC0415
+    from tests.support.load import server_pid  # noqa: PLC0415
+    from tests.support.server import start_server  # noqa: PLC0415
     rows = []
     with tempfile.TemporaryDirectory(prefix="bootsrv-soak-") as tmp:
         server = start_server(Path(tmp), abuse_config(login_timeout="3s"))
@@ -236,7 +235,7 @@ def abuse_live(inputs: int, seed: int) -> list[Row]:
 
 
 def power_cuts(trials: int, seed: int) -> list[Row]:
-    from tests.e2e.powerloss import run_trials  # noqa: PLC0415
+    from tests.support.powerloss import run_trials  # noqa: PLC0415
     rows = []
     for kind, seeds in (("standalone", range(seed, seed + trials // 2)),
                         ("client", range(seed, seed + trials - trials // 2))):
@@ -258,8 +257,9 @@ def power_cuts(trials: int, seed: int) -> list[Row]:
 
 
 def load(minutes: float) -> list[Row]:
-    from tests.e2e.conftest import scratch_config, start_server  # noqa: PLC0415
-    from tests.e2e.test_load import SESSIONS, SLOTS, mixed_load  # noqa: PLC0415
+    from tests.support.load import SESSIONS, SLOTS, mixed_load  # noqa: PLC0415
+    from tests.support.scratch import scratch_config  # noqa: PLC0415
+    from tests.support.server import start_server  # noqa: PLC0415
     with tempfile.TemporaryDirectory(prefix="bootsrv-soak-") as tmp:
         server = start_server(Path(tmp), scratch_config(f"{SESSIONS * SLOTS * 4}KiB"))
         started = time.monotonic()

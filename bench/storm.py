@@ -25,10 +25,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-
 from common import MiB, bootsrv, cpu_seconds, free_port, rss_mib, start_tgtd, stop, tgt_target, wait_port  # noqa: E402
 
 from tests.e2e.test_wire import RawInitiator  # noqa: E402

@@ -1,8 +1,8 @@
-"""Every test run ends with the faults-and-abuse suite's table (tests/faults_summary.py)."""
+"""Every test run ends with the faults-and-abuse suite's table (tests/support/faults_summary.py)."""
 
 from hypothesis import settings
 
-from tests.faults_summary import FaultsReport
+from tests.support.faults_summary import FaultsReport
 
 # Hypothesis fails an example that runs longer than 200 ms by default: a timed
 # assertion, which a busy CI machine trips. Tests here assert outcomes only.

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.clirun import run_cli
+from tests.support.cli import run_cli
 
 
 

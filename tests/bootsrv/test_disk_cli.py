@@ -5,15 +5,14 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from target.stores.vhd import open_vhd
-from tests.clirun import run_cli
-from tests.faults_summary import record
+from tests.support.cli import run_cli
+from tests.support.faults_summary import record
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 MiB = 1 << 20
 
 

@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 
 from bootsrv.dns import FORWARD, DnsAnswers
 from bootsrv.tftp import resolve
-from tests.faults_summary import record
+from tests.support.faults_summary import record
 
 
 def test_resolve_stays_inside_its_roots(tmp_path):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.abuse import Bystander, abuse_config, live_fuzz, slow_logins
-from tests.e2e.conftest import run
-from tests.e2e.test_load import server_pid
-from tests.faults_summary import record
+from tests.support.abuse import Bystander, abuse_config, live_fuzz, slow_logins
+from tests.support.faults_summary import record
+from tests.support.load import server_pid
+from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
 FUZZ_INPUTS = 3000

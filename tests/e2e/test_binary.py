@@ -13,7 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import READY_LINE, REPO, SCRATCH_IQN, free_port, run, scratch_config
+from tests.support.paths import REPO
+from tests.support.ports import free_port
+from tests.support.scratch import SCRATCH_IQN, scratch_config
+from tests.support.server import READY_LINE
+from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
 CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}

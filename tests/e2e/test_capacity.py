@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import SCRATCH_IQN, require_tool, run, scratch_config
+from tests.support.scratch import SCRATCH_IQN, scratch_config
+from tests.support.tools import require_tool, run
 
 pytestmark = pytest.mark.e2e
 MiB = 1 << 20

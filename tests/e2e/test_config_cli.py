@@ -9,8 +9,10 @@ import json
 import pytest
 
 from bootsrv.config import DEFAULT_BASE_IQN
-from tests.e2e.conftest import SCRATCH_IQN, run, start_server
-from tests.e2e.snaptools import bootsrv_cli, client_config, make_golden
+from tests.support.scratch import SCRATCH_IQN
+from tests.support.server import start_server
+from tests.support.snapshots import bootsrv_cli, client_config, make_golden
+from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
 COMMENTED = "# the lab's boot server — edited by hand and by the CLI\n"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import SCRATCH_IQN, run, scratch_config
+from tests.support.scratch import SCRATCH_IQN, scratch_config
+from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
 ACCEPTED = Path(__file__).with_name("iscsi_test_cu_accepted_failures.txt")

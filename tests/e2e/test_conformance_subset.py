@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import SCRATCH_IQN, run, scratch_config
+from tests.support.scratch import SCRATCH_IQN, scratch_config
+from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +24,7 @@ FAMILIES = [
 
 @pytest.fixture(scope="module")
 def conformance_server(tmp_path_factory):
-    from tests.e2e.conftest import start_server
+    from tests.support.server import start_server
     server = start_server(tmp_path_factory.mktemp("conformance"), scratch_config("1GiB"))
     yield server
     code = server.stop()

@@ -17,11 +17,14 @@ import threading
 
 import pytest
 
-from tests.e2e.conftest import REPO, SCRATCH_IQN, run, start_server
 from tests.e2e.test_vhd_over_iscsi import vhd_config
 from tests.e2e.test_wire import RawInitiator
-from tests.clirun import run_cli
-from tests.faults_summary import record
+from tests.support.cli import run_cli
+from tests.support.faults_summary import record
+from tests.support.paths import REPO
+from tests.support.scratch import SCRATCH_IQN
+from tests.support.server import start_server
+from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
 MiB = 1 << 20

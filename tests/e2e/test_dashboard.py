@@ -10,10 +10,10 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.conftest import free_port
-from tests.e2e.snaptools import (
-    CLIENT, CLIENT_INITIATOR, CLIENT_IQN, bootsrv_cli, make_golden, snapshot)
 from tests.e2e.test_wire import RawInitiator
+from tests.support.ports import free_port
+from tests.support.snapshots import (
+    CLIENT, CLIENT_INITIATOR, CLIENT_IQN, bootsrv_cli, make_golden, snapshot)
 
 pytestmark = pytest.mark.e2e
 TOKEN = "dashboard-test-token-0123"
@@ -22,7 +22,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 
 def web_config(port: int) -> str:
-    from tests.e2e.snaptools import client_config
+    from tests.support.snapshots import client_config
     return client_config(f"""
 [[disk]]
 name = "data"

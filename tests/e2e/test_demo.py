@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from tests.e2e.conftest import REPO
 from tests.support.namespaces import demo_namespaces
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import REPO, SCRATCH_IQN, require_tool, scratch_config
+from tests.support.paths import REPO
+from tests.support.scratch import SCRATCH_IQN, scratch_config
+from tests.support.tools import require_tool
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,6 @@ import subprocess
 import pytest
 
 from demo.labnet import PROXY_CONFIG
-from tests.e2e.netns import classroom  # noqa: F401  (fixture)
 from tests.support.linux_boot import FIRMWARES, Console, linux_client, wait_powered_off
 from tests.support.netboot import TWO_CLIENTS, site_dhcp_server, start_bootsrv
 

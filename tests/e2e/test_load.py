@@ -4,119 +4,14 @@ memory and descriptors stay flat (a leak per command or per session would show).
 
 from __future__ import annotations
 
-import os
-import random
-import struct
-import threading
-import time
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
-from tests.e2e.conftest import scratch_config
-from tests.e2e.test_wire import RawInitiator
-from tests.faults_summary import record
+from tests.support.faults_summary import record
+from tests.support.load import SESSIONS, SLOTS, mixed_load
+from tests.support.scratch import scratch_config
 
 pytestmark = pytest.mark.e2e
-SESSIONS = 256
 SECONDS = 60
-SLOTS = 64  # 4 KiB slots per session: its own 256 KiB of the disk
-
-
-def read10(client: RawInitiator, itt: int, lba: int, length: int) -> bytes:
-    bhs = bytearray(48)
-    bhs[0], bhs[1] = 0x01, 0x80 | 0x40 | 0x01  # SCSI Command, F, R, SIMPLE
-    struct.pack_into(">III", bhs, 16, itt, length, client.cmdsn)
-    client.cmdsn += 1
-    bhs[32:42] = struct.pack(">BBIBHB", 0x28, 0, lba, 0, length // 512, 0)
-    client.send(bhs)
-    data = b""
-    while True:
-        reply, segment = client.recv()
-        opcode = reply[0] & 0x3F
-        if opcode == 0x25:  # Data-In, perhaps with the status
-            data += segment
-            if reply[1] & 0x01:
-                assert reply[3] == 0, reply.hex()
-                return data
-        else:
-            assert opcode == 0x21 and reply[3] == 0, (reply.hex(), segment.hex())
-            return data
-
-
-def server_usage(pid: int) -> tuple[float, int]:
-    """(RSS MiB, open descriptors) of the server."""
-    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-               if line.startswith("VmRSS:"))
-    return rss / 1024, len(os.listdir(f"/proc/{pid}/fd"))
-
-
-@dataclass
-class LoadResult:
-    commands: int
-    slowest_session: int  # commands done by the session that did fewest
-    rss_mib: tuple[float, float]  # after warm-up, at the end
-    descriptors: tuple[int, int]
-    failures: list[str]
-
-
-def mixed_load(port: int, sessions: int, seconds: float) -> LoadResult:
-    """`sessions` logged-in initiators, each writing and reading back its own region."""
-    clients = []
-    for n in range(sessions):  # one after the other, as a lab's machines come up
-        client = RawInitiator(port)
-        client.login(digests=False, initiator=f"iqn.2026-11.test:load{n:03d}")
-        clients.append(client)
-    stop, done = threading.Event(), [0] * sessions
-    failures: list[str] = []
-
-    def work(n: int, client: RawInitiator) -> None:
-        rng, itt, written = random.Random(n), 1, {}
-        try:
-            while not stop.is_set():
-                slot = rng.randrange(SLOTS)
-                lba = (n * SLOTS + slot) * 8
-                if slot in written and rng.random() < 0.5:
-                    assert read10(client, itt, lba, 4096) == written[slot], f"session {n} slot {slot}"
-                else:
-                    data = rng.randbytes(4096)
-                    client.write10(itt, lba, data)
-                    reply, _ = client.recv()
-                    assert reply[0] & 0x3F == 0x21 and reply[3] == 0, reply.hex()
-                    written[slot] = data
-                itt += 1
-                done[n] += 1
-        except Exception as exc:  # noqa: BLE001  (reported below, with the session)
-            failures.append(f"session {n}: {exc!r}")
-
-    threads = [threading.Thread(target=work, args=(n, c), daemon=True) for n, c in enumerate(clients)]
-    for thread in threads:
-        thread.start()
-    pid = server_pid(port)
-    time.sleep(min(10.0, seconds / 6))  # warmed up: buffers and caches have grown to what the load needs
-    rss_before, fds_before = server_usage(pid)
-    time.sleep(seconds - min(10.0, seconds / 6))
-    rss_after, fds_after = server_usage(pid)
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=60)
-    for client in clients:
-        client.close()
-    return LoadResult(sum(done), min(done), (rss_before, rss_after), (fds_before, fds_after), failures)
-
-
-def server_pid(port: int) -> int:
-    """The process listening on 127.0.0.1:port (the server under load)."""
-    inode = next(line.split()[9] for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
-                 if line.split()[1] == f"0100007F:{port:04X}" and line.split()[3] == "0A")
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if any(os.readlink(f"/proc/{pid}/fd/{fd}") == f"socket:[{inode}]" for fd in os.listdir(f"/proc/{pid}/fd")):
-                return int(pid)
-        except OSError:
-            continue
-    raise LookupError(f"no process listens on port {port}")
 
 
 def test_256_sessions_of_mixed_io_for_a_minute(run_server):

@@ -12,9 +12,9 @@ import sys
 import pytest
 
 from demo.labnet import LAB_CONFIG
-from tests.clirun import REPO, run_cli
-from tests.e2e.netns import lab_netns  # noqa: F401  (fixture)
+from tests.support.cli import run_cli
 from tests.support.netboot import MAC, boot, golden_with_marker, power_off, wait_for
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.e2e
 CLIENTS = 2000

@@ -13,7 +13,6 @@ import pytest
 
 from demo.labnet import PROXY_CONFIG
 from target.stores.vhd.create import create_dynamic
-from tests.e2e.netns import lab_netns, proxy_lab  # noqa: F401  (fixtures)
 from tests.support.netboot import (LAB, MAC, TWO_CLIENTS, boot, golden_with_marker, power_off, read_at_1m,
                                    site_dhcp_server, start_bootsrv, wait_for, write_as)
 

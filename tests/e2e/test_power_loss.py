@@ -1,13 +1,13 @@
 """Power cuts, not just kill -9: bootsrv's disks and state sit on a file system
-that loses whatever was not fsynced (tests/powercut.py). The soak runs hundreds
+that loses whatever was not fsynced (tests/support/powercut.py). The soak runs hundreds
 of these trials (bench/soak.py); this runs a few of each kind."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.e2e.powerloss import run_trials
-from tests.faults_summary import record
+from tests.support.faults_summary import record
+from tests.support.powerloss import run_trials
 
 pytestmark = pytest.mark.e2e
 TRIALS = 6

@@ -11,10 +11,9 @@ import time
 
 import pytest
 
-from tests.clirun import run_cli
-from tests.e2e.netns import proxy_lab  # noqa: F401  (fixture)
-from tests.support.netboot import TWO_CLIENTS, golden_with_marker, read_at_1m, start_bootsrv, wait_for
+from tests.support.cli import run_cli
 from tests.support.dhcpclient import PXE_ROM_VENDOR, discover, send_broadcast
+from tests.support.netboot import TWO_CLIENTS, golden_with_marker, read_at_1m, start_bootsrv, wait_for
 
 pytestmark = pytest.mark.e2e
 WS02 = "52:54:00:12:34:57"

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from tests.e2e.conftest import SCRATCH_IQN, run, scratch_config
+from tests.support.scratch import SCRATCH_IQN, scratch_config
+from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
 MiB = 1 << 20

@@ -10,8 +10,10 @@ import urllib.request
 
 import pytest
 
-from tests.clirun import run_cli
-from tests.e2e.conftest import SCRATCH_IQN, free_port, run, scratch_config
+from tests.support.cli import run_cli
+from tests.support.ports import free_port
+from tests.support.scratch import SCRATCH_IQN, scratch_config
+from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
 CLIENT_A = "iqn.2026-11.test:client-a"

@@ -11,11 +11,13 @@ import os
 
 import pytest
 
-from tests.e2e.conftest import SCRATCH_IQN, run, start_server
-from tests.e2e.snaptools import (
+from tests.support.faults_summary import record
+from tests.support.scratch import SCRATCH_IQN
+from tests.support.server import start_server
+from tests.support.snapshots import (
     CLIENT, CLIENT_INITIATOR, CLIENT_IQN, MiB, bootsrv_cli, client_config, make_golden, read_through_mount, snapshot,
     standalone_config)
-from tests.faults_summary import record
+from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
 SIZE = 64 * MiB

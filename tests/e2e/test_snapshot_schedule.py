@@ -9,8 +9,9 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import SCRATCH_IQN, start_server
-from tests.e2e.snaptools import bootsrv_cli, standalone_config, write_image
+from tests.support.scratch import SCRATCH_IQN
+from tests.support.server import start_server
+from tests.support.snapshots import bootsrv_cli, standalone_config, write_image
 
 pytestmark = pytest.mark.e2e
 

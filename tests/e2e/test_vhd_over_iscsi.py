@@ -10,9 +10,10 @@ import subprocess
 
 import pytest
 
-from tests.e2e.conftest import SCRATCH_IQN, run
 from tests.e2e.test_conformance_full import accepted_failures
-from tests.clirun import run_cli
+from tests.support.cli import run_cli
+from tests.support.scratch import SCRATCH_IQN
+from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
 MiB = 1 << 20

@@ -14,7 +14,8 @@ import struct
 import google_crc32c
 import pytest
 
-from tests.e2e.conftest import SCRATCH_IQN, run, scratch_config
+from tests.support.scratch import SCRATCH_IQN, scratch_config
+from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 from target.stores.vhd import open_vhd
 from target.stores.vhd.create import create_dynamic
+from tests.support import paths
 
-REPO = Path(__file__).resolve().parents[2]
-BUILD = REPO / "build" / "linux"
+BUILD = paths.BUILD / "linux"
 SAY = "bootsrv-linux:"  # every line the image prints for the tests starts with this
 
 # iscsistart is dynamically linked: its libraries come from Debian too, not from the host.

@@ -3,7 +3,6 @@ and off, and a golden image whose boot sector prints a marker."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +15,8 @@ from demo.bootsector import MARKER, marker_boot_sector
 from demo.labnet import LAB_CONFIG, bios_client, site_dhcp_argv
 from target.stores.vhd import open_vhd
 from target.stores.vhd.create import create_dynamic
-from tests.e2e.conftest import REPO
+from tests.support.paths import checkout_env
+from tests.support.server import READY_LINE
 
 MAC = "52:54:00:12:34:56"
 LAB = LAB_CONFIG
@@ -66,9 +66,9 @@ def start_bootsrv(ns, tmp_path, config_text: str, name: str = "lab.toml"):
     (tmp_path / name).write_text(config_text)
     log = open(tmp_path / "server.log", "wb")
     server = ns.popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(tmp_path / name)],
-                      stdout=log, stderr=log, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
+                      stdout=log, stderr=log, cwd=tmp_path, env=checkout_env())
     server_log = lambda: (tmp_path / "server.log").read_text(errors="replace")  # noqa: E731
-    wait_for(lambda: "bootsrv ready" in server_log(), "the server", 30, server)
+    wait_for(lambda: READY_LINE in server_log(), "the server", 30, server)
     return server_log
 
 

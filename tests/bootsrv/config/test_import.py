@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from tests.bootsrv.config.sample import GOOD, write
-from tests.clirun import REPO
+from tests.support.paths import REPO
 
 HEAVY = ("apscheduler", "target.stores")
 

@@ -4,7 +4,8 @@ import pytest
 
 from bootsrv.config import ConfigError, load_config
 from tests.bootsrv.config.sample import GOOD, refusal, write
-from tests.clirun import REPO, run_cli
+from tests.support.cli import run_cli
+from tests.support.paths import REPO
 
 
 def test_good_config_resolves_paths_and_normalises_names(tmp_path):

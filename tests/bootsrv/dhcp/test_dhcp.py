@@ -14,7 +14,7 @@ from bootsrv.dhcp import packet as p
 from bootsrv.dhcp.leases import LeaseStore
 from bootsrv.dhcp.policy import Adopt, DhcpPolicy, EndIpv6Wait, PoweringOn
 from bootsrv.ra import link_local
-from tests.faults_summary import record
+from tests.support.faults_summary import record
 
 MAC = "52:54:00:12:34:56"
 SERVER = "10.77.0.1"

@@ -7,8 +7,8 @@ from hypothesis import given, settings, strategies as st
 from target.iscsi.digest import crc32c
 from target.iscsi.pdu import (FramingError, PduReader, encode, lun_from_field, lun_to_field, new_bhs,
                               put_u32)
+from tests.support.faults_summary import record
 from tests.target.iscsi.helpers import pdus_in_chunks
-from tests.faults_summary import record
 
 
 def test_crc32c_matches_rfc_3720_vectors():

@@ -11,8 +11,8 @@ from target.iscsi.targets import TargetDirectory, TargetSpec
 from target.scsi.device import ScsiDevice
 from target.scsi.lu import LogicalUnit
 from target.stores.raw import RawStore
+from tests.support.faults_summary import record
 from tests.target.iscsi.helpers import data_out_pdu, login_pdu, parse_keys, responses, scsi_pdu
-from tests.faults_summary import record
 
 TARGET = "iqn.2026-11.lan.bootsrv:disk"
 

@@ -19,9 +19,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-from tests.e2e.test_load import read10, server_usage
 from tests.e2e.test_wire import RawInitiator
 from tests.fuzzseeds import LOGOUT, iscsi_seeds, login_pdu, mutate
+from tests.support.load import read10, server_usage
 
 FUZZ_TARGET = "iqn.2026-11.lan.bootsrv:fuzzed"
 BYSTANDER_TARGET = "iqn.2026-11.lan.bootsrv:bystander"

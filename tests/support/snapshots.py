@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 
 from bootsrv.config import DEFAULT_BASE_IQN
-from tests.e2e.conftest import Server, run, scratch_config
 from tests.e2e.test_wire import RAW_INITIATOR, RawInitiator
-from tests.clirun import run_cli
+from tests.support.cli import run_cli
+from tests.support.scratch import scratch_config
+from tests.support.server import Server
+from tests.support.tools import run
 
 MiB = 1 << 20
 QEMU_INITIATOR = "iqn.2008-11.org.linux-kvm"  # qemu-img's default initiator name: our "backup host"

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO, checkout_env
 
 
 def run_cli(*args: object, cwd: Path | str | None = None, check: bool = False,
             timeout: float = 600) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-m", "bootsrv", *map(str, args)], capture_output=True, text=True,
-                            cwd=cwd or REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=timeout)
+                            cwd=cwd or REPO, env=checkout_env(), timeout=timeout)
     if check:
         assert result.returncode == 0, (args, result.stdout, result.stderr)
     return result

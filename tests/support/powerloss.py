@@ -1,5 +1,5 @@
 """Power-loss trials: bootsrv's disks and state live on the power-cut file system
-(tests/powercut.py); a client writes with SYNCHRONIZE CACHE and FUA checkpoints
+(tests/support/powercut.py); a client writes with SYNCHRONIZE CACHE and FUA checkpoints
 while snapshots are taken and deleted; the server is killed at a random moment
 and the file system then loses what a volatile cache would. Checked after each
 cut, on the files as the cut left them:
@@ -29,10 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from target.stores.vhd import open_vhd
-from tests.clirun import run_cli
-from tests.e2e.conftest import REPO, SCRATCH_IQN, Server, run, start_server
-from tests.e2e.snaptools import CLIENT, CLIENT_INITIATOR, CLIENT_IQN, SNAPSHOTS_SECTION
 from tests.e2e.test_wire import RAW_INITIATOR, RawInitiator
+from tests.support.cli import run_cli
+from tests.support.paths import REPO
+from tests.support.scratch import SCRATCH_IQN
+from tests.support.server import Server, start_server
+from tests.support.snapshots import CLIENT, CLIENT_INITIATOR, CLIENT_IQN, SNAPSHOTS_SECTION
+from tests.support.tools import run
 
 MiB = 1 << 20
 SIZE = 64 * MiB
@@ -61,7 +64,7 @@ class PowerCut:
 
     def __init__(self, backing: Path, mount: Path) -> None:
         mount.mkdir(exist_ok=True)
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.powercut", str(backing), str(mount)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.support.powercut", str(backing), str(mount)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
         assert self.proc.stdout.readline().strip() == "ready", "the power-cut file system did not mount"
 

@@ -16,7 +16,7 @@ leaves a torn file behind, and the trials would see it.
 
 Run as a process (root, /dev/fuse), driven over stdin:
 
-    python -m tests.powercut BACKING MOUNTPOINT
+    python -m tests.support.powercut BACKING MOUNTPOINT
     -> prints "ready"; then reads commands:
        "crash SEED"  pages kept with probability SEED-chosen p in {0, 0.5, 1, random}; unmount; exit
        "stop"        unmount, nothing lost; exit
