@@ -33,9 +33,10 @@ from snapshots.files import fsync_dir
 from target.stores.base import BlockStore, StoreError
 from target.stores.gate import GatedStore
 from target.stores.vhd import VhdFormatError, open_vhd
-from target.stores.vhd.chain import copy_missing, detach, own_runs, parent_uuid, relink
+from target.stores.layered import LayeredStore
+from target.stores.vhd.chain import copy_missing, detach, parent_uuid, relink
 from target.stores.vhd.create import create_differencing
-from target.stores.vhd.store import MAX_CHAIN, VhdStore, read_footer
+from target.stores.vhd.store import MAX_CHAIN, read_footer
 
 log = logging.getLogger("bootsrv.snapshots")
 
@@ -166,8 +167,7 @@ class SnapshotEngine:
             if free < self.min_free:
                 raise SnapshotError(f"snapshot of {disk!r} refused: {free / (1 << 30):.2f} GiB free on the file "
                                     f"system of {live}, below snapshots.min_free ({self.min_free / (1 << 30):.2f} GiB)")
-            top = volume.gate.unparked()
-            depth = len(top.chain()) if isinstance(top, VhdStore) else 1
+            depth = len(volume.gate.layers())
             if depth >= MAX_CHAIN - 1:
                 raise SnapshotError(f"disk {disk!r} already has {depth} layers (at most {MAX_CHAIN}): "
                                     "delete older snapshots first")
@@ -190,8 +190,8 @@ class SnapshotEngine:
                 raise
             pause_ms = volume.gate.last_hold_seconds * 1000
             # The old top store is the frozen layer: what it holds is known without reopening it.
-            below = old.parent.path if isinstance(old, VhdStore) and old.parent is not None else None
-            unique, uuid = _held_bytes(old), old.footer.uuid  # type: ignore[attr-defined]
+            below = old.parent.path if old.parent is not None else None
+            unique, uuid = old.held_bytes(), old.uuid
             old.close()
             if below is not None:  # the frozen layer moved folders: its relative locator is redone
                 relink(frozen, below)
@@ -212,7 +212,7 @@ class SnapshotEngine:
     def _layer_bytes(path: Path) -> int:
         store = open_vhd(path, readonly=True)
         try:
-            return _held_bytes(store)
+            return store.held_bytes()
         finally:
             store.close()
 
@@ -260,14 +260,14 @@ class SnapshotEngine:
             return
         source = open_vhd(frozen, readonly=True)
         try:
-            below = source.parent.path if isinstance(source, VhdStore) and source.parent is not None else None
+            below = source.parent.path if source.parent is not None else None
             children = self._children(snap)
             grown = {str(child) for child in children}
             for child in children:
                 if child == volume.path:
                     self._merge_into_live(source, volume, below)
                 else:
-                    target = VhdStore(child)
+                    target = open_vhd(child)
                     try:
                         for offset in range(0, source.size, MERGE_CHUNK):
                             self.check_stopping()
@@ -291,14 +291,13 @@ class SnapshotEngine:
                 self.catalog.update(other.id, unique_bytes=self._layer_bytes(Path(other.file)))
         log.info("snapshot %d of %s deleted (merged into its children)", snap.id, snap.disk)
 
-    def _merge_into_live(self, source: BlockStore, volume: Volume, below: str | None) -> None:
+    def _merge_into_live(self, source: LayeredStore, volume: Volume, below: str | None) -> None:
         for offset in range(0, source.size, MERGE_CHUNK):
             self.check_stopping()
             length = min(MERGE_CHUNK, source.size - offset)
-            if not any(present for _, _, present in own_runs(source, offset, length)):
+            if not any(present for _, _, present in source.own_runs(offset, length)):
                 continue
             with volume.gate.hold() as store:  # the initiator's writes wait for this chunk only
-                assert isinstance(store, VhdStore)
                 copied = copy_missing(source, store, offset, length)
             if copied:
                 crash_point("snapshot.delete.merging")
@@ -413,7 +412,7 @@ class SnapshotEngine:
         if frozen.exists() and not os.path.samefile(frozen, live) and parent_uuid(live) == read_footer(frozen).uuid:
             below = None
             store = open_vhd(frozen, readonly=True)
-            if isinstance(store, VhdStore) and store.parent is not None:
+            if store.parent is not None:
                 below = store.parent.path
             store.close()
             if below is not None:
@@ -423,11 +422,6 @@ class SnapshotEngine:
             return f"finished snapshot {snap.id} of {snap.disk} (the switch had happened)"
         self._undo_create(snap, live)
         return f"rolled back snapshot {snap.id} of {snap.disk} (interrupted before the switch)"
-
-
-def _held_bytes(store: BlockStore) -> int:
-    """Disk data a layer's own file holds: a fixed or raw layer holds all of it."""
-    return store.layer_bytes() if isinstance(store, VhdStore) else store.size
 
 
 def _point_at(child: Path, parent: str | None) -> None:

@@ -10,6 +10,7 @@ import os
 from typing import Iterator
 
 from target.stores.base import StoreError, pread, store_error
+from target.stores.layered import SingleLayer
 from target.stores.pieces import FileSlice, Pieces, file_handle, sendable
 
 _FALLOC_FL_KEEP_SIZE = 0x01
@@ -28,7 +29,11 @@ def punch_hole(fd: int, offset: int, length: int) -> bool:
     raise OSError(err, os.strerror(err))
 
 
-class RawStore:
+class RawStore(SingleLayer):
+    """A raw image: one layer (see target.stores.layered) with no identity of its own."""
+
+    uuid: bytes | None = None
+
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False, footer_bytes: int = 0) -> None:
         self.path = os.fspath(path)
         self._readonly = readonly

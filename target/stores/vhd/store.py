@@ -131,6 +131,10 @@ class FixedVhdStore(RawStore):
     def refresh_size(self) -> int:
         return self._size  # grown only by `bootsrv disk extend`, which rewrites the footer
 
+    @property
+    def uuid(self) -> bytes:  # type: ignore[override]
+        return self.footer.uuid
+
 
 class VhdStore:
     """A dynamic or differencing VHD (with its parent chain, opened read-only)."""
@@ -254,11 +258,16 @@ class VhdStore:
                                  f"({'; '.join(mismatched)})")
         raise VhdFormatError(f"{self.path}: parent {self.header.parent_name!r} not found (looked at {looked})")
 
-    def chain(self) -> list["VhdStore | RawStore"]:
-        layers: list[VhdStore | RawStore] = [self]
-        while isinstance(layers[-1], VhdStore) and layers[-1].parent is not None:
-            layers.append(layers[-1].parent)  # type: ignore[arg-type]
-        return layers
+    # ---- LayeredStore (target.stores.layered) --------------------------------------
+
+    @property
+    def uuid(self) -> bytes:
+        return self.footer.uuid
+
+    def layers(self) -> list["VhdStore | RawStore"]:
+        return [self, *self.parent.layers()] if self.parent is not None else [self]
+
+    chain = layers  # the name bootsrv's disk tool uses
 
     # ---- BlockStore -------------------------------------------------------------
 
@@ -284,7 +293,7 @@ class VhdStore:
     def allocated_blocks(self) -> int:
         return sum(1 for entry in self._bat if entry != UNALLOCATED)
 
-    def layer_runs(self, offset: int, length: int) -> list[tuple[int, int, bool]]:
+    def own_runs(self, offset: int, length: int) -> list[tuple[int, int, bool]]:
         """(offset, length, present) runs over [offset, offset+length): present = this
         layer's own file holds the sectors (its parents are not looked at)."""
         self._check(offset, length)
@@ -306,14 +315,14 @@ class VhdStore:
             pos += count
         return runs
 
-    def layer_bytes(self) -> int:
+    def held_bytes(self) -> int:
         """Bytes of disk data this layer's own file holds (a snapshot's unique data)."""
         total = 0
         for block, entry in enumerate(self._bat[: -(-self._size // self._block_size)]):
             if entry != UNALLOCATED:
                 start = block * self._block_size
                 length = min(self._block_size, self._size - start)
-                total += sum(size for _, size, present in self.layer_runs(start, length) if present)
+                total += sum(size for _, size, present in self.own_runs(start, length) if present)
         return total
 
     def read(self, offset: int, length: int, *, nowait: bool = False) -> bytes | bytearray:
