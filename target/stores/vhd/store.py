@@ -13,6 +13,9 @@ in memory until the next flush, which syncs the data first and then writes them:
 a power cut can lose an unflushed write, but never leave a sector claimed whose
 data did not reach the disk (in a differencing disk that would read as zeros
 instead of the parent's data).
+
+Which block is where, and which of its sectors this layer holds, is the
+BlockMap (blockmap.py); this module does the I/O, in the order above.
 """
 
 from __future__ import annotations
