@@ -11,6 +11,7 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,14 @@ CREATE TABLE IF NOT EXISTS schedule_runs (
 """
 
 
+class SnapshotState(StrEnum):
+    """Where a snapshot is in its life. The values are what the catalog stores on
+    disk (existing catalogs read back as they are): never change them."""
+    CREATING = "creating"  # begun; recovery finishes it if the switch happened, else undoes it
+    READY = "ready"
+    DELETING = "deleting"  # being merged into its children; recovery finishes the merge
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     id: int
@@ -62,7 +71,7 @@ class Snapshot:
     origin: str  # "manual" or "schedule:NAME"
     file: str
     uuid: str  # the frozen layer's VHD UUID (hex)
-    state: str  # "creating", "ready", "deleting"
+    state: SnapshotState
     unique_bytes: int
     pause_ms: float
     mount_iscsi: bool
@@ -111,8 +120,8 @@ class Catalog:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 cursor = self._db.execute(
-                    "INSERT INTO snapshots (disk, created, label, origin, state) VALUES (?, ?, ?, ?, 'creating')",
-                    (disk, time.time(), label, origin))
+                    "INSERT INTO snapshots (disk, created, label, origin, state) VALUES (?, ?, ?, ?, ?)",
+                    (disk, time.time(), label, origin, SnapshotState.CREATING))
                 snap_id = int(cursor.lastrowid or 0)
                 crash_point("snapshot.create.recorded")
                 self._db.execute("UPDATE snapshots SET file = ? WHERE id = ?",
@@ -182,4 +191,5 @@ class Catalog:
 
 def _snapshot(row: tuple[Any, ...]) -> Snapshot:
     (snap_id, disk, created, label, origin, file, uuid, state, unique, pause, iscsi, local) = row
-    return Snapshot(snap_id, disk, created, label, origin, file, uuid, state, unique, pause, bool(iscsi), local)
+    return Snapshot(snap_id, disk, created, label, origin, file, uuid, SnapshotState(state), unique, pause,
+                    bool(iscsi), local)

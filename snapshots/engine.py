@@ -12,6 +12,8 @@ crash anywhere leaves either the old disk (the stray link is removed at start)
 or the new chain. Deleting a snapshot copies its sectors into each child that
 lacks them, points the children at its parent, then removes its file; each step
 keeps every view unchanged and can be redone, so an interrupted delete resumes.
+Finishing or undoing what a crash interrupted is snapshots/recovery.py; the steps
+it redoes (merge_away, undo_create) are this engine's.
 """
 
 from __future__ import annotations
@@ -27,15 +29,16 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
-from snapshots.catalog import Catalog, Snapshot
+from snapshots.catalog import Catalog, Snapshot, SnapshotState
 from snapshots.faults import crash_point
 from snapshots.files import fsync_dir
-from target.stores.base import BlockStore, StoreError
+from target.stores.base import BlockStore
 from target.stores.gate import GatedStore
 from target.stores.vhd import VhdFormatError, open_vhd
-from target.stores.vhd.chain import copy_missing, detach, own_runs, parent_uuid, relink
+from target.stores.layered import LayeredStore
+from target.stores.vhd.chain import copy_missing, detach, parent_uuid, relink
 from target.stores.vhd.create import create_differencing
-from target.stores.vhd.store import MAX_CHAIN, VhdStore, read_footer
+from target.stores.vhd.store import MAX_CHAIN, read_footer
 
 log = logging.getLogger("bootsrv.snapshots")
 
@@ -140,7 +143,7 @@ class SnapshotEngine:
 
     def snapshot(self, snap_id: int) -> Snapshot:
         snap = self.catalog.get(snap_id)
-        if snap is None or snap.state == "creating":
+        if snap is None or snap.state == SnapshotState.CREATING:
             raise SnapshotError(f"no snapshot {snap_id}")
         return snap
 
@@ -166,8 +169,7 @@ class SnapshotEngine:
             if free < self.min_free:
                 raise SnapshotError(f"snapshot of {disk!r} refused: {free / (1 << 30):.2f} GiB free on the file "
                                     f"system of {live}, below snapshots.min_free ({self.min_free / (1 << 30):.2f} GiB)")
-            top = volume.gate.unparked()
-            depth = len(top.chain()) if isinstance(top, VhdStore) else 1
+            depth = len(volume.gate.layers())
             if depth >= MAX_CHAIN - 1:
                 raise SnapshotError(f"disk {disk!r} already has {depth} layers (at most {MAX_CHAIN}): "
                                     "delete older snapshots first")
@@ -186,21 +188,21 @@ class SnapshotEngine:
                     crash_point("snapshot.create.switched")
                     old = volume.gate.swap(fresh)
             except BaseException:
-                self._undo_create(snap, live)
+                self.undo_create(snap, live)
                 raise
             pause_ms = volume.gate.last_hold_seconds * 1000
             # The old top store is the frozen layer: what it holds is known without reopening it.
-            below = old.parent.path if isinstance(old, VhdStore) and old.parent is not None else None
-            unique, uuid = _held_bytes(old), old.footer.uuid  # type: ignore[attr-defined]
+            below = old.parent.path if old.parent is not None else None
+            unique, uuid = old.held_bytes(), old.uuid
             old.close()
             if below is not None:  # the frozen layer moved folders: its relative locator is redone
                 relink(frozen, below)
-            self.catalog.update(snap.id, state="ready", uuid=uuid.hex(), unique_bytes=unique, pause_ms=pause_ms)
+            self.catalog.update(snap.id, state=SnapshotState.READY, uuid=uuid.hex(), unique_bytes=unique, pause_ms=pause_ms)
             log.info("snapshot %d of %s taken (%s): writes held %.1f ms, %d bytes in the frozen layer",
                      snap.id, disk, origin, pause_ms, unique)
             return self.snapshot(snap.id)
 
-    def _undo_create(self, snap: Snapshot, live: Path) -> None:
+    def undo_create(self, snap: Snapshot, live: Path) -> None:
         frozen = Path(snap.file)
         fresh_path(live).unlink(missing_ok=True)
         if frozen.exists() and live.exists() and os.path.samefile(frozen, live):
@@ -209,16 +211,16 @@ class SnapshotEngine:
             self.catalog.remove(snap.id)
 
     @staticmethod
-    def _layer_bytes(path: Path) -> int:
+    def layer_bytes(path: Path) -> int:
         store = open_vhd(path, readonly=True)
         try:
-            return _held_bytes(store)
+            return store.held_bytes()
         finally:
             store.close()
 
     def usage(self, disk: str) -> tuple[int, int]:
         """(snapshots kept, bytes their layers hold) of a disk."""
-        snaps = [s for s in self.catalog.snapshots(disk) if s.state == "ready"]
+        snaps = [s for s in self.catalog.snapshots(disk) if s.state == SnapshotState.READY]
         return len(snaps), sum(s.unique_bytes for s in snaps)
 
     # ---- delete = merge into the children -----------------------------------------
@@ -236,23 +238,23 @@ class SnapshotEngine:
             with self._locks_guard:
                 if snap_id in self._busy:
                     raise SnapshotError(f"snapshot {snap_id} is being exported; delete it when that is done")
-                self.catalog.update(snap_id, state="deleting")
+                self.catalog.update(snap_id, state=SnapshotState.DELETING)
             crash_point("snapshot.delete.marked")
-            self._merge_away(snap)
+            self.merge_away(snap)
 
     def _children(self, snap: Snapshot) -> list[Path]:
         """Layers whose parent is this snapshot, read from the files (a crash may have
         relinked some already: those are no longer children and are not redone)."""
         uuid = bytes.fromhex(snap.uuid)
         found = [Path(other.file) for other in self.catalog.snapshots(snap.disk)
-                 if other.id != snap.id and other.state != "creating" and Path(other.file).exists()
+                 if other.id != snap.id and other.state != SnapshotState.CREATING and Path(other.file).exists()
                  and parent_uuid(other.file) == uuid]
         live = self.volume(snap.disk).path
         if parent_uuid(live) == uuid:
             found.append(live)
         return found
 
-    def _merge_away(self, snap: Snapshot) -> None:
+    def merge_away(self, snap: Snapshot) -> None:
         volume = self.volume(snap.disk)
         frozen = Path(snap.file)
         if not frozen.exists():  # interrupted after its file went: only the catalog is behind
@@ -260,14 +262,14 @@ class SnapshotEngine:
             return
         source = open_vhd(frozen, readonly=True)
         try:
-            below = source.parent.path if isinstance(source, VhdStore) and source.parent is not None else None
+            below = source.parent.path if source.parent is not None else None
             children = self._children(snap)
             grown = {str(child) for child in children}
             for child in children:
                 if child == volume.path:
                     self._merge_into_live(source, volume, below)
                 else:
-                    target = VhdStore(child)
+                    target = open_vhd(child)
                     try:
                         for offset in range(0, source.size, MERGE_CHUNK):
                             self.check_stopping()
@@ -288,17 +290,16 @@ class SnapshotEngine:
         self.catalog.remove(snap.id)
         for other in self.catalog.snapshots(snap.disk):  # only the layers that took the data in changed
             if str(other.file) in grown and Path(other.file).exists():
-                self.catalog.update(other.id, unique_bytes=self._layer_bytes(Path(other.file)))
+                self.catalog.update(other.id, unique_bytes=self.layer_bytes(Path(other.file)))
         log.info("snapshot %d of %s deleted (merged into its children)", snap.id, snap.disk)
 
-    def _merge_into_live(self, source: BlockStore, volume: Volume, below: str | None) -> None:
+    def _merge_into_live(self, source: LayeredStore, volume: Volume, below: str | None) -> None:
         for offset in range(0, source.size, MERGE_CHUNK):
             self.check_stopping()
             length = min(MERGE_CHUNK, source.size - offset)
-            if not any(present for _, _, present in own_runs(source, offset, length)):
+            if not any(present for _, _, present in source.own_runs(offset, length)):
                 continue
             with volume.gate.hold() as store:  # the initiator's writes wait for this chunk only
-                assert isinstance(store, VhdStore)
                 copied = copy_missing(source, store, offset, length)
             if copied:
                 crash_point("snapshot.delete.merging")
@@ -369,65 +370,12 @@ class SnapshotEngine:
         if gate is not None:
             gate.close()
 
-    # ---- recovery after a crash -------------------------------------------------------
+    # ---- recovery after a crash (snapshots/recovery.py) --------------------------------
 
     def recover(self) -> list[str]:
         """Finish or undo what a killed process left half done. Returns what was done."""
-        done: list[str] = []
-        recorded = {e.path for e in self.catalog.exports()}
-        for path in self.catalog.partials():
-            belongs = any(str(path) == kept or str(path).startswith(kept + ".") for kept in recorded)
-            if not belongs and path.exists():
-                path.unlink()
-                done.append(f"removed {path} (an export that did not finish)")
-            self.catalog.partial_end(path)
-        for volume in self.volumes.values():
-            leftover = fresh_path(volume.path)
-            if leftover.exists():
-                leftover.unlink()
-                done.append(f"removed {leftover} (a snapshot or rollback that did not switch)")
-        for snap in self.catalog.snapshots():
-            if snap.disk not in self.volumes or snap.state not in ("creating", "deleting"):
-                continue
-            try:
-                if snap.state == "creating":
-                    done.append(self._recover_create(snap))
-                else:
-                    self._merge_away(snap)
-                    done.append(f"finished deleting snapshot {snap.id} of {snap.disk}")
-            except (SnapshotError, VhdFormatError, StoreError, OSError) as exc:
-                # The live disk is a whole chain at every step, so the other disks (and this one)
-                # are still served; the record stays as it is and the next start tries again.
-                log.error("recovery: snapshot %d of %s (%s) could not be finished or undone: %s; "
-                          "it is tried again at the next start", snap.id, snap.disk, snap.state, exc)
-        for line in done:
-            log.warning("recovery: %s", line)
-        return done
-
-    def _recover_create(self, snap: Snapshot) -> str:
-        live = self.volume(snap.disk).path
-        if not snap.file:  # recorded without its file name by an older bootsrv: nothing was made yet
-            self.catalog.remove(snap.id)
-            return f"removed snapshot {snap.id} of {snap.disk} (interrupted before its file was named)"
-        frozen = Path(snap.file)
-        if frozen.exists() and not os.path.samefile(frozen, live) and parent_uuid(live) == read_footer(frozen).uuid:
-            below = None
-            store = open_vhd(frozen, readonly=True)
-            if isinstance(store, VhdStore) and store.parent is not None:
-                below = store.parent.path
-            store.close()
-            if below is not None:
-                relink(frozen, below)
-            self.catalog.update(snap.id, state="ready", uuid=read_footer(frozen).uuid.hex(),
-                                unique_bytes=self._layer_bytes(frozen))
-            return f"finished snapshot {snap.id} of {snap.disk} (the switch had happened)"
-        self._undo_create(snap, live)
-        return f"rolled back snapshot {snap.id} of {snap.disk} (interrupted before the switch)"
-
-
-def _held_bytes(store: BlockStore) -> int:
-    """Disk data a layer's own file holds: a fixed or raw layer holds all of it."""
-    return store.layer_bytes() if isinstance(store, VhdStore) else store.size
+        from snapshots.recovery import recover  # it drives this engine's own steps
+        return recover(self)
 
 
 def _point_at(child: Path, parent: str | None) -> None:

@@ -20,13 +20,13 @@ from snapshots.catalog import Export, Snapshot
 from snapshots.engine import SnapshotEngine, SnapshotError
 from snapshots.faults import crash_point
 from snapshots.files import fsync_dir, write_text_atomic
-from target.stores.base import BlockStore
+from target.stores.base import BlockStore, FormatError
+from target.stores.layered import LayeredStore
 from target.stores.raw import RawStore
-from target.stores.vhd import VhdFormatError, open_vhd
-from target.stores.vhd.chain import own_runs
+from target.stores.registry import open_store
+from target.stores.vhd import open_vhd
 from target.stores.vhd.check import check_vhd
 from target.stores.vhd.create import create_differencing, create_dynamic
-from target.stores.vhd.store import VhdStore
 
 CHUNK = 4 << 20
 MANIFEST_SUFFIX = ".manifest.json"
@@ -43,11 +43,11 @@ def _merged(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _changed(layers: list[BlockStore], size: int) -> Iterator[tuple[int, int]]:
+def _changed(layers: list[LayeredStore], size: int) -> Iterator[tuple[int, int]]:
     """Ranges where any of these layers holds data: where two views may differ."""
     for offset in range(0, size, CHUNK):
         length = min(CHUNK, size - offset)
-        runs = [(start, run) for layer in layers for start, run, present in own_runs(layer, offset, length)
+        runs = [(start, run) for layer in layers for start, run, present in layer.own_runs(offset, length)
                 if present]
         yield from _merged(runs)
 
@@ -126,16 +126,16 @@ def _base_export(engine: SnapshotEngine, snap: Snapshot, base_id: int, dest: Pat
     return (in_dest or candidates)[-1]
 
 
-def _write_export(engine: SnapshotEngine, view: BlockStore, snap: Snapshot, path: Path, fmt: str,
+def _write_export(engine: SnapshotEngine, view: LayeredStore, snap: Snapshot, path: Path, fmt: str,
                   base: Export | None) -> int:
     if base is not None:
         create_differencing(path, base.path)
-        target: BlockStore = VhdStore(path)
+        target: BlockStore = open_vhd(path)
         ranges = _incremental_ranges(engine, view, snap, base)
     else:
         if fmt == "vhd":
             create_dynamic(path, view.size)
-            target = VhdStore(path)
+            target = open_vhd(path)
         else:
             target = RawStore.create(path, view.size)
         ranges = ((start, length) for start, length, mapped in view.extents(0, view.size) if mapped)
@@ -155,7 +155,7 @@ def _write_export(engine: SnapshotEngine, view: BlockStore, snap: Snapshot, path
     return written
 
 
-def _incremental_ranges(engine: SnapshotEngine, view: BlockStore, snap: Snapshot,
+def _incremental_ranges(engine: SnapshotEngine, view: LayeredStore, snap: Snapshot,
                         base: Export) -> Iterator[tuple[int, int]]:
     """Layers on one path and not the other (snapshot vs. the base export's snapshot)
     hold every sector where the two points in time can differ. If the base snapshot is
@@ -174,10 +174,9 @@ def _incremental_ranges(engine: SnapshotEngine, view: BlockStore, snap: Snapshot
         base_view.close()
 
 
-def _layers(store: BlockStore) -> dict[str, BlockStore]:
+def _layers(store: LayeredStore) -> dict[str, LayeredStore]:
     """The open layers of a chain, by file (the chain is already open: no file is opened again)."""
-    chain = store.chain() if isinstance(store, VhdStore) else [store]
-    return {os.path.realpath(layer.path): layer for layer in chain}  # type: ignore[attr-defined]
+    return {os.path.realpath(layer.path): layer for layer in store.layers()}
 
 
 def _compared_ranges(view: BlockStore, base_path: Path) -> Iterator[tuple[int, int]]:
@@ -232,8 +231,8 @@ def verify(path: str | os.PathLike[str]) -> list[str]:
 def _read_through(path: Path) -> list[str]:
     """Every byte of the point in time must be readable through the chain."""
     try:
-        store = open_vhd(path, readonly=True) if path.suffix == ".vhd" else RawStore(path, readonly=True)
-    except (VhdFormatError, OSError) as exc:
+        store = open_store(path, readonly=True)
+    except (FormatError, OSError) as exc:
         return [f"{path}: cannot open the chain: {exc}"]
     try:
         for offset in range(0, store.size, CHUNK):

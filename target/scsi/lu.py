@@ -16,7 +16,8 @@ from target.scsi import sense as s
 from target.scsi.nexus import Nexus
 from target.scsi.registry import HANDLERS, Access, Command
 from target.scsi.reservations import Reservations
-from target.stores.base import BlockStore, NoSpace, StoreError, WouldBlock
+from target.scsi.store_sense import store_error_sense
+from target.stores.base import BlockStore, StoreError, WouldBlock
 
 log = logging.getLogger("bootsrv.scsi")
 
@@ -125,12 +126,9 @@ class LogicalUnit:
             return cc.result()
         except WouldBlock:
             raise  # the transport asks again from a thread
-        except NoSpace as exc:
+        except StoreError as exc:  # NoSpace, FormatError, I/O errors: each has its sense
             log.error("%s: %s", self.name, exc)
-            return s.check_condition(s.SPACE_ALLOCATION_FAILED_WRITE_PROTECT)
-        except StoreError as exc:
-            log.error("%s: %s", self.name, exc)
-            return s.check_condition(s.UNRECOVERED_READ_ERROR if entry.access is Access.READ else s.WRITE_ERROR)
+            return s.check_condition(store_error_sense(exc, reading=entry.access is Access.READ))
         except (IndexError, ValueError) as exc:  # a CDB shorter than its opcode implies
             log.warning("%s: malformed CDB %s: %s", self.name, cdb.hex(), exc)
             return s.check_condition(s.INVALID_FIELD_IN_CDB)

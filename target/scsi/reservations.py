@@ -3,7 +3,8 @@
 Windows failover clustering and VMware rely on persistent reservations
 (SPC-4 5.12); old initiators still use RESERVE(6)/(10). The state lives per
 logical unit; with APTPL the persistent part is saved as JSON under state_dir.
-The handlers are registered by spc.py; this module is the model.
+The command handlers (RESERVE, RELEASE, PERSISTENT RESERVE IN/OUT) are in pr.py,
+registered with @command; this module is the model they drive.
 """
 
 from __future__ import annotations

@@ -6,22 +6,12 @@ import errno
 import os
 from typing import TYPE_CHECKING, Iterator, Protocol
 
+from target.stores.errors import FormatError, NoSpace, StoreError, WouldBlock, store_error
+
 if TYPE_CHECKING:
     from target.stores.pieces import Pieces
 
-
-class StoreError(Exception):
-    """A backing store failed (I/O error, corrupt metadata); the SCSI layer maps it to sense."""
-
-
-class NoSpace(StoreError):
-    """The file system is full (or the quota spent): the disk cannot take the write."""
-
-
-def store_error(message: str, exc: OSError) -> StoreError:
-    """The StoreError for a failed system call; NoSpace when the file system is full."""
-    kind = NoSpace if exc.errno in (errno.ENOSPC, errno.EDQUOT) else StoreError
-    return kind(f"{message}: {exc.strerror}")
+__all__ = ["BlockStore", "FormatError", "NoSpace", "StoreError", "WouldBlock", "fsync_dir", "pread", "store_error"]
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -31,11 +21,6 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class WouldBlock(Exception):
-    """A read asked not to wait (nowait=True) would wait for the disk: ask again
-    from a thread. Raised before anything happened, so asking again is safe."""
 
 
 def pread(fd: int, length: int, offset: int, nowait: bool = False) -> bytes | bytearray:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator
 
 from target.stores.base import BlockStore, WouldBlock
+from target.stores.layered import LayeredStore
 from target.stores.pieces import Pieces
 
 
@@ -127,6 +128,11 @@ class GatedStore:
         """The real store, opened if it was parked (to look at its layers, not for I/O)."""
         inner = self.inner
         return inner.unpark() if isinstance(inner, ParkedStore) else inner
+
+    def layers(self) -> list[LayeredStore]:
+        """The layers of the store behind the gate, top first (opened if it was parked):
+        what a snapshot looks at before it holds the disk."""
+        return self.unparked().layers()  # type: ignore[attr-defined]
 
     @property
     def parked(self) -> bool:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
-import fcntl
 import os
 from typing import Iterator
 
-from target.stores.base import StoreError, pread, store_error
+from target.stores.base import StoreError
+from target.stores.fileio import open_locked, read_at, sync, write_at
+from target.stores.layered import SingleLayer
 from target.stores.pieces import FileSlice, Pieces, file_handle, sendable
 
 _FALLOC_FL_KEEP_SIZE = 0x01
@@ -28,20 +29,15 @@ def punch_hole(fd: int, offset: int, length: int) -> bool:
     raise OSError(err, os.strerror(err))
 
 
-class RawStore:
+class RawStore(SingleLayer):
+    """A raw image: one layer (see target.stores.layered) with no identity of its own."""
+
+    uuid: bytes | None = None
+
     def __init__(self, path: str | os.PathLike[str], *, readonly: bool = False, footer_bytes: int = 0) -> None:
         self.path = os.fspath(path)
         self._readonly = readonly
-        flags = os.O_RDONLY if readonly else os.O_RDWR
-        try:
-            self._fd = os.open(self.path, flags | getattr(os, "O_CLOEXEC", 0))
-        except OSError as exc:
-            raise StoreError(f"cannot open {self.path}: {exc.strerror}") from exc
-        try:  # shared: many readers (a golden image under many clients); `disk extend` wants it alone
-            fcntl.flock(self._fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            os.close(self._fd)
-            raise StoreError(f"{self.path} is being changed (bootsrv disk extend); try again") from None
+        self._fd = open_locked(self.path, readonly=readonly)
         self._footer_bytes = footer_bytes  # trailing metadata that is not disk (a fixed VHD's footer)
         size = os.fstat(self._fd).st_size - footer_bytes
         if size % 512:
@@ -82,13 +78,7 @@ class RawStore:
         return self._readonly
 
     def read(self, offset: int, length: int, *, nowait: bool = False) -> bytes | bytearray:
-        try:
-            data = pread(self._fd, length, offset, nowait)
-        except OSError as exc:
-            raise StoreError(f"read of {self.path} at {offset}: {exc.strerror}") from exc
-        if len(data) < length:  # a file truncated under us reads as zeros past its end
-            data += bytes(length - len(data))
-        return data
+        return read_at(self._fd, self.path, offset, length, nowait)  # zeros past a truncated end
 
     def read_pieces(self, offset: int, length: int, *, nowait: bool = False) -> Pieces:
         """The read as a file slice for sendfile (see target.stores.pieces)."""
@@ -100,15 +90,9 @@ class RawStore:
     def write(self, offset: int, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None:
         if self._readonly:
             raise StoreError(f"{self.path} is read-only")
-        view = memoryview(data)
-        try:
-            while view:
-                written = os.pwrite(self._fd, view, offset)
-                view, offset = view[written:], offset + written
-            if durable:
-                os.fdatasync(self._fd)
-        except OSError as exc:
-            raise store_error(f"write to {self.path} at {offset}", exc) from exc
+        write_at(self._fd, self.path, offset, data)
+        if durable:
+            sync(self._fd, self.path, data_only=True)
 
     def write_may_block(self, offset: int, length: int) -> bool:
         return False  # page-cache writes; durability waits only in flush/FUA
@@ -149,10 +133,7 @@ class RawStore:
     def flush(self) -> None:
         if self._readonly:
             return
-        try:
-            os.fsync(self._fd)
-        except OSError as exc:
-            raise store_error(f"flush of {self.path}", exc) from exc
+        sync(self._fd, self.path, data_only=False)
 
     def close(self) -> None:
         if self._fd >= 0:

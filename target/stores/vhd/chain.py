@@ -12,28 +12,20 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from target.stores.base import BlockStore
+from target.stores.layered import LayeredStore
 from target.stores.vhd.format import (
     DIFFERENCING, DYNAMIC, FOOTER_SIZE, HEADER_SIZE, DynamicHeader, Locator, VhdFormatError)
-from target.stores.vhd.store import VhdStore, read_footer
+from target.stores.vhd.store import read_footer
 
 
-def own_runs(store: BlockStore, offset: int, length: int) -> list[tuple[int, int, bool]]:
-    """(offset, length, present): what this layer itself holds. A fixed or raw layer holds
-    everything but its holes (which read as zeros, as absent data with no parent does)."""
-    if isinstance(store, VhdStore):
-        return store.layer_runs(offset, length)
-    return list(store.extents(offset, length))
-
-
-def copy_missing(source: BlockStore, target: VhdStore, offset: int, length: int) -> int:
+def copy_missing(source: LayeredStore, target: LayeredStore, offset: int, length: int) -> int:
     """Copy the sectors `source` holds in the range and `target`'s own layer lacks.
     Run again, it copies nothing more: sectors already present are never touched."""
     copied = 0
-    for start, size, present in own_runs(source, offset, length):
+    for start, size, present in source.own_runs(offset, length):
         if not present:
             continue
-        for sub_start, sub_size, have in target.layer_runs(start, size):
+        for sub_start, sub_size, have in target.own_runs(start, size):
             if not have:
                 target.write(sub_start, source.read(sub_start, sub_size))
                 copied += sub_size

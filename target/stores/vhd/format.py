@@ -9,6 +9,8 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 
+from target.stores.errors import FormatError
+
 SECTOR = 512
 FOOTER_SIZE = 512
 HEADER_SIZE = 1024
@@ -35,8 +37,10 @@ _HEADER = struct.Struct(">8sQQIIII16sI4s512s192s256s")
 _LOCATOR = struct.Struct(">4sIIIQ")
 
 
-class VhdFormatError(ValueError):
-    """Not a VHD we can serve, with the reason in words an admin can act on."""
+class VhdFormatError(FormatError):
+    """Not a VHD we can serve, with the reason in words an admin can act on. A
+    FormatError (a StoreError), not a ValueError: one raised during I/O (a parked
+    disk reopened, its parent gone) is a medium error, not a malformed CDB."""
 
 
 def checksum(data: bytes | bytearray, field_offset: int) -> int:

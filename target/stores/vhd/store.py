@@ -13,24 +13,25 @@ in memory until the next flush, which syncs the data first and then writes them:
 a power cut can lose an unflushed write, but never leave a sector claimed whose
 data did not reach the disk (in a differencing disk that would read as zeros
 instead of the parent's data).
+
+Which block is where, and which of its sectors this layer holds, is the
+BlockMap (blockmap.py); this module does the I/O, in the order above.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-import re
 import struct
 import threading
-from array import array
 from pathlib import Path, PureWindowsPath
-from sys import byteorder
 from typing import Iterator
 
-from target.stores.base import StoreError, fsync_dir, pread, store_error
+from target.stores.base import StoreError, fsync_dir, store_error
+from target.stores.fileio import open_locked, read_at, sync, write_at
 from target.stores.pieces import FileSlice, Piece, Pieces, add_piece, file_handle, sendable
 from target.stores.raw import RawStore, punch_hole
+from target.stores.vhd.blockmap import BlockMap
 from target.stores.vhd.format import (
     DIFFERENCING, DYNAMIC, FIXED, FOOTER_COOKIE, FOOTER_SIZE, HEADER_SIZE, SECTOR, UNALLOCATED, DynamicHeader, Footer,
     VhdFormatError)
@@ -39,7 +40,6 @@ log = logging.getLogger("bootsrv.vhd")
 
 # Snapshots stack layers: a golden image's own chain plus a disk's snapshots.
 MAX_CHAIN = 64
-_RUN = re.compile(rb"\xff+|\x00+|[\x01-\xfe]", re.DOTALL)
 
 
 def open_vhd(path: str | os.PathLike[str], *, readonly: bool = False) -> "RawStore | VhdStore":
@@ -131,6 +131,10 @@ class FixedVhdStore(RawStore):
     def refresh_size(self) -> int:
         return self._size  # grown only by `bootsrv disk extend`, which rewrites the footer
 
+    @property
+    def uuid(self) -> bytes:  # type: ignore[override]
+        return self.footer.uuid
+
 
 class VhdStore:
     """A dynamic or differencing VHD (with its parent chain, opened read-only)."""
@@ -141,15 +145,8 @@ class VhdStore:
         self.footer = read_footer(path)
         if self.footer.disk_type not in (DYNAMIC, DIFFERENCING):
             raise VhdFormatError(f"{self.path}: not a dynamic or differencing VHD")
+        self._fd = open_locked(self.path, readonly=readonly)
         try:
-            self._fd = os.open(self.path, (os.O_RDONLY if readonly else os.O_RDWR) | os.O_CLOEXEC)
-        except OSError as exc:
-            raise StoreError(f"cannot open {self.path}: {exc.strerror}") from exc
-        try:
-            try:  # shared with other readers; `disk extend` needs the file alone
-                fcntl.flock(self._fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError:
-                raise StoreError(f"{self.path} is being changed (bootsrv disk extend); try again") from None
             self._load(_depth)
             if not readonly:
                 self._restore_footers()
@@ -171,14 +168,9 @@ class VhdStore:
         raw = os.pread(self._fd, header.max_table_entries * 4, header.table_offset)
         if len(raw) < header.max_table_entries * 4:
             raise VhdFormatError(f"{self.path}: block allocation table runs past the end of the file")
-        self._bat = array("I", raw)
-        if byteorder == "little":
-            self._bat.byteswap()
+        self._map = BlockMap.from_disk(raw, header.block_size, header.bitmap_size, self._size)
         file_size = os.fstat(self._fd).st_size
         self._end = -(-(file_size - FOOTER_SIZE) // SECTOR) * SECTOR  # where the next block goes
-        self._bitmaps: dict[int, bytearray] = {}
-        self._full: set[int] = set()
-        self._unsaved: set[int] = set()  # blocks whose bitmap on disk lacks bits set in memory
         self._flushing = threading.Lock()  # one save at a time: an older one landing last would unset bits
         self.parent: VhdStore | RawStore | None = None
         if self.footer.disk_type == DIFFERENCING:
@@ -206,6 +198,7 @@ class VhdStore:
         else:
             return
         self._sync(data_only=False)
+
 
     # ---- parent chain ---------------------------------------------------------
 
@@ -254,11 +247,16 @@ class VhdStore:
                                  f"({'; '.join(mismatched)})")
         raise VhdFormatError(f"{self.path}: parent {self.header.parent_name!r} not found (looked at {looked})")
 
-    def chain(self) -> list["VhdStore | RawStore"]:
-        layers: list[VhdStore | RawStore] = [self]
-        while isinstance(layers[-1], VhdStore) and layers[-1].parent is not None:
-            layers.append(layers[-1].parent)  # type: ignore[arg-type]
-        return layers
+    # ---- LayeredStore (target.stores.layered) --------------------------------------
+
+    @property
+    def uuid(self) -> bytes:
+        return self.footer.uuid
+
+    def layers(self) -> list["VhdStore | RawStore"]:
+        return [self, *self.parent.layers()] if self.parent is not None else [self]
+
+    chain = layers  # the name bootsrv's disk tool uses
 
     # ---- BlockStore -------------------------------------------------------------
 
@@ -282,19 +280,17 @@ class VhdStore:
         return self._block_size
 
     def allocated_blocks(self) -> int:
-        return sum(1 for entry in self._bat if entry != UNALLOCATED)
+        return self._map.allocated_blocks()
 
-    def layer_runs(self, offset: int, length: int) -> list[tuple[int, int, bool]]:
+    def own_runs(self, offset: int, length: int) -> list[tuple[int, int, bool]]:
         """(offset, length, present) runs over [offset, offset+length): present = this
         layer's own file holds the sectors (its parents are not looked at)."""
         self._check(offset, length)
         runs: list[tuple[int, int, bool]] = []
-        pos, end, bs = offset, offset + length, self._block_size
-        while pos < end:
-            block, within = divmod(pos, bs)
-            count = min(bs - within, end - pos)
-            if self._bat[block] == UNALLOCATED:
-                pieces = [(pos, count, False)]
+        bat, bs = self._map.bat, self._block_size
+        for block, within, count in self._map.spans(offset, length):
+            if bat[block] == UNALLOCATED:
+                pieces = [(block * bs + within, count, False)]
             else:
                 pieces = [(block * bs + first * SECTOR, (last - first) * SECTOR, present)
                           for first, last, present in self._runs(block, within // SECTOR, (within + count) // SECTOR)]
@@ -303,23 +299,21 @@ class VhdStore:
                     runs[-1] = (runs[-1][0], runs[-1][1] + size, present)
                 else:
                     runs.append((start, size, present))
-            pos += count
         return runs
 
-    def layer_bytes(self) -> int:
+    def held_bytes(self) -> int:
         """Bytes of disk data this layer's own file holds (a snapshot's unique data)."""
         total = 0
-        for block, entry in enumerate(self._bat[: -(-self._size // self._block_size)]):
-            if entry != UNALLOCATED:
-                start = block * self._block_size
-                length = min(self._block_size, self._size - start)
-                total += sum(size for _, size, present in self.layer_runs(start, length) if present)
+        for block in self._map.allocated():
+            start = block * self._block_size
+            length = min(self._block_size, self._size - start)
+            total += sum(size for _, size, present in self.own_runs(start, length) if present)
         return total
 
     def read(self, offset: int, length: int, *, nowait: bool = False) -> bytes | bytearray:
-        at = self._in_one_present_block(offset, length)
+        at = self._map.present_at(offset, length)
         if at is not None:
-            return self._pread(at, length, nowait)
+            return read_at(self._fd, self.path, at, length, nowait)
         parts: list[Piece] = []
         self._read_into(parts, offset, length, zero_copy=False, nowait=nowait)
         return b"".join(parts)  # type: ignore[arg-type]  (no slices without zero_copy)
@@ -333,30 +327,27 @@ class VhdStore:
     def _read_into(self, parts: list[Piece], offset: int, length: int, *, zero_copy: bool,
                    nowait: bool = False) -> None:
         self._check(offset, length)
-        pos, end, bs = offset, offset + length, self._block_size
+        bmap = self._map
+        bat, full, bs = bmap.bat, bmap.full, self._block_size
         handle = None
-        while pos < end:
-            block, within = divmod(pos, bs)
-            count = min(bs - within, end - pos)
-            entry = self._bat[block]
-            if entry == UNALLOCATED:
-                self._below(parts, pos, count, zero_copy, nowait)
+        for block, within, count in bmap.spans(offset, length):
+            if bat[block] == UNALLOCATED:
+                self._below(parts, block * bs + within, count, zero_copy, nowait)
+                continue
+            data_start = bmap.data_at(block)
+            if block in full or self._bitmap(block, nowait) is None:
+                runs = [(within // SECTOR, (within + count) // SECTOR, True)]
             else:
-                data_start = entry * SECTOR + self._bitmap_size
-                if block in self._full or self._bitmap(block, nowait) is None:
-                    runs = [(within // SECTOR, (within + count) // SECTOR, True)]
+                runs = self._runs(block, within // SECTOR, (within + count) // SECTOR, nowait)
+            for first, last, present in runs:
+                start, size = first * SECTOR, (last - first) * SECTOR
+                if not present:
+                    self._below(parts, block * bs + start, size, zero_copy, nowait)
+                elif zero_copy:
+                    handle = handle or file_handle(self._fd, self.path)
+                    add_piece(parts, FileSlice(handle, data_start + start, size))
                 else:
-                    runs = self._runs(block, within // SECTOR, (within + count) // SECTOR, nowait)
-                for first, last, present in runs:
-                    start, size = first * SECTOR, (last - first) * SECTOR
-                    if not present:
-                        self._below(parts, block * bs + start, size, zero_copy, nowait)
-                    elif zero_copy:
-                        handle = handle or file_handle(self._fd, self.path)
-                        add_piece(parts, FileSlice(handle, data_start + start, size))
-                    else:
-                        parts.append(self._pread(data_start + start, size, nowait))
-            pos += count
+                    parts.append(read_at(self._fd, self.path, data_start + start, size, nowait))
 
     def write(self, offset: int, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None:
         if self._readonly:
@@ -364,26 +355,24 @@ class VhdStore:
         view = memoryview(data).cast("B")
         length = len(view)
         with self._lock:
-            at = self._in_one_present_block(offset, length)
+            at = self._map.present_at(offset, length)
             if at is not None:
-                self._pwrite(at, view)
-                if durable and not self._unsaved:
+                write_at(self._fd, self.path, at, view)
+                if durable and not self._map.unsaved:
                     self._sync(data_only=True)
                     return
         if at is None:
             self._check(offset, length)
             with self._lock:
-                pos, end, bs = offset, offset + len(view), self._block_size
-                while pos < end:
-                    block, within = divmod(pos, bs)
-                    count = min(bs - within, end - pos)
+                bmap = self._map
+                for block, within, count in bmap.spans(offset, length):
+                    pos = block * self._block_size + within
                     chunk = view[pos - offset: pos - offset + count]
-                    if self._bat[block] == UNALLOCATED:
+                    if bmap.bat[block] == UNALLOCATED:
                         self._allocate(block, within, chunk)
                     else:
-                        self._pwrite(self._bat[block] * SECTOR + self._bitmap_size + within, chunk)
+                        self._pwrite(bmap.data_at(block) + within, chunk)
                         self._mark(block, within // SECTOR, (within + count) // SECTOR)
-                    pos += count
         if durable:  # FUA: this write's data, and the bits that say its sectors are here
             self._save_bitmaps(data_only=True)
 
@@ -391,7 +380,7 @@ class VhdStore:
         if length <= 0:
             return False
         first, last = offset // self._block_size, (offset + length - 1) // self._block_size
-        bat = self._bat
+        bat = self._map.bat
         if first == last:
             return first < len(bat) and bat[first] == UNALLOCATED
         return any(bat[block] == UNALLOCATED for block in range(first, min(last, len(bat) - 1) + 1))
@@ -401,46 +390,38 @@ class VhdStore:
             raise StoreError(f"{self.path}: cannot unmap")
         self._check(offset, length)
         with self._lock:
-            pos, end, bs = offset, offset + length, self._block_size
-            while pos < end:
-                block, within = divmod(pos, bs)
-                count = min(bs - within, end - pos)
-                entry = self._bat[block]
+            bmap = self._map
+            for block, within, count in bmap.spans(offset, length):
+                entry = bmap.bat[block]
                 if self.footer.disk_type == DIFFERENCING:
                     self._unmap_over_parent(block, within, count)
                 elif entry != UNALLOCATED:
-                    if count == bs:  # the whole block goes: the BAT forgets it, its space is punched
+                    if count == self._block_size:  # the whole block goes: the BAT forgets it, its space is punched
                         self._set_bat(block, UNALLOCATED)
-                        self._bitmaps.pop(block, None)
-                        self._full.discard(block)
-                        self._unsaved.discard(block)
-                        punch_hole(self._fd, entry * SECTOR, self._bitmap_size + bs)
+                        bmap.forget(block)
+                        punch_hole(self._fd, entry * SECTOR, self._bitmap_size + self._block_size)
                     else:
-                        self._pwrite(entry * SECTOR + self._bitmap_size + within, bytes(count))
-                pos += count
+                        self._pwrite(bmap.data_at(block) + within, bytes(count))
 
     def _unmap_over_parent(self, block: int, within: int, count: int) -> None:
         """In a differencing disk an absent sector reads the parent, so unmapped sectors
         become present zeros: a hole in the data area, the bitmap bits set."""
         offset = block * self._block_size + within
-        entry = self._bat[block]
-        if entry == UNALLOCATED:
+        if self._map.bat[block] == UNALLOCATED:
             assert self.parent is not None
             if any(mapped for _, _, mapped in self.parent.extents(offset, count)):
                 self._allocate(block, within, memoryview(bytes(count)), sparse=True)
             return  # else the parent reads zeros there already
-        start = entry * SECTOR + self._bitmap_size + within
+        start = self._map.data_at(block) + within
         if not punch_hole(self._fd, start, count):
             self._pwrite(start, bytes(count))
         self._mark(block, within // SECTOR, (within + count) // SECTOR)
 
     def extents(self, offset: int, length: int) -> Iterator[tuple[int, int, bool]]:
-        pos, end, bs = offset, min(offset + length, self._size), self._block_size
-        while pos < end:
-            block, within = divmod(pos, bs)
-            count = min(bs - within, end - pos)
+        bs = self._block_size
+        for block, within, count in self._map.spans(offset, max(0, min(offset + length, self._size) - offset)):
+            pos = block * bs + within
             yield pos, count, self._mapped_at(pos)
-            pos += count
 
     def flush(self) -> None:
         if not self._readonly:
@@ -449,7 +430,7 @@ class VhdStore:
     def close(self) -> None:
         if self._fd >= 0:
             try:
-                if self._unsaved and not self._readonly:
+                if self._map.unsaved and not self._readonly:
                     self._save_bitmaps(data_only=False)  # a clean stop keeps unflushed writes too
             finally:
                 os.close(self._fd)
@@ -461,10 +442,7 @@ class VhdStore:
         """Sync the data, then write the bitmap bits that claim it, then sync those."""
         with self._flushing:
             with self._lock:
-                ones = b"\xff" * (self._block_size // SECTOR // 8)
-                unsaved = {block: (self._bat[block], bytes(self._bitmaps.get(block, ones)))
-                           for block in self._unsaved}
-                self._unsaved.clear()
+                unsaved = self._map.take_unsaved()
             try:
                 if unsaved:
                     self._sync(data_only=True)
@@ -473,28 +451,17 @@ class VhdStore:
                 self._sync(data_only=data_only)
             except BaseException:
                 with self._lock:
-                    self._unsaved.update(block for block in unsaved if self._bat[block] != UNALLOCATED)
+                    self._map.unsaved.update(block for block in unsaved if self._map.bat[block] != UNALLOCATED)
                 raise
 
     # ---- internals ----------------------------------------------------------------
-
-    def _in_one_present_block(self, offset: int, length: int) -> int | None:
-        """The file offset of the range when one block, all of whose sectors this
-        layer holds, holds all of it: the common case, one pread or pwrite."""
-        block, within = divmod(offset, self._block_size)
-        if (within + length <= self._block_size and block in self._full and 0 <= offset <= self._size - length
-                and not (within | length) % SECTOR):
-            entry = self._bat[block]
-            if entry != UNALLOCATED:
-                return entry * SECTOR + self._bitmap_size + within
-        return None
 
     def _check(self, offset: int, length: int) -> None:
         if offset % SECTOR or length % SECTOR or offset < 0 or offset + length > self._size:
             raise StoreError(f"{self.path}: I/O at {offset}+{length} outside the disk or not sector aligned")
 
     def _mapped_at(self, offset: int) -> bool:
-        if self._bat[offset // self._block_size] != UNALLOCATED:
+        if self._map.bat[offset // self._block_size] != UNALLOCATED:
             return True
         if isinstance(self.parent, VhdStore):
             return self.parent._mapped_at(offset)
@@ -513,71 +480,26 @@ class VhdStore:
             parts.append(parent.read(offset, length, nowait=nowait))
 
     def _bitmap(self, block: int, nowait: bool = False) -> bytearray | None:
-        """The block's sector bitmap; None (and remembered) when every bit is set."""
-        if block in self._full:
+        """The block's sector bitmap, read in when first needed; None when every bit is set."""
+        bmap = self._map
+        if block in bmap.full:
             return None
-        bitmap = self._bitmaps.get(block)
+        bitmap = bmap.bitmaps.get(block)
         if bitmap is None:
-            bitmap = bytearray(self._pread(self._bat[block] * SECTOR, self._bitmap_size, nowait))
-            sectors = self._block_size // SECTOR
-            if bitmap[: sectors // 8] == b"\xff" * (sectors // 8):
-                self._full.add(block)
-                return None
-            self._bitmaps[block] = bitmap
+            raw = read_at(self._fd, self.path, bmap.bat[block] * SECTOR, self._bitmap_size, nowait)
+            return bmap.remember(block, bytearray(raw))
         return bitmap
 
     def _runs(self, block: int, first: int, last: int, nowait: bool = False) -> list[tuple[int, int, bool]]:
         """Runs of present / absent sectors in [first, last), coalesced."""
         bitmap = self._bitmap(block, nowait)
-        if bitmap is None:
-            return [(first, last, True)]
-        runs: list[tuple[int, int, bool]] = []
-
-        def add(start: int, stop: int, present: bool) -> None:
-            start, stop = max(start, first), min(stop, last)
-            if start >= stop:
-                return
-            if runs and runs[-1][2] == present and runs[-1][1] == start:
-                runs[-1] = (runs[-1][0], stop, present)
-            else:
-                runs.append((start, stop, present))
-
-        for match in _RUN.finditer(bitmap, first // 8, -(-last // 8)):
-            start, stop = match.start() * 8, match.end() * 8
-            byte = bitmap[match.start()]
-            if byte in (0x00, 0xFF):
-                add(start, stop, byte == 0xFF)
-            else:
-                for bit in range(8):
-                    add(start + bit, start + bit + 1, bool(byte & (0x80 >> bit)))
-        return runs
+        return [(first, last, True)] if bitmap is None else BlockMap.runs(bitmap, first, last)
 
     def _mark(self, block: int, first: int, last: int) -> None:
         """Set, in memory, the bitmap bits of sectors just written; the next flush saves them."""
         bitmap = self._bitmap(block)
-        if bitmap is None:
-            return
-        changed = False
-        whole_first, whole_last = -(-first // 8), last // 8
-        if whole_first < whole_last:
-            if bitmap[whole_first:whole_last].count(0xFF) != whole_last - whole_first:
-                bitmap[whole_first:whole_last] = b"\xff" * (whole_last - whole_first)
-                changed = True
-            edges = [*range(first, whole_first * 8), *range(whole_last * 8, last)]
-        else:
-            edges = range(first, last)
-        for sector in edges:
-            bit = 0x80 >> (sector & 7)
-            if not bitmap[sector >> 3] & bit:
-                bitmap[sector >> 3] |= bit
-                changed = True
-        if not changed:
-            return  # sectors written before
-        self._unsaved.add(block)
-        sectors = self._block_size // SECTOR
-        if bitmap[: sectors // 8] == b"\xff" * (sectors // 8):
-            self._full.add(block)
-            del self._bitmaps[block]
+        if bitmap is not None:
+            self._map.mark(block, bitmap, first, last)
 
     def _allocate(self, block: int, within: int, chunk: memoryview, *, sparse: bool = False) -> None:
         """`sparse`: the chunk is zeros and is not written (a new block's data area is
@@ -585,50 +507,22 @@ class VhdStore:
         start = self._end
         new_end = start + self._bitmap_size + self._block_size
         self._pwrite(new_end, self.footer.pack())  # 1. footer at the new end
-        bitmap = bytearray(self._bitmap_size)
-        sectors = self._block_size // SECTOR
-        if self.footer.disk_type == DYNAMIC:
-            bitmap[: sectors // 8] = b"\xff" * (sectors // 8)  # untouched sectors read the hole: zeros
-        else:
-            for sector in range(within // SECTOR, (within + len(chunk)) // SECTOR):
-                bitmap[sector >> 3] |= 0x80 >> (sector & 7)
+        # In a dynamic disk untouched sectors read the hole (zeros): all present.
+        bitmap = self._map.new_bitmap(within, len(chunk), all_present=self.footer.disk_type == DYNAMIC)
         self._pwrite(start, bitmap)  # 2. bitmap and data
         if not sparse:
             self._pwrite(start + self._bitmap_size + within, chunk)
         self._sync(data_only=True)  # 3. on disk before anything points at it
         self._set_bat(block, start // SECTOR)  # 4. the BAT entry
         self._end = new_end
-        if self.footer.disk_type == DYNAMIC:
-            self._full.add(block)
-        else:
-            self._bitmaps[block] = bitmap
-            if bitmap[: sectors // 8] == b"\xff" * (sectors // 8):
-                self._full.add(block)
-                del self._bitmaps[block]
+        self._map.remember(block, bitmap)
 
     def _set_bat(self, block: int, sector: int) -> None:
         self._pwrite(self.header.table_offset + 4 * block, struct.pack(">I", sector))
-        self._bat[block] = sector
-
-    def _pread(self, offset: int, length: int, nowait: bool = False) -> bytes | bytearray:
-        try:
-            data = pread(self._fd, length, offset, nowait)
-        except OSError as exc:
-            raise StoreError(f"read of {self.path} at {offset}: {exc.strerror}") from exc
-        return data if len(data) == length else data.ljust(length, b"\0")
+        self._map.bat[block] = sector
 
     def _pwrite(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        view = memoryview(data)
-        try:
-            while view:
-                written = os.pwrite(self._fd, view, offset)
-                view, offset = view[written:], offset + written
-        except OSError as exc:
-            raise store_error(f"write to {self.path} at {offset}", exc) from exc
+        write_at(self._fd, self.path, offset, data)
 
     def _sync(self, *, data_only: bool) -> None:
-        try:
-            (os.fdatasync if data_only else os.fsync)(self._fd)
-        except OSError as exc:
-            raise store_error(f"flush of {self.path}", exc) from exc
-
+        sync(self._fd, self.path, data_only=data_only)

@@ -104,3 +104,22 @@ def test_synchronize_cache_and_fua(device):
     fua_write = struct.pack(">BBIBHB", 0x2A, 0x08, 0, 0, 1, 0)
     assert device.may_block(0, fua_write) and not device.may_block(0, bytes([0x2A] + [0] * 9))
     assert run(device, fua_write, b"\x01" * 512).status == s.GOOD
+
+
+def test_a_store_format_error_during_io_is_a_medium_error_not_a_bad_cdb(tmp_path):
+    # A parked differencing disk opens again at its next READ; its parent is gone by then.
+    from target.stores.gate import GatedStore
+    from target.stores.vhd import open_vhd
+    from target.stores.vhd.create import create_differencing, create_dynamic
+
+    create_dynamic(tmp_path / "base.vhd", BLOCKS * 512)
+    create_differencing(tmp_path / "child.vhd", tmp_path / "base.vhd")
+    gate = GatedStore(open_vhd(tmp_path / "child.vhd"))
+    gate.park(lambda: open_vhd(tmp_path / "child.vhd"))
+    (tmp_path / "base.vhd").unlink()
+    device = ScsiDevice([LogicalUnit("d", gate)])
+    result = run(device, struct.pack(">BBIBHB", 0x28, 0, 0, 0, 1, 0))
+    assert result.status == s.CHECK_CONDITION
+    assert sense_of(result) == s.UNRECOVERED_READ_ERROR
+    result = run(device, struct.pack(">BBIBHB", 0x2A, 0, 0, 0, 1, 0), bytes(512))
+    assert sense_of(result) == s.WRITE_ERROR
