@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Callable
 
-from target.iscsi import chap, params as p
+from target.iscsi import chap, params as p, wire
 from target.iscsi.keys import KeyError_, encode_keys, parse_keys
-from target.iscsi.pdu import Opcode, Pdu, encode, new_bhs, put_sn_fields, put_u16
+from target.iscsi.pdu import Opcode, Pdu, encode
 from target.iscsi.targets import TargetDirectory, TargetSpec
 
 log = logging.getLogger("bootsrv.iscsi.login")
@@ -248,10 +248,7 @@ class LoginMachine:
                  status: LoginStatus = LoginStatus.SUCCESS, tsih: int = 0) -> list[bytes | bytearray | memoryview]:
         csg = max(self._stage, 0)
         flags = (0x80 if transit else 0) | (csg << 2) | (nsg if transit else 0)
-        bhs = new_bhs(Opcode.LOGIN_RESPONSE, flags, pdu.itt)
-        bhs[8:14] = pdu.isid
-        put_u16(bhs, 14, tsih)
-        put_sn_fields(bhs, self._statsn, pdu.cmdsn, pdu.cmdsn + self.queue_depth - 1)
-        bhs[36], bhs[37] = status >> 8, status & 0xFF
+        bhs = wire.login_response(flags, pdu.isid, tsih, pdu.itt, self._statsn & 0xFFFFFFFF, pdu.cmdsn,
+                                  (pdu.cmdsn + self.queue_depth - 1) & 0xFFFFFFFF, status)
         self._statsn = (self._statsn + 1) & 0xFFFFFFFF
         return encode(bhs, encode_keys(keys) if status == LoginStatus.SUCCESS else b"")

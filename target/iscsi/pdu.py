@@ -184,6 +184,25 @@ class Pdu:
         return self.bhs[1] & 0x7F
 
 
+# Flags, LUN, ITT, expected data transfer length, CmdSN, CDB (RFC 7143 11.3), from byte 1.
+_SCSI_COMMAND_FIELDS = struct.Struct(">B6x8sIII4x16s")
+# Opcode byte, flags, DataSegmentLength (as 3 bytes), ITT, bytes 20..23, buffer offset.
+_SINK_FIELDS = struct.Struct(">BB3x3s8xII16xI4x")
+
+
+def scsi_command_fields(bhs: bytes) -> tuple[int, bytes, int, int, int, bytes]:
+    """(flags, LUN field, ITT, expected data transfer length, CmdSN, 16-byte CDB) of a
+    SCSI Command header, in one unpack: the READ and WRITE paths read all of them."""
+    return _SCSI_COMMAND_FIELDS.unpack_from(bhs, 1)
+
+
+def sink_fields(bhs: bytes) -> tuple[int, int, int, int, int, int]:
+    """(opcode, flags, DataSegmentLength, ITT, bytes 20..23, buffer offset) of a header
+    whose data has not arrived yet: what PduReader's sink needs to place it."""
+    first, flags, length, itt, field20, offset = _SINK_FIELDS.unpack_from(bhs)
+    return first & 0x3F, flags, int.from_bytes(length, "big"), itt, field20, offset
+
+
 def _extended_cdb(ahs: bytes) -> bytes:
     pos = 0
     while pos + 4 <= len(ahs):

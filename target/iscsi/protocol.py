@@ -14,11 +14,10 @@ Reject. It opens no sockets and never blocks.
 from __future__ import annotations
 
 import logging
-import struct
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from target.iscsi import login as lg
+from target.iscsi import login as lg, wire
 from target.iscsi.buffers import BufferPool
 from target.iscsi.keys import KeyError_, encode_keys, parse_keys
 from target.iscsi.params import SessionParams, TargetLimits
@@ -31,10 +30,8 @@ from target.iscsi.pdu import (
     RejectReason,
     encode,
     lun_from_field,
-    new_bhs,
-    put_sn_fields,
-    put_u16,
-    put_u32,
+    scsi_command_fields,
+    sink_fields,
 )
 from target.iscsi.session import Session, SessionRegistry
 from target.iscsi.targets import TargetDirectory, TargetSpec
@@ -55,8 +52,6 @@ def sn_diff(a: int, b: int) -> int:
 
 
 _DATA_OUT = int(Opcode.DATA_OUT)
-# Flags, LUN, ITT, expected data transfer length, CmdSN, CDB (RFC 7143 11.3), from byte 1.
-_SCSI_COMMAND_FIELDS = struct.Struct(">B6x8sIII4x16s")
 
 
 class TmfFunction:
@@ -246,10 +241,7 @@ class TargetConnection:
         elif self.nop_interval and now - self._last_rx > self.nop_interval:
             ttt = self._next_ttt()
             self._ping = (ttt, now)
-            bhs = new_bhs(Opcode.NOP_IN, 0x80, RESERVED_TAG)
-            put_u32(bhs, 20, ttt)
-            self._put_sns(bhs, advance=False)
-            self._emit(bhs)
+            self._emit(wire.nop_in(wire.NO_LUN, RESERVED_TAG, ttt, self._statsn, self._expcmdsn, self._maxcmdsn()))
 
     def data_to_send(self) -> list[Buffer]:
         out, self._out = self._out, []
@@ -355,7 +347,7 @@ class TargetConnection:
         if pdu.itt in self._tasks:
             self._reject(pdu, RejectReason.TASK_IN_PROGRESS)
             return
-        flags, lun_field, itt, expected_length, cmdsn, cdb = _SCSI_COMMAND_FIELDS.unpack_from(pdu.bhs, 1)
+        flags, lun_field, itt, expected_length, cmdsn, cdb = scsi_command_fields(pdu.bhs)
         if pdu.ahs:
             cdb = pdu.cdb  # an extended CDB
         task = ScsiTask(itt, lun_from_field(lun_field), lun_field, cdb, bool(flags & 0x40),
@@ -400,18 +392,15 @@ class TargetConnection:
         later, and one that fails them ends the connection or the task."""
         if self.closing or self.target is None or self.session is None:
             return None
-        itt, length = int.from_bytes(bhs[16:20], "big"), int.from_bytes(bhs[5:8], "big")
-        opcode = bhs[0] & 0x3F
-        if opcode == Opcode.DATA_OUT:
+        opcode, flags, length, itt, expected, offset = sink_fields(bhs)
+        if opcode == _DATA_OUT:
             task = self._tasks.get(itt)
             if task is None or not task.write or task.executing or task.data is None:
                 return None
-            offset = int.from_bytes(bhs[40:44], "big")
             if offset + length > len(task.data):
                 return None
             return task.data[offset : offset + length]
-        if bhs[1] & 0x20 and itt not in self._tasks:  # a write command with immediate data
-            expected = int.from_bytes(bhs[20:24], "big")
+        if flags & 0x20 and itt not in self._tasks:  # a write command with immediate data
             if not length <= expected <= MAX_COMMAND_BYTES:
                 return None
             buffer = self.buffers.take(expected)
@@ -474,15 +463,9 @@ class TargetConnection:
             task.next_r2t_offset += length
             ttt = self._next_ttt()
             task.r2ts[ttt] = R2TState(offset, length)
-            bhs = new_bhs(Opcode.R2T, 0x80, task.itt)
-            bhs[8:16] = task.lun_field
-            put_u32(bhs, 20, ttt)
-            self._put_sns(bhs, advance=False)
-            put_u32(bhs, 36, task.r2tsn)
-            put_u32(bhs, 40, offset)
-            put_u32(bhs, 44, length)
+            self._emit(wire.r2t(task.lun_field, task.itt, ttt, self._statsn, self._expcmdsn, self._maxcmdsn(),
+                                task.r2tsn, offset, length))
             task.r2tsn += 1
-            self._emit(bhs)
 
     def _send_result(self, task: ScsiTask, result: ScsiResult) -> None:
         expected = task.expected_length
@@ -500,40 +483,32 @@ class TargetConnection:
             residual_flag, residual = _residual(expected, total)
             chunk = max(512, self.params.initiator_max_recv_data_segment_length)
             burst = self.params.max_burst_length
+            # Neither changes while one command's Data-In goes out: read them once.
+            expcmdsn, maxcmdsn = self._expcmdsn, self._maxcmdsn()
+            lun_field, itt = task.lun_field, task.itt
             offset = 0
             while offset < send:
                 length = min(chunk, send - offset, burst - offset % burst)
-                last = offset + length >= send
-                end_of_burst = (offset + length) % burst == 0
-                bhs = new_bhs(Opcode.DATA_IN, (0x80 if last or end_of_burst else 0) | (0x01 | residual_flag if last else 0),
-                              task.itt)
-                bhs[8:16] = task.lun_field
-                put_u32(bhs, 20, RESERVED_TAG)
-                if last:
-                    bhs[3] = result.status
-                    self._put_sns(bhs, advance=True)
-                    put_u32(bhs, 44, residual)
+                if offset + length >= send:  # the last: status phase-collapsed into it (S bit)
+                    bhs = wire.data_in(0x81 | residual_flag, result.status, lun_field, itt, self._statsn, expcmdsn,
+                                       maxcmdsn, datasn, offset, residual)
+                    self._statsn = (self._statsn + 1) & 0xFFFFFFFF
                 else:
-                    self._put_sns(bhs, advance=False, statsn=False)
-                put_u32(bhs, 36, datasn)
-                put_u32(bhs, 40, offset)
+                    bhs = wire.data_in(0x80 if (offset + length) % burst == 0 else 0, 0, lun_field, itt, 0, expcmdsn,
+                                       maxcmdsn, datasn, offset, 0)
                 datasn += 1
                 self._emit(bhs, data[offset : offset + length])
                 offset += length
             if send:
                 return
-        bhs = new_bhs(Opcode.SCSI_RESPONSE, 0x80, task.itt)
         if task.write and result.data_out_length is not None:
             flag, residual = _residual(expected, result.data_out_length)
         elif task.read:
             flag, residual = _residual(expected, len(result.data) if good else 0)
         else:
             flag, residual = 0, 0
-        bhs[1] |= flag
-        bhs[3] = result.status
-        self._put_sns(bhs, advance=True)
-        put_u32(bhs, 36, datasn or task.r2tsn)
-        put_u32(bhs, 44, residual)
+        bhs = wire.scsi_response(flag, result.status, task.itt, self._advance_statsn(), self._expcmdsn,
+                                 self._maxcmdsn(), datasn or task.r2tsn, residual)
         payload = len(result.sense).to_bytes(2, "big") + result.sense if result.sense else b""
         self._emit(bhs, payload)
 
@@ -545,11 +520,8 @@ class TargetConnection:
                 self._ping = None
             self._pings_answered += 1
             return
-        bhs = new_bhs(Opcode.NOP_IN, 0x80, pdu.itt)
-        bhs[8:16] = pdu.lun_field
-        put_u32(bhs, 20, RESERVED_TAG)
-        self._put_sns(bhs, advance=True)
-        self._emit(bhs, pdu.data)
+        self._emit(wire.nop_in(pdu.lun_field, pdu.itt, RESERVED_TAG, self._advance_statsn(), self._expcmdsn,
+                               self._maxcmdsn()), pdu.data)
 
     def _text(self, pdu: Pdu, ready: list[ScsiTask]) -> None:
         if self._text_left is not None and pdu.ttt == self._text_left[0]:
@@ -574,11 +546,8 @@ class TargetConnection:
         if rest:
             ttt = self._next_ttt()
             self._text_left = (ttt, rest)
-        bhs = new_bhs(Opcode.TEXT_RESPONSE, 0x40 if rest else 0x80, pdu.itt)
-        bhs[8:16] = pdu.lun_field
-        put_u32(bhs, 20, ttt)
-        self._put_sns(bhs, advance=True)
-        self._emit(bhs, chunk)
+        self._emit(wire.text_response(not rest, pdu.lun_field, pdu.itt, ttt, self._advance_statsn(), self._expcmdsn,
+                                      self._maxcmdsn()), chunk)
 
     def _send_targets(self, value: str) -> list[tuple[str, str]]:
         if value == "All":
@@ -605,12 +574,7 @@ class TargetConnection:
             response = 1  # CID not found: we have one connection per session
         elif reason == 2:
             response = 2  # connection recovery needs ERL 2
-        bhs = new_bhs(Opcode.LOGOUT_RESPONSE, 0x80, pdu.itt)
-        bhs[2] = response
-        self._put_sns(bhs, advance=True)
-        put_u16(bhs, 40, 0)
-        put_u16(bhs, 42, 0)
-        self._emit(bhs)
+        self._emit(wire.logout_response(response, pdu.itt, self._advance_statsn(), self._expcmdsn, self._maxcmdsn()))
         if response == 0:
             for task in self._tasks.values():
                 task.aborted = True
@@ -671,10 +635,8 @@ class TargetConnection:
     def _send_tmf_response(self, pending: _PendingTmf) -> None:
         if self.closing:
             return
-        bhs = new_bhs(Opcode.TASK_MGMT_RESPONSE, 0x80, pending.pdu.itt)
-        bhs[2] = pending.response
-        self._put_sns(bhs, advance=True)
-        self._emit(bhs)
+        self._emit(wire.tmf_response(pending.response, pending.pdu.itt, self._advance_statsn(), self._expcmdsn,
+                                     self._maxcmdsn()))
         if pending.pdu.tmf_function == TmfFunction.TARGET_COLD_RESET:
             self._close("target cold reset")
 
@@ -682,19 +644,17 @@ class TargetConnection:
 
     def _reject(self, pdu: Pdu, reason: RejectReason) -> None:
         log.warning("%s: rejected %s PDU (%s)", self.initiator or "?", _opname(pdu.opcode), reason.name)
-        bhs = new_bhs(Opcode.REJECT, 0x80, RESERVED_TAG)
-        bhs[2] = reason
-        self._put_sns(bhs, advance=True)
-        self._emit(bhs, pdu.bhs)
+        self._emit(wire.reject(reason, self._advance_statsn(), self._expcmdsn, self._maxcmdsn()), pdu.bhs)
 
     def _maxcmdsn(self) -> int:
         outstanding = min(len(self._tasks), self.queue_depth)
         return (self._expcmdsn + self.queue_depth - 1 - outstanding) & 0xFFFFFFFF
 
-    def _put_sns(self, bhs: bytearray, *, advance: bool, statsn: bool = True) -> None:
-        put_sn_fields(bhs, self._statsn if statsn else 0, self._expcmdsn, self._maxcmdsn())
-        if advance:
-            self._statsn = (self._statsn + 1) & 0xFFFFFFFF
+    def _advance_statsn(self) -> int:
+        """The StatSN for a response that takes one (every PDU carrying status), then the next."""
+        statsn = self._statsn
+        self._statsn = (statsn + 1) & 0xFFFFFFFF
+        return statsn
 
     def _emit(self, bhs: bytearray, data: Buffer = b"") -> None:
         self._out += encode(bhs, data, header_digest=self.params.header_digest,
