@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from tests.e2e.test_load import read10, server_usage
-from tests.e2e.test_wire import RawInitiator
+from tests.support.initiator import RawInitiator
 from tests.fuzzseeds import LOGOUT, iscsi_seeds, login_pdu, mutate
 
 FUZZ_TARGET = "iqn.2026-11.lan.bootsrv:fuzzed"

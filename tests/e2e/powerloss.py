@@ -32,7 +32,7 @@ from target.stores.vhd import open_vhd
 from tests.clirun import run_cli
 from tests.e2e.conftest import REPO, SCRATCH_IQN, Server, run, start_server
 from tests.e2e.snaptools import CLIENT, CLIENT_INITIATOR, CLIENT_IQN, SNAPSHOTS_SECTION
-from tests.e2e.test_wire import RAW_INITIATOR, RawInitiator
+from tests.support.initiator import RAW_INITIATOR, RawInitiator
 
 MiB = 1 << 20
 SIZE = 64 * MiB

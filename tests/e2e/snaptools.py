@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bootsrv.config import DEFAULT_BASE_IQN
 from tests.e2e.conftest import Server, run, scratch_config
-from tests.e2e.test_wire import RAW_INITIATOR, RawInitiator
+from tests.support.initiator import RAW_INITIATOR, RawInitiator
 from tests.clirun import run_cli
 
 MiB = 1 << 20

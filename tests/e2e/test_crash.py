@@ -19,7 +19,7 @@ import pytest
 
 from tests.e2e.conftest import REPO, SCRATCH_IQN, run, start_server
 from tests.e2e.test_vhd_over_iscsi import vhd_config
-from tests.e2e.test_wire import RawInitiator
+from tests.support.initiator import RawInitiator
 from tests.clirun import run_cli
 from tests.faults_summary import record
 

@@ -13,7 +13,7 @@ import pytest
 from tests.e2e.conftest import free_port
 from tests.e2e.snaptools import (
     CLIENT, CLIENT_INITIATOR, CLIENT_IQN, bootsrv_cli, make_golden, snapshot)
-from tests.e2e.test_wire import RawInitiator
+from tests.support.initiator import RawInitiator
 
 pytestmark = pytest.mark.e2e
 TOKEN = "dashboard-test-token-0123"

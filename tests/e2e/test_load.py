@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import scratch_config
-from tests.e2e.test_wire import RawInitiator
+from tests.support.initiator import RawInitiator
 from tests.faults_summary import record
 
 pytestmark = pytest.mark.e2e

@@ -17,7 +17,7 @@ from tests.e2e.conftest import SCRATCH_IQN, run
 from tests.e2e.snaptools import (
     CLIENT, CLIENT_INITIATOR, CLIENT_IQN, MiB, SequenceWriter, bootsrv_cli, client_config, make_golden, mount_url,
     read_through_mount, snapshot, snapshot_ids, standalone_config, write_image)
-from tests.e2e.test_wire import RAW_INITIATOR, RawInitiator, request_bhs
+from tests.support.initiator import RAW_INITIATOR, RawInitiator, request_bhs
 
 pytestmark = pytest.mark.e2e
 SYSTEM_PYTHON = "/usr/bin/python3"  # python3-libvhdi's pyvhdi lives there

@@ -5,7 +5,8 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from target.iscsi.protocol import TargetConnection
+from target.iscsi import wire
+from target.iscsi.protocol import TargetConnection, TmfFunction
 from target.iscsi.session import SessionRegistry
 from target.iscsi.targets import TargetDirectory, TargetSpec
 from target.scsi.device import ScsiDevice
@@ -134,10 +135,7 @@ def test_abort_task_waiting_for_data(store):
     conn = connect(store, ["InitialR2T=Yes"])
     conn.receive_data(scsi_pdu(write10(0, 8), itt=5, cmdsn=1, write=True, length=4096))
     conn.data_to_send()
-    tmf = bytearray(48)
-    tmf[0], tmf[1] = 0x42, 0x81  # immediate ABORT TASK
-    struct.pack_into(">IIII", tmf, 16, 6, 5, 2, 1)
-    conn.receive_data(bytes(tmf))
+    conn.receive_data(abort_task(itt=6, referenced=5, cmdsn=2, ref_cmdsn=0, expstatsn=1))
     (reply,) = responses(conn.data_to_send())
     assert reply.opcode == 0x22 and reply.bhs[2] == 0
     # Late data for the aborted task is ignored; nothing is written and nothing answered.
@@ -146,12 +144,9 @@ def test_abort_task_waiting_for_data(store):
     assert store.read(0, 4096) == bytes(4096)
 
 
-def abort_task(*, itt: int, referenced: int, cmdsn: int, ref_cmdsn: int) -> bytes:
-    tmf = bytearray(48)
-    tmf[0], tmf[1] = 0x42, 0x81  # immediate ABORT TASK
-    struct.pack_into(">IIII", tmf, 16, itt, referenced, cmdsn, 0)
-    struct.pack_into(">I", tmf, 32, ref_cmdsn)
-    return bytes(tmf)
+def abort_task(*, itt: int, referenced: int, cmdsn: int, ref_cmdsn: int, expstatsn: int = 0) -> bytes:
+    return wire.frame(wire.tmf_request(TmfFunction.ABORT_TASK, itt=itt, cmdsn=cmdsn, referenced_itt=referenced,
+                                       ref_cmdsn=ref_cmdsn, expstatsn=expstatsn))
 
 
 def test_abort_task_of_an_answered_command_says_it_does_not_exist(store):
@@ -174,20 +169,11 @@ def test_abort_task_of_a_lost_command_lets_the_later_ones_run(store):
 
 def test_send_targets_and_nop_and_logout(store):
     conn = connect(store)
-    text = bytearray(48)
-    text[0], text[1] = 0x04, 0x80
-    body = b"SendTargets=All\0"
-    text[5:8] = len(body).to_bytes(3, "big")
-    struct.pack_into(">III", text, 16, 3, 0xFFFFFFFF, 1)
-    conn.receive_data(bytes(text) + body)
+    conn.receive_data(wire.frame(wire.text_request(itt=3, cmdsn=1), b"SendTargets=All\0"))
     (reply,) = responses(conn.data_to_send())
     keys = parse_keys(reply.data)
     assert keys == {"TargetName": TARGET, "TargetAddress": "127.0.0.1:3260,1"}
-    logout = bytearray(48)
-    logout[0], logout[1] = 0x06, 0x80
-    struct.pack_into(">I", logout, 16, 4)
-    struct.pack_into(">I", logout, 24, 2)
-    conn.receive_data(bytes(logout))
+    conn.receive_data(wire.frame(wire.logout_request(itt=4, cmdsn=2)))
     (reply,) = responses(conn.data_to_send())
     assert reply.opcode == 0x26 and reply.bhs[2] == 0 and conn.closing
 
