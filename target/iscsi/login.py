@@ -73,7 +73,7 @@ class LoginMachine:
     directory: TargetDirectory
     limits: p.TargetLimits
     bind_session: SessionBinder
-    queue_depth: int = 64
+    queue_depth: int = p.DEFAULT_QUEUE_DEPTH
     params: p.SessionParams = field(default_factory=p.SessionParams)
     result: LoginResult | None = None
     failed: LoginStatus | None = None

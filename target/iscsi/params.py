@@ -12,6 +12,9 @@ from dataclasses import dataclass
 NOT_UNDERSTOOD = "NotUnderstood"
 REJECT = "Reject"
 IRRELEVANT = "Irrelevant"
+# Commands one session may have outstanding: the width of the CmdSN window
+# (MaxCmdSN - ExpCmdSN + 1) the target grants. bootsrv's [iscsi] queue_depth overrides it.
+DEFAULT_QUEUE_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 from target.iscsi import login as lg, wire
 from target.iscsi.buffers import BufferPool
 from target.iscsi.keys import KeyError_, encode_keys, parse_keys
-from target.iscsi.params import SessionParams, TargetLimits
+from target.iscsi.params import DEFAULT_QUEUE_DEPTH, SessionParams, TargetLimits
 from target.iscsi.pdu import (
     RESERVED_TAG,
     FramingError,
@@ -124,7 +124,7 @@ class TargetConnection:
         *,
         limits: TargetLimits | None = None,
         portal_addresses: Iterable[str] = (),
-        queue_depth: int = 64,
+        queue_depth: int = DEFAULT_QUEUE_DEPTH,
         nop_interval: float = 30.0,
         nop_timeout: float = 30.0,
         login_timeout: float = 30.0,

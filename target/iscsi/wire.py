@@ -128,9 +128,11 @@ def lun_field(lun: int) -> bytes:
     return bytes((0, lun, 0, 0, 0, 0, 0, 0))
 
 
-def _request(opcode: int, flags: int, itt: int, field20: int, cmdsn: int, *, immediate: bool = False,
+def request(opcode: int, flags: int, itt: int, field20: int, cmdsn: int, *, immediate: bool = False,
              lun: bytes = NO_LUN, expstatsn: int = 0, field32: int = 0, field36: int = 0, field40: int = 0,
              field44: int = 0) -> bytearray:
+    """Any initiator request of the common shape: the typed builders below, and
+    opcodes no builder has (what a test sends to see it refused)."""
     bhs = bytearray(BHS_LEN)
     _pack_common(bhs, 0, opcode | (0x40 if immediate else 0), flags, 0, 0, lun, itt, field20, cmdsn, expstatsn,
                  field32, field36, field40, field44)
@@ -142,7 +144,7 @@ def scsi_command(cdb: bytes, *, itt: int, cmdsn: int, read: bool = False, write:
                  expstatsn: int = 0) -> bytearray:
     """SCSI Command (11.3) with a CDB of up to 16 bytes; `attr` 1 is SIMPLE."""
     flags = (0x80 if final else 0) | (0x40 if read else 0) | (0x20 if write else 0) | attr
-    bhs = _request(Opcode.SCSI_COMMAND, flags, itt, length, cmdsn, immediate=immediate, lun=lun_field(lun),
+    bhs = request(Opcode.SCSI_COMMAND, flags, itt, length, cmdsn, immediate=immediate, lun=lun_field(lun),
                    expstatsn=expstatsn)
     bhs[32:32 + len(cdb)] = cdb
     return bhs
@@ -151,31 +153,31 @@ def scsi_command(cdb: bytes, *, itt: int, cmdsn: int, read: bool = False, write:
 def data_out(*, itt: int, ttt: int, offset: int, datasn: int = 0, final: bool = True, lun: int = 0,
              expstatsn: int = 0) -> bytearray:
     """SCSI Data-Out (11.7); `ttt` is the R2T's, or RESERVED_TAG for unsolicited data."""
-    return _request(Opcode.DATA_OUT, 0x80 if final else 0, itt, ttt, 0, lun=lun_field(lun), expstatsn=expstatsn,
+    return request(Opcode.DATA_OUT, 0x80 if final else 0, itt, ttt, 0, lun=lun_field(lun), expstatsn=expstatsn,
                     field36=datasn, field40=offset)
 
 
 def nop_out(*, itt: int, cmdsn: int, ttt: int = RESERVED_TAG, immediate: bool = False) -> bytearray:
     """NOP-Out (11.18): a ping (ITT set, TTT reserved) or the answer to ours (ITT reserved)."""
-    return _request(Opcode.NOP_OUT, 0x80, itt, ttt, cmdsn, immediate=immediate)
+    return request(Opcode.NOP_OUT, 0x80, itt, ttt, cmdsn, immediate=immediate)
 
 
 def text_request(*, itt: int, cmdsn: int, ttt: int = RESERVED_TAG, final: bool = True,
                  immediate: bool = False) -> bytearray:
     """Text Request (11.10); `ttt` continues a long answer."""
-    return _request(Opcode.TEXT_REQUEST, 0x80 if final else 0, itt, ttt, cmdsn, immediate=immediate)
+    return request(Opcode.TEXT_REQUEST, 0x80 if final else 0, itt, ttt, cmdsn, immediate=immediate)
 
 
 def logout_request(*, itt: int, cmdsn: int, reason: int = 0, cid: int = 0, immediate: bool = False) -> bytearray:
     """Logout Request (11.14); reason 0 closes the session."""
-    return _request(Opcode.LOGOUT_REQUEST, 0x80 | reason, itt, cid << 16, cmdsn, immediate=immediate)
+    return request(Opcode.LOGOUT_REQUEST, 0x80 | reason, itt, cid << 16, cmdsn, immediate=immediate)
 
 
 def tmf_request(function: int, *, itt: int, cmdsn: int, referenced_itt: int = RESERVED_TAG, ref_cmdsn: int = 0,
-                lun: int = 0, immediate: bool = True) -> bytearray:
+                lun: int = 0, immediate: bool = True, expstatsn: int = 0) -> bytearray:
     """Task Management Function Request (11.5)."""
-    return _request(Opcode.TASK_MGMT_REQUEST, 0x80 | function, itt, referenced_itt, cmdsn, immediate=immediate,
-                    lun=lun_field(lun), field32=ref_cmdsn)
+    return request(Opcode.TASK_MGMT_REQUEST, 0x80 | function, itt, referenced_itt, cmdsn, immediate=immediate,
+                    lun=lun_field(lun), expstatsn=expstatsn, field32=ref_cmdsn)
 
 
 def login_request(*, csg: int, nsg: int, transit: bool = True, cont: bool = False, itt: int = 1, cmdsn: int = 1,
