@@ -31,15 +31,11 @@ class CmdSNWindow(ConnectionCore):
         """The CmdSN the next non-immediate request must carry."""
         return self._expcmdsn
 
-    def _in_order(self, pdu: Pdu, handler: Handler, ready: list[ScsiTask]) -> None:
-        """Run, hold or drop a non-immediate request by its CmdSN."""
+    def _hold_or_drop(self, pdu: Pdu) -> None:
+        """A non-immediate request whose turn has not come (the dispatcher runs the one
+        whose turn it is, then `_run_pending`): held if inside the window, else dropped."""
         cmdsn = pdu.cmdsn
-        if cmdsn == self._expcmdsn:
-            self._expcmdsn = (cmdsn + 1) & 0xFFFFFFFF
-            handler(self, pdu, ready)
-            if self._pending_sn:
-                self._run_pending(ready)
-        elif 0 < sn_diff(cmdsn, self._expcmdsn) <= sn_diff(self._maxcmdsn(), self._expcmdsn):
+        if 0 < sn_diff(cmdsn, self._expcmdsn) <= sn_diff(self._maxcmdsn(), self._expcmdsn):
             self._pending_sn[cmdsn] = pdu.detach()  # outlives the receive buffer
         else:  # outside the window: RFC 7143 3.2.2.1 says silently ignore
             log.warning("%s: dropped %s with CmdSN %d outside window [%d, %d]", self.initiator,

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from target.iscsi import wire
 from target.iscsi.core import ConnectionCore, log
-from target.iscsi.pdu import RESERVED_TAG, Opcode, Pdu, RejectReason, lun_from_field, scsi_command_fields, sink_fields
+from target.iscsi.pdu import RESERVED_TAG, Opcode, Pdu, RejectReason, lun_from_field, SCSI_COMMAND_FIELDS, sink_fields
 from target.iscsi.tasks import MAX_COMMAND_BYTES, ProtocolViolation, R2TState, ScsiTask
 from target.scsi.sense import PROTOCOL_SERVICE_CRC_ERROR, CheckCondition
 
 _DATA_OUT = int(Opcode.DATA_OUT)
+_command_fields = SCSI_COMMAND_FIELDS.unpack_from
 
 
 class DataOut(ConnectionCore):
@@ -30,7 +31,7 @@ class DataOut(ConnectionCore):
         if pdu.itt in self._tasks:
             self._reject(pdu, RejectReason.TASK_IN_PROGRESS)
             return
-        flags, lun_field, itt, expected_length, cmdsn, cdb = scsi_command_fields(pdu.bhs)
+        flags, lun_field, itt, expected_length, cmdsn, cdb = _command_fields(pdu.bhs, 1)
         if pdu.ahs:
             cdb = pdu.cdb  # an extended CDB
         task = ScsiTask(itt, lun_from_field(lun_field), lun_field, cdb, bool(flags & 0x40),

@@ -220,16 +220,11 @@ class Pdu:
         return _U16.unpack_from(self.bhs, 36)[0]
 
 
-# Flags, LUN, ITT, expected data transfer length, CmdSN, CDB (RFC 7143 11.3), from byte 1.
-_SCSI_COMMAND_FIELDS = struct.Struct(">B6x8sIII4x16s")
+# Flags, LUN, ITT, expected data transfer length, CmdSN, CDB (RFC 7143 11.3), from byte 1:
+# the READ and WRITE paths read all of them, in one unpack (SCSI_COMMAND_FIELDS.unpack_from(bhs, 1)).
+SCSI_COMMAND_FIELDS = struct.Struct(">B6x8sIII4x16s")
 # Opcode byte, flags, DataSegmentLength (as 3 bytes), ITT, bytes 20..23, buffer offset.
 _SINK_FIELDS = struct.Struct(">BB3x3s8xII16xI4x")
-
-
-def scsi_command_fields(bhs: bytes) -> tuple[int, bytes, int, int, int, bytes]:
-    """(flags, LUN field, ITT, expected data transfer length, CmdSN, 16-byte CDB) of a
-    SCSI Command header, in one unpack: the READ and WRITE paths read all of them."""
-    return _SCSI_COMMAND_FIELDS.unpack_from(bhs, 1)
 
 
 def sink_fields(bhs: bytes) -> tuple[int, int, int, int, int, int]:

@@ -207,8 +207,16 @@ class TargetConnection(Keepalive, TextRequests, Logout, TaskManagement, DataOut,
         if first & 0x40:  # immediate
             handler(self, pdu, ready)
             return
-        # Non-immediate requests take a CmdSN slot and run in CmdSN order.
-        self._in_order(pdu, handler, ready)
+        # Non-immediate requests take a CmdSN slot and run in CmdSN order. The
+        # common case, its turn, stays inline: this runs for every command.
+        cmdsn = pdu.cmdsn
+        if cmdsn == self._expcmdsn:
+            self._expcmdsn = (cmdsn + 1) & 0xFFFFFFFF
+            handler(self, pdu, ready)
+            if self._pending_sn:
+                self._run_pending(ready)
+        else:
+            self._hold_or_drop(pdu)
 
     # ---- login ------------------------------------------------------------
 
