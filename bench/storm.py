@@ -27,7 +27,7 @@ from pathlib import Path
 
 from common import MiB, bootsrv, cpu_seconds, free_port, rss_mib, start_tgtd, stop, tgt_target, wait_port  # noqa: E402
 
-from tests.e2e.test_wire import RawInitiator  # noqa: E402
+from tests.support.initiator import RawInitiator  # noqa: E402
 
 BASE = "iqn.2026-11.lan.bootsrv"
 IQN_TGT = "iqn.2026-11.lan.tgt:storm"

@@ -7,6 +7,10 @@ from __future__ import annotations
 import random
 import struct
 
+from target.iscsi import wire
+from target.iscsi.pdu import RESERVED_TAG
+from target.iscsi.protocol import TmfFunction
+
 TARGET = "iqn.2026-11.lan.bootsrv:soak"
 
 
@@ -34,41 +38,27 @@ def mutate(rng: random.Random, seed: bytes) -> bytes:
     return bytes(data)
 
 
-def _pdu(opcode: int, flags: int, *, itt: int, field20: int = 0, cmdsn: int = 1, data: bytes = b"",
-         cdb: bytes = b"", tail: bytes = b"") -> bytes:
-    bhs = bytearray(48)
-    bhs[0], bhs[1] = opcode, flags
-    bhs[5:8] = len(data).to_bytes(3, "big")
-    struct.pack_into(">III", bhs, 16, itt, field20, cmdsn)
-    bhs[32:32 + len(cdb)] = cdb
-    if tail:
-        bhs[36:36 + len(tail)] = tail
-    return bytes(bhs) + data + bytes(-len(data) % 4)
-
-
 def login_pdu(target: str = TARGET, initiator: str = "iqn.2026-11.test:soak") -> bytes:
     keys = [f"InitiatorName={initiator}", f"TargetName={target}", "AuthMethod=None",
             "MaxRecvDataSegmentLength=8192", "ImmediateData=Yes", "InitialR2T=No", "MaxBurstLength=65536",
             "FirstBurstLength=16384"]
-    data = b"".join(k.encode() + b"\0" for k in keys)
-    bhs = bytearray(_pdu(0x43, 0x80 | 3, itt=1, cmdsn=1, data=data)[:48])
-    bhs[8:14] = bytes((0x40, 0, 0, 1, 0, 0))
-    return bytes(bhs) + data + bytes(-len(data) % 4)
+    return wire.frame(wire.login_request(csg=0, nsg=3), b"".join(k.encode() + b"\0" for k in keys))
 
 
 def iscsi_seeds() -> list[bytes]:
     read10 = struct.pack(">BBIBHB", 0x28, 0, 8, 0, 16, 0)
     write10 = struct.pack(">BBIBHB", 0x2A, 0, 16, 0, 40, 0)
+    frame = wire.frame
     return [
-        _pdu(0x01, 0xC1, itt=2, field20=8192, cmdsn=2, cdb=read10),
-        _pdu(0x01, 0xA1, itt=3, field20=20480, cmdsn=3, cdb=write10, data=b"\x5a" * 4096),
-        _pdu(0x05, 0x80, itt=3, field20=0xFFFFFFFF, data=b"\x5b" * 8192, tail=struct.pack(">II", 0, 4096)),
-        _pdu(0x00, 0x80, itt=4, field20=0xFFFFFFFF, cmdsn=4, data=b"ping"),
-        _pdu(0x42, 0x81, itt=5, field20=3, cmdsn=5),  # ABORT TASK
-        _pdu(0x04, 0x80, itt=6, field20=0xFFFFFFFF, cmdsn=6, data=b"SendTargets=All\0"),
-        _pdu(0x01, 0x81, itt=7, cmdsn=7, cdb=bytes([0xA0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0])),
-        _pdu(0x01, 0xC1, itt=8, field20=36, cmdsn=8, cdb=bytes([0x12, 0, 0, 0, 36, 0])),
+        frame(wire.scsi_command(read10, itt=2, cmdsn=2, read=True, length=8192)),
+        frame(wire.scsi_command(write10, itt=3, cmdsn=3, write=True, length=20480), b"\x5a" * 4096),
+        frame(wire.data_out(itt=3, ttt=RESERVED_TAG, offset=4096), b"\x5b" * 8192),
+        frame(wire.nop_out(itt=4, cmdsn=4), b"ping"),
+        frame(wire.tmf_request(TmfFunction.ABORT_TASK, itt=5, cmdsn=5, referenced_itt=3)),
+        frame(wire.text_request(itt=6, cmdsn=6), b"SendTargets=All\0"),
+        frame(wire.scsi_command(bytes([0xA0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0]), itt=7, cmdsn=7)),  # REPORT LUNS
+        frame(wire.scsi_command(bytes([0x12, 0, 0, 0, 36, 0]), itt=8, cmdsn=8, read=True, length=36)),  # INQUIRY
     ]
 
 
-LOGOUT = _pdu(0x06, 0x80, itt=9, cmdsn=9)  # sent now and then: it ends the connection
+LOGOUT = wire.frame(wire.logout_request(itt=9, cmdsn=9))  # sent now and then: it ends the connection

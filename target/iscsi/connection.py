@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from target.iscsi.buffers import BufferPool
 from target.iscsi.login import LoginStatus
 from target.iscsi.output import SocketOutput
-from target.iscsi.params import TargetLimits
+from target.iscsi.params import DEFAULT_QUEUE_DEPTH, TargetLimits
 from target.iscsi.protocol import ScsiTask, TargetConnection
 from target.iscsi.session import SessionRegistry
 from target.iscsi.stats import CommandStats
@@ -37,7 +37,7 @@ INTERNAL_TARGET_FAILURE = (0x4, 0x44, 0x00)
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
     limits: TargetLimits = TargetLimits()
-    queue_depth: int = 64
+    queue_depth: int = DEFAULT_QUEUE_DEPTH
     max_sessions: int = 1024
     nop_interval: float = 30.0
     nop_timeout: float = 30.0

@@ -3,6 +3,11 @@
 Feed it Login Request PDUs; it answers with Login Response PDUs and ends in
 success (identity, target, negotiated parameters) or failure (a status class
 and detail, after which the connection is closed).
+
+The stages are `Stage`, and the moves between them the two tables below it.
+Authentication is tracked apart from the stage (`_auth_done`, and the CHAP
+exchange: `_awaiting_chap_a`, then the challenge in `_chap`), because an
+initiator may send AuthMethod and CHAP keys again within the security stage.
 """
 
 from __future__ import annotations
@@ -12,14 +17,35 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Callable
 
-from target.iscsi import chap, params as p
+from target.iscsi import chap, params as p, wire
 from target.iscsi.keys import KeyError_, encode_keys, parse_keys
-from target.iscsi.pdu import Opcode, Pdu, encode, new_bhs, put_sn_fields, put_u16
+from target.iscsi.pdu import Opcode, Pdu, encode
 from target.iscsi.targets import TargetDirectory, TargetSpec
 
 log = logging.getLogger("bootsrv.iscsi.login")
 
-SECURITY, OPERATIONAL, FULL_FEATURE = 0, 1, 3
+class Stage(IntEnum):
+    """Where the login is; the values are the CSG/NSG codes of RFC 7143 11.12.3."""
+
+    START = -1  # no request seen yet
+    SECURITY = 0
+    OPERATIONAL = 1
+    FULL_FEATURE = 3  # the response that binds the session has been sent
+
+
+SECURITY, OPERATIONAL, FULL_FEATURE = Stage.SECURITY, Stage.OPERATIONAL, Stage.FULL_FEATURE
+# The transition table. A request names its current stage (CSG), which may not
+# go back; with the T bit it names the next (NSG), which must be further on.
+# Leaving SECURITY also waits for authentication (the T bit is refused until then).
+_CURRENT_STAGES: dict[Stage, frozenset[int]] = {
+    Stage.START: frozenset({SECURITY, OPERATIONAL}),
+    Stage.SECURITY: frozenset({SECURITY, OPERATIONAL}),
+    Stage.OPERATIONAL: frozenset({OPERATIONAL}),
+}
+_NEXT_STAGES: dict[int, frozenset[int]] = {
+    SECURITY: frozenset({OPERATIONAL, FULL_FEATURE}),
+    OPERATIONAL: frozenset({FULL_FEATURE}),
+}
 
 
 class LoginStatus(IntEnum):
@@ -73,11 +99,11 @@ class LoginMachine:
     directory: TargetDirectory
     limits: p.TargetLimits
     bind_session: SessionBinder
-    queue_depth: int = 64
+    queue_depth: int = p.DEFAULT_QUEUE_DEPTH
     params: p.SessionParams = field(default_factory=p.SessionParams)
     result: LoginResult | None = None
     failed: LoginStatus | None = None
-    _stage: int = -1  # -1: no request seen yet
+    _stage: Stage = Stage.START
     _statsn: int = 0
     _pending_text: bytearray = field(default_factory=bytearray)
     _initiator: str = ""
@@ -104,7 +130,7 @@ class LoginMachine:
     def _handle(self, pdu: Pdu) -> list[bytes | bytearray | memoryview]:
         if pdu.opcode != Opcode.LOGIN_REQUEST:
             raise LoginFailed(LoginStatus.INVALID_DURING_LOGIN, f"opcode 0x{pdu.opcode:02x} during login")
-        first = self._stage == -1
+        first = self._stage is Stage.START
         if first:
             if pdu.version_min > 0:
                 raise LoginFailed(LoginStatus.UNSUPPORTED_VERSION, f"version-min {pdu.version_min}")
@@ -117,11 +143,11 @@ class LoginMachine:
         csg, nsg = (flags >> 2) & 3, flags & 3
         if transit and cont:
             raise LoginFailed(LoginStatus.INITIATOR_ERROR, "T and C both set")
-        if csg not in (SECURITY, OPERATIONAL) or (not first and csg < self._stage):
+        if csg not in _CURRENT_STAGES.get(self._stage, ()):
             raise LoginFailed(LoginStatus.INITIATOR_ERROR, f"bad current stage {csg}")
-        if transit and (nsg <= csg or nsg == 2):
+        if transit and nsg not in _NEXT_STAGES[csg]:
             raise LoginFailed(LoginStatus.INITIATOR_ERROR, f"bad transition {csg}->{nsg}")
-        self._stage = csg
+        self._stage = Stage(csg)
 
         self._pending_text += pdu.data
         if cont:  # more text follows: acknowledge with an empty response
@@ -159,7 +185,10 @@ class LoginMachine:
                                  self.params, self._statsn + 1, pdu.cmdsn)
             tsih = result.tsih = self.bind_session(result)
             self.result = result
-        return self._respond(pdu, transit=transit, nsg=nsg if transit else 0, keys=answers, tsih=tsih)
+        response = self._respond(pdu, transit=transit, nsg=nsg if transit else 0, keys=answers, tsih=tsih)
+        if self.result is not None:
+            self._stage = Stage.FULL_FEATURE
+        return response
 
     def _identify(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
         keys = dict(pairs)
@@ -246,12 +275,9 @@ class LoginMachine:
 
     def _respond(self, pdu: Pdu, *, transit: bool, nsg: int, keys: list[tuple[str, str]],
                  status: LoginStatus = LoginStatus.SUCCESS, tsih: int = 0) -> list[bytes | bytearray | memoryview]:
-        csg = max(self._stage, 0)
+        csg = max(self._stage, SECURITY)  # a first request refused before its stage was read: security
         flags = (0x80 if transit else 0) | (csg << 2) | (nsg if transit else 0)
-        bhs = new_bhs(Opcode.LOGIN_RESPONSE, flags, pdu.itt)
-        bhs[8:14] = pdu.isid
-        put_u16(bhs, 14, tsih)
-        put_sn_fields(bhs, self._statsn, pdu.cmdsn, pdu.cmdsn + self.queue_depth - 1)
-        bhs[36], bhs[37] = status >> 8, status & 0xFF
+        bhs = wire.login_response(flags, pdu.isid, tsih, pdu.itt, self._statsn & 0xFFFFFFFF, pdu.cmdsn,
+                                  (pdu.cmdsn + self.queue_depth - 1) & 0xFFFFFFFF, status)
         self._statsn = (self._statsn + 1) & 0xFFFFFFFF
         return encode(bhs, encode_keys(keys) if status == LoginStatus.SUCCESS else b"")

@@ -8,10 +8,14 @@ no answer. The result is a `SessionParams` both sides then obey.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 NOT_UNDERSTOOD = "NotUnderstood"
 REJECT = "Reject"
 IRRELEVANT = "Irrelevant"
+# Commands one session may have outstanding: the width of the CmdSN window
+# (MaxCmdSN - ExpCmdSN + 1) the target grants. bootsrv's [iscsi] queue_depth overrides it.
+DEFAULT_QUEUE_DEPTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,22 +68,123 @@ def _parse_number(value: str, low: int, high: int) -> int | None:
     return number if low <= number <= high else None
 
 
-_NUMERIC_MIN = {  # key: (attribute, low, high, our limit attribute or None)
-    "MaxBurstLength": ("max_burst_length", 512, (1 << 24) - 1, "max_burst_length"),
-    "FirstBurstLength": ("first_burst_length", 512, (1 << 24) - 1, "first_burst_length"),
-    "MaxOutstandingR2T": ("max_outstanding_r2t", 1, 65535, "max_outstanding_r2t"),
-    "MaxConnections": ("max_connections", 1, 65535, "max_connections"),
-    "DefaultTime2Retain": ("default_time2retain", 0, 3600, None),
-    "ErrorRecoveryLevel": ("error_recovery_level", 0, 2, None),
-}
-_BOOLEANS = {"InitialR2T": "initial_r2t", "DataPDUInOrder": "data_pdu_in_order",
-             "DataSequenceInOrder": "data_sequence_in_order", "ImmediateData": "immediate_data"}
+# A rule answers one offer: (its key, the offered value, the session's values so far, our limits).
+# It returns the answer, or None for a declarative key (remembered, not answered).
+Rule = Callable[["Key", str, SessionParams, TargetLimits], "str | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One operational key (tgt's usr/iscsi/param.c table): the SessionParams attribute it
+    sets (whose field default is the RFC 7143 default), its legal range [low, high], and
+    the rule that answers an offer. `limit` names the TargetLimits attribute that caps
+    the result. Keys `irrelevant_in_discovery` are answered Irrelevant in a discovery
+    session, once the offer has been checked."""
+
+    name: str
+    rule: Rule
+    attr: str = ""
+    low: int = 0
+    high: int = 0
+    limit: str = ""
+    irrelevant_in_discovery: bool = False
+
+
+def _digest(key: Key, value: str, params: SessionParams, limits: TargetLimits) -> str | None:
+    offered = [v.strip() for v in value.split(",")]
+    if limits.digests == "prefer":
+        order = ["CRC32C", "None"]
+    elif limits.digests == "off":
+        order = ["None"]
+    else:
+        order = offered
+    choice = next((v for v in order if v in offered and v in ("CRC32C", "None")), None)
+    if choice is None:
+        return REJECT
+    setattr(params, key.attr, choice == "CRC32C")
+    return choice
+
+
+def _declared(key: Key, value: str, params: SessionParams, limits: TargetLimits) -> str | None:
+    number = _parse_number(value, key.low, key.high)
+    if number is None:
+        return REJECT
+    setattr(params, key.attr, number)
+    return None
+
+
+def _minimum(key: Key, value: str, params: SessionParams, limits: TargetLimits) -> str | None:
+    """The smaller of the offer and our limit (or, without one, the current value)."""
+    number = _parse_number(value, key.low, key.high)
+    if number is None:
+        return REJECT
+    result = min(number, getattr(limits, key.limit) if key.limit else getattr(params, key.attr))
+    setattr(params, key.attr, result)
+    return str(result)
+
+
+def _maximum(key: Key, value: str, params: SessionParams, limits: TargetLimits) -> str | None:
+    number = _parse_number(value, key.low, key.high)
+    if number is None:
+        return REJECT
+    setattr(params, key.attr, max(number, getattr(params, key.attr)))
+    return str(getattr(params, key.attr))
+
+
+def _erl0(key: Key, value: str, params: SessionParams, limits: TargetLimits) -> str | None:
+    """We implement ERL 0 only, as Windows' target does: any valid offer gets 0."""
+    if _parse_number(value, key.low, key.high) is None:
+        return REJECT
+    setattr(params, key.attr, 0)
+    return "0"
+
+
+def _offer_decides(key: Key, value: str, params: SessionParams, limits: TargetLimits) -> str | None:
+    # We accept unsolicited, immediate and out-of-order data (Data-Out is
+    # placed by buffer offset), so for these OR/AND keys the offer decides.
+    flag = _parse_bool(value)
+    if flag is None:
+        return REJECT
+    setattr(params, key.attr, flag)
+    return "Yes" if flag else "No"
+
+
+def _constant(answer: str) -> Rule:
+    return lambda key, value, params, limits: answer
+
+
+def _protocol_level(key: Key, value: str, params: SessionParams, limits: TargetLimits) -> str | None:
+    number = _parse_number(value, key.low, key.high)  # RFC 7144: we speak RFC 7143 (level 1)
+    return REJECT if number is None else str(min(number, 1))
+
+
+_MAX_LENGTH = (1 << 24) - 1
+KEYS: dict[str, Key] = {key.name: key for key in (
+    Key("HeaderDigest", _digest, "header_digest"),
+    Key("DataDigest", _digest, "data_digest"),
+    Key("MaxRecvDataSegmentLength", _declared, "initiator_max_recv_data_segment_length", 512, _MAX_LENGTH),
+    Key("MaxBurstLength", _minimum, "max_burst_length", 512, _MAX_LENGTH, "max_burst_length", True),
+    Key("FirstBurstLength", _minimum, "first_burst_length", 512, _MAX_LENGTH, "first_burst_length", True),
+    Key("MaxOutstandingR2T", _minimum, "max_outstanding_r2t", 1, 65535, "max_outstanding_r2t", True),
+    Key("MaxConnections", _minimum, "max_connections", 1, 65535, "max_connections", True),
+    Key("DefaultTime2Retain", _minimum, "default_time2retain", 0, 3600),
+    Key("DefaultTime2Wait", _maximum, "default_time2wait", 0, 3600),
+    Key("ErrorRecoveryLevel", _erl0, "error_recovery_level", 0, 2),
+    Key("InitialR2T", _offer_decides, "initial_r2t", irrelevant_in_discovery=True),
+    Key("ImmediateData", _offer_decides, "immediate_data", irrelevant_in_discovery=True),
+    Key("DataPDUInOrder", _offer_decides, "data_pdu_in_order", irrelevant_in_discovery=True),
+    Key("DataSequenceInOrder", _offer_decides, "data_sequence_in_order", irrelevant_in_discovery=True),
+    # RFC 3720 marker keys, removed by RFC 7143; old initiators still offer "No".
+    Key("IFMarker", _constant("No")),
+    Key("OFMarker", _constant("No")),
+    Key("IFMarkInt", _constant(IRRELEVANT)),
+    Key("OFMarkInt", _constant(IRRELEVANT)),
+    Key("iSCSIProtocolLevel", _protocol_level, low=0, high=31),
+    Key("TaskReporting", _constant("RFC3720")),  # RFC 7144
+)}
 # Keys handled by the login machine itself (security phase and identity).
 LOGIN_KEYS = frozenset({"InitiatorName", "InitiatorAlias", "TargetName", "SessionType", "AuthMethod",
                         "CHAP_A", "CHAP_I", "CHAP_C", "CHAP_N", "CHAP_R"})
-# RFC 3720 marker keys, removed by RFC 7143; old initiators still offer "No".
-_MARKER_BOOLS = frozenset({"IFMarker", "OFMarker"})
-_MARKER_INTERVALS = frozenset({"IFMarkInt", "OFMarkInt"})
 
 
 def negotiate(pairs: list[tuple[str, str]], params: SessionParams, limits: TargetLimits,
@@ -95,68 +200,17 @@ def negotiate(pairs: list[tuple[str, str]], params: SessionParams, limits: Targe
     return answers
 
 
-def _negotiate_one(key: str, value: str, params: SessionParams, limits: TargetLimits,
+def _negotiate_one(name: str, value: str, params: SessionParams, limits: TargetLimits,
                    discovery: bool) -> str | None:
-    if key in ("HeaderDigest", "DataDigest"):
-        offered = [v.strip() for v in value.split(",")]
-        if limits.digests == "prefer":
-            order = ["CRC32C", "None"]
-        elif limits.digests == "off":
-            order = ["None"]
-        else:
-            order = offered
-        choice = next((v for v in order if v in offered and v in ("CRC32C", "None")), None)
-        if choice is None:
-            return REJECT
-        setattr(params, "header_digest" if key == "HeaderDigest" else "data_digest", choice == "CRC32C")
-        return choice
-    if key == "MaxRecvDataSegmentLength":  # declarative: remember, do not answer
-        number = _parse_number(value, 512, (1 << 24) - 1)
-        if number is None:
-            return REJECT
-        params.initiator_max_recv_data_segment_length = number
-        return None
-    if key in _NUMERIC_MIN:
-        attr, low, high, limit_attr = _NUMERIC_MIN[key]
-        number = _parse_number(value, low, high)
-        if number is None:
-            return REJECT
-        if key == "ErrorRecoveryLevel":
-            result = 0  # we implement ERL 0 only, as Windows' target does
-        elif limit_attr is None:
-            result = min(number, getattr(params, attr))
-        else:
-            result = min(number, getattr(limits, limit_attr))
-        if discovery and key in ("MaxBurstLength", "FirstBurstLength", "MaxOutstandingR2T", "MaxConnections"):
-            return IRRELEVANT
-        setattr(params, attr, result)
-        return str(result)
-    if key == "DefaultTime2Wait":
-        number = _parse_number(value, 0, 3600)
-        if number is None:
-            return REJECT
-        params.default_time2wait = max(number, params.default_time2wait)
-        return str(params.default_time2wait)
-    if key in _BOOLEANS:
-        flag = _parse_bool(value)
-        if flag is None:
-            return REJECT
-        if discovery:
-            return IRRELEVANT
-        # We accept unsolicited, immediate and out-of-order data (Data-Out is
-        # placed by buffer offset), so for these OR/AND keys the offer decides.
-        setattr(params, _BOOLEANS[key], flag)
-        return "Yes" if flag else "No"
-    if key in _MARKER_BOOLS:
-        return "No"
-    if key in _MARKER_INTERVALS:
-        return IRRELEVANT
-    if key == "iSCSIProtocolLevel":  # RFC 7144: we speak RFC 7143 (level 1)
-        number = _parse_number(value, 0, 31)
-        return REJECT if number is None else str(min(number, 1))
-    if key == "TaskReporting":  # RFC 7144
-        return "RFC3720"
-    return NOT_UNDERSTOOD
+    key = KEYS.get(name)
+    if key is None:
+        return NOT_UNDERSTOOD
+    if discovery and key.irrelevant_in_discovery:
+        # Checked first, so a bad value is still refused, and nothing is changed.
+        scratch = SessionParams()
+        answer = key.rule(key, value, scratch, limits)
+        return REJECT if answer == REJECT else IRRELEVANT
+    return key.rule(key, value, params, limits)
 
 
 def finish(params: SessionParams) -> None:

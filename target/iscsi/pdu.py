@@ -1,4 +1,7 @@
-"""iSCSI PDU codec (RFC 7143 section 11): framing, field access, building.
+"""iSCSI PDU codec (RFC 7143 section 11), the reader side: framing and field access.
+
+Outgoing headers are built in wire.py (the writer side); `encode` here frames
+them with their data, padding and digests.
 
 A PDU is a 48-byte Basic Header Segment, optional Additional Header Segments,
 an optional header digest, a data segment padded to 4 bytes and an optional
@@ -182,6 +185,53 @@ class Pdu:
     @property
     def logout_reason(self) -> int:
         return self.bhs[1] & 0x7F
+
+    # Target PDUs, as the tests' initiators read them (11.4, 11.6, 11.7.4, 11.8, 11.13, 11.15, 11.17).
+    @property
+    def response(self) -> int:
+        """Response (SCSI, TMF, Logout Response) or reason (Reject)."""
+        return self.bhs[2]
+
+    @property
+    def status(self) -> int:
+        """SCSI status (SCSI Response; Data-In with the S bit)."""
+        return self.bhs[3]
+
+    @property
+    def statsn(self) -> int:
+        return _u32(self.bhs, 24)
+
+    @property
+    def expcmdsn(self) -> int:
+        return _u32(self.bhs, 28)
+
+    @property
+    def maxcmdsn(self) -> int:
+        return _u32(self.bhs, 32)
+
+    @property
+    def residual_count(self) -> int:
+        """Residual count (SCSI Response, Data-In); the desired data length of an R2T."""
+        return _u32(self.bhs, 44)
+
+    @property
+    def login_status(self) -> int:
+        """Status-Class << 8 | Status-Detail of a Login Response."""
+        return _U16.unpack_from(self.bhs, 36)[0]
+
+
+# Flags, LUN, ITT, expected data transfer length, CmdSN, CDB (RFC 7143 11.3), from byte 1:
+# the READ and WRITE paths read all of them, in one unpack (SCSI_COMMAND_FIELDS.unpack_from(bhs, 1)).
+SCSI_COMMAND_FIELDS = struct.Struct(">B6x8sIII4x16s")
+# Opcode byte, flags, DataSegmentLength (as 3 bytes), ITT, bytes 20..23, buffer offset.
+_SINK_FIELDS = struct.Struct(">BB3x3s8xII16xI4x")
+
+
+def sink_fields(bhs: bytes) -> tuple[int, int, int, int, int, int]:
+    """(opcode, flags, DataSegmentLength, ITT, bytes 20..23, buffer offset) of a header
+    whose data has not arrived yet: what PduReader's sink needs to place it."""
+    first, flags, length, itt, field20, offset = _SINK_FIELDS.unpack_from(bhs)
+    return first & 0x3F, flags, int.from_bytes(length, "big"), itt, field20, offset
 
 
 def _extended_cdb(ahs: bytes) -> bytes:
@@ -410,6 +460,8 @@ def encode(bhs: bytearray, data: bytes | memoryview = b"", *, header_digest: boo
     return parts
 
 
+# Left for tests/target/test_zero_copy.py, which packs a Data-Out by hand: every
+# other PDU is built by target.iscsi.wire. Remove once that test uses wire.data_out.
 def new_bhs(opcode: int, flags: int, itt: int) -> bytearray:
     bhs = bytearray(BHS_LEN)
     bhs[0] = opcode
@@ -420,13 +472,3 @@ def new_bhs(opcode: int, flags: int, itt: int) -> bytearray:
 
 def put_u32(bhs: bytearray, offset: int, value: int) -> None:
     _U32.pack_into(bhs, offset, value & 0xFFFFFFFF)
-
-
-def put_u16(bhs: bytearray, offset: int, value: int) -> None:
-    _U16.pack_into(bhs, offset, value)
-
-
-def put_sn_fields(bhs: bytearray, statsn: int, expcmdsn: int, maxcmdsn: int) -> None:
-    """StatSN, ExpCmdSN, MaxCmdSN at bytes 24..35, shared by every target PDU."""
-    struct.pack_into(">III", bhs, 24, statsn & 0xFFFFFFFF, expcmdsn & 0xFFFFFFFF, maxcmdsn & 0xFFFFFFFF)
-

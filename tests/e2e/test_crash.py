@@ -18,7 +18,7 @@ import threading
 import pytest
 
 from tests.e2e.test_vhd_over_iscsi import vhd_config
-from tests.e2e.test_wire import RawInitiator
+from tests.support.initiator import RawInitiator
 from tests.support.cli import run_cli
 from tests.support.faults_summary import record
 from tests.support.paths import REPO

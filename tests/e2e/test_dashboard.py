@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.test_wire import RawInitiator
+from tests.support.initiator import RawInitiator
 from tests.support.ports import free_port
 from tests.support.snapshots import (
     CLIENT, CLIENT_INITIATOR, CLIENT_IQN, bootsrv_cli, make_golden, snapshot)

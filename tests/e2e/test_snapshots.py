@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_wire import RAW_INITIATOR, RawInitiator, request_bhs
+from tests.support.initiator import RAW_INITIATOR, RawInitiator, request_bhs
 from tests.support.scratch import SCRATCH_IQN
 from tests.support.snapshots import (
     CLIENT, CLIENT_INITIATOR, CLIENT_IQN, MiB, SequenceWriter, bootsrv_cli, client_config, make_golden, mount_url,

@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from tests.e2e.test_wire import RawInitiator
+from tests.support.initiator import RawInitiator
 from tests.fuzzseeds import LOGOUT, iscsi_seeds, login_pdu, mutate
 from tests.support.load import read10, server_usage
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.e2e.test_wire import RawInitiator
+from tests.support.initiator import RawInitiator
 
 SESSIONS = 256
 SLOTS = 64  # 4 KiB slots per session: its own 256 KiB of the disk

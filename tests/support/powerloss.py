@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from target.stores.vhd import open_vhd
-from tests.e2e.test_wire import RAW_INITIATOR, RawInitiator
+from tests.support.initiator import RAW_INITIATOR, RawInitiator
 from tests.support.cli import run_cli
 from tests.support.paths import REPO
 from tests.support.scratch import SCRATCH_IQN

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from bootsrv.config import DEFAULT_BASE_IQN
-from tests.e2e.test_wire import RAW_INITIATOR, RawInitiator
+from tests.support.initiator import RAW_INITIATOR, RawInitiator
 from tests.support.cli import run_cli
 from tests.support.scratch import scratch_config
 from tests.support.server import Server

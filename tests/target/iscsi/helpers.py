@@ -1,45 +1,28 @@
-"""Hand-packed initiator PDUs for driving the sans-IO core in unit tests."""
+"""Initiator PDUs for driving the sans-IO core in unit tests, built with target.iscsi.wire."""
 
 from __future__ import annotations
 
-import struct
-
+from target.iscsi import wire
 from target.iscsi.pdu import PduReader
 
 
 def login_pdu(keys: list[str], *, csg: int = 0, nsg: int = 1, transit: bool = True, itt: int = 1,
-              cmdsn: int = 1, tsih: int = 0, isid: bytes = b"\x40\0\0\x01\0\0", cont: bool = False) -> bytes:
+              cmdsn: int = 1, tsih: int = 0, isid: bytes = wire.DEFAULT_ISID, cont: bool = False) -> bytes:
     data = b"".join(k.encode() + b"\0" for k in keys)
-    bhs = bytearray(48)
-    bhs[0] = 0x43
-    bhs[1] = (0x80 if transit else 0) | (0x40 if cont else 0) | csg << 2 | (nsg if transit else 0)
-    bhs[5:8] = len(data).to_bytes(3, "big")
-    bhs[8:14] = isid
-    struct.pack_into(">H", bhs, 14, tsih)
-    struct.pack_into(">I", bhs, 16, itt)
-    struct.pack_into(">I", bhs, 24, cmdsn)
-    return bytes(bhs) + data + b"\0" * (-len(data) % 4)
+    bhs = wire.login_request(csg=csg, nsg=nsg, transit=transit, cont=cont, itt=itt, cmdsn=cmdsn, tsih=tsih,
+                             isid=isid)
+    return wire.frame(bhs, data)
 
 
 def scsi_pdu(cdb: bytes, *, itt: int, cmdsn: int, read: bool = False, write: bool = False,
              length: int = 0, data: bytes = b"", lun: int = 0, immediate: bool = False) -> bytes:
-    bhs = bytearray(48)
-    bhs[0] = 0x01 | (0x40 if immediate else 0)
-    bhs[1] = 0x80 | (0x40 if read else 0) | (0x20 if write else 0) | 1
-    bhs[5:8] = len(data).to_bytes(3, "big")
-    bhs[9] = lun
-    struct.pack_into(">III", bhs, 16, itt, length, cmdsn)
-    bhs[32:32 + len(cdb)] = cdb
-    return bytes(bhs) + data + b"\0" * (-len(data) % 4)
+    bhs = wire.scsi_command(cdb, itt=itt, cmdsn=cmdsn, read=read, write=write, length=length, lun=lun,
+                            immediate=immediate)
+    return wire.frame(bhs, data)
 
 
 def data_out_pdu(*, itt: int, ttt: int, offset: int, data: bytes, final: bool = True, datasn: int = 0) -> bytes:
-    bhs = bytearray(48)
-    bhs[0], bhs[1] = 0x05, 0x80 if final else 0
-    bhs[5:8] = len(data).to_bytes(3, "big")
-    struct.pack_into(">II", bhs, 16, itt, ttt)
-    struct.pack_into(">II", bhs, 36, datasn, offset)
-    return bytes(bhs) + data + b"\0" * (-len(data) % 4)
+    return wire.frame(wire.data_out(itt=itt, ttt=ttt, offset=offset, datasn=datasn, final=final), data)
 
 
 def parse_keys(data: bytes) -> dict[str, str]:

@@ -26,7 +26,7 @@ def step(m: LoginMachine, wire: bytes):
     reader = PduReader()
     reader.feed(wire)
     (reply,) = responses(m.handle(reader.next_pdu()))
-    status = reply.bhs[36] << 8 | reply.bhs[37]
+    status = reply.login_status
     return reply, status, parse_keys(reply.data)
 
 
@@ -52,7 +52,7 @@ def test_login_without_auth_reaches_full_feature_with_negotiated_values():
     assert "MaxRecvDataSegmentLength" in keys  # we declare ours
     assert m.result is not None and m.result.tsih != 0
     assert m.params.initiator_max_recv_data_segment_length == 131072
-    assert int.from_bytes(reply.bhs[14:16], "big") == m.result.tsih
+    assert reply.tsih == m.result.tsih
 
 
 @pytest.mark.parametrize("keys,expected", [

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from target.iscsi.digest import crc32c
-from target.iscsi.pdu import (FramingError, PduReader, encode, lun_from_field, lun_to_field, new_bhs,
-                              put_u32)
+from target.iscsi.pdu import RESERVED_TAG, FramingError, PduReader, encode, lun_from_field, lun_to_field
 from tests.support.faults_summary import record
+from target.iscsi.wire import data_out, nop_out, scsi_command
 from tests.target.iscsi.helpers import pdus_in_chunks
 
 
@@ -18,10 +18,17 @@ def test_crc32c_matches_rfc_3720_vectors():
     assert struct.pack(">I", crc32c(bytes(range(32)))) == bytes.fromhex("4e79dd46")
 
 
+# One request of each opcode the tests frame, all with ITT 0x1234 and (where it has one) CmdSN 77.
+_REQUESTS = {
+    0x00: lambda: nop_out(itt=0x1234, cmdsn=77),
+    0x01: lambda: scsi_command(b"", itt=0x1234, cmdsn=77),
+    0x05: lambda: data_out(itt=0x1234, ttt=RESERVED_TAG, offset=0),
+}
+
+
 def _frame(opcode: int, data: bytes, header_digest: bool, data_digest: bool, ahs: bytes = b"") -> bytes:
-    bhs = new_bhs(opcode, 0x80, 0x1234)
+    bhs = _REQUESTS[opcode]()
     bhs[4] = len(ahs) // 4
-    put_u32(bhs, 24, 77)
     parts = encode(bhs, data, header_digest=False, data_digest=data_digest)
     wire = bytes(parts[0]) + ahs
     if header_digest:
