@@ -8,6 +8,7 @@ A changed thing is removed then added again; removals come before additions.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 from bootsrv.clients import BootClient, boot_clients
@@ -29,7 +30,7 @@ class ReloadPlan:
     clients_added: list[BootClient] = field(default_factory=list)  # new or changed
 
 
-def _verb(name: str, new: dict[str, object]) -> str:
+def _verb(name: str, new: Container[str]) -> str:
     return "changed" if name in new else "removed"
 
 
@@ -39,13 +40,13 @@ def plan(old: Config, new: Config) -> ReloadPlan:
     changed_disks = {name for name, disk in old_disks.items() if new_disks.get(name) != disk}
     old_clients = {c.name: c for c in old.clients}
     wanted = {c.name: c for c in boot_clients(new)}
-    clients_dropped = {name: _verb(name, wanted) for name in sorted(old_clients)  # type: ignore[arg-type]
+    clients_dropped = {name: _verb(name, wanted) for name in sorted(old_clients)
                        if name not in wanted or wanted[name].config != old_clients[name]}
     return ReloadPlan(
         restart=[name for name in RESTART_SECTIONS if getattr(new, name) != getattr(old, name)],
-        targets_dropped={iqn: _verb(iqn, new_targets) for iqn, target in old_targets.items()  # type: ignore[arg-type]
+        targets_dropped={iqn: _verb(iqn, new_targets) for iqn, target in old_targets.items()
                          if new_targets.get(iqn) != target or changed_disks & set(target.luns)},
-        disks_dropped={name: _verb(name, new_disks) for name in old_disks if name in changed_disks},  # type: ignore[arg-type]
+        disks_dropped={name: _verb(name, new_disks) for name in old_disks if name in changed_disks},
         clients_dropped=clients_dropped,
         snapshots_changed=new.snapshots != old.snapshots,
         disks_added=[name for name in new_disks if name not in old_disks or name in changed_disks],
