@@ -3,14 +3,14 @@ services on one asyncio loop. No protocol logic lives here.
 
 Services start in list order and stop in reverse, all through `Service`; the admin socket
 and the dashboard come first and go first. A service that dies is never silently gone:
-`serve` notices through `Service.died`, logs why and exits non-zero.
+`serve` notices through `Service.died`, logs why and exits non-zero. What DHCP asks for
+(power-on resets, adoption, RAs) and idle-disk parking are in `boot`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,12 +20,12 @@ from bootsrv.backup import BackupService
 from bootsrv.clients import BootClient, boot_clients, unknown_client
 from bootsrv.config import Config, StartupError, load_config
 from bootsrv.dhcp.leases import LeaseStore
-from bootsrv.dhcp.policy import Adopt, DhcpPolicy, Effect, EndIpv6Wait, PoweringOn
+from bootsrv.dhcp.policy import DhcpPolicy, Effect
 from bootsrv.dhcp.service import DhcpService, interface_ipv4
 from bootsrv.disktool import allocated_bytes
 from bootsrv.dns import DnsAnswers, DnsService
-from bootsrv.runtime import reload as reloading
-from bootsrv.runtime.disks import open_client_disk
+from bootsrv.runtime import boot, reload as reloading
+from bootsrv.runtime.boot import PARK_AFTER
 from bootsrv.runtime.inventory import Inventory
 from bootsrv.runtime.services import (DhcpPort, DnsPort, IscsiPortals, LeaseWriter, RouterAdvertisements, Service,
                                       TftpThread)
@@ -36,11 +36,9 @@ from target.iscsi.params import TargetLimits
 from target.iscsi.session import Session
 from target.iscsi.targets import TargetDirectory
 from target.scsi.lu import LogicalUnit
-from target.stores.base import StoreError
 from target.stores.gate import GatedStore
 
 log = logging.getLogger("bootsrv")
-PARK_AFTER = 60.0  # seconds after a client's last logout before its disk files are closed
 
 
 @dataclass
@@ -209,96 +207,13 @@ class Appliance:
         self.inventory.close()
         self.backup.close()
 
-    # ---- what DHCP asks for ------------------------------------------------------------------
+    # ---- what DHCP asks for (bootsrv.runtime.boot) -------------------------------------------
 
     async def park_idle_disks(self, idle: float = PARK_AFTER, every: float = 15.0) -> None:
-        """Clients logged out for `idle` seconds get their files closed (a lab of thousands
-        would otherwise hold two descriptors a client: its disk and its image)."""
-        loop = asyncio.get_running_loop()
-        since: dict[str, float] = {}
-        while True:
-            await asyncio.sleep(every)
-            if self.server is None:
-                continue
-            online = {s.target_name for s in self.server.registry.sessions.values()}
-            now = time.monotonic()
-            for name, client in list(self.clients.items()):
-                gate = self.stores.get(client.store_key)
-                if gate is None or gate.parked or client.target_iqn in online or gate.held:
-                    since.pop(name, None)
-                    continue
-                if now - since.setdefault(name, now) >= idle:
-                    since.pop(name, None)
-                    try:
-                        await loop.run_in_executor(None, self.inventory.park, client)
-                    except StoreError as exc:
-                        log.error("closing the idle disk of %s: %s", name, exc)
+        await boot.park_idle_disks(self, idle, every)
 
     async def carry_out(self, effects: list[Effect]) -> None:
-        """What the DHCP policy asked for, off the event loop where it touches files."""
-        loop = asyncio.get_running_loop()
-        for effect in effects:
-            if isinstance(effect, PoweringOn):
-                await self._powering_on(effect, loop)
-            elif isinstance(effect, Adopt):
-                await self._adopt(effect, loop)
-            elif isinstance(effect, EndIpv6Wait) and self.ra is not None:
-                self.ra.advertise(effect.mac if effect.only_to_it else None)
-
-    async def _adopt(self, effect: Adopt, loop: asyncio.AbstractEventLoop) -> None:
-        """unknown_clients = an image: a new PXE client gets its own disk and target."""
-        client = unknown_client(self.config, effect.mac)
-        ok = False
-        try:
-            if client is None or self.policy is None:
-                return
-            try:
-                store = await loop.run_in_executor(None, open_client_disk, self.config, client)
-            except StartupError as exc:
-                log.error("cannot make a disk for unknown client %s: %s", effect.mac, exc)
-                return
-            try:
-                await loop.run_in_executor(None, adopted.add, self.config.server.state_dir, client.name,
-                                           client.config.mac, client.config.image, effect.cause)
-            except OSError as exc:  # not recorded: not served either (it would be lost at a restart)
-                store.close()
-                log.error("cannot record unknown client %s as adopted: %s", effect.mac, exc)
-                return
-            self.inventory.add_client(client, store)  # the policy sees it from now on
-            ok = True
-            log.info("unknown PXE client %s adopted as %s (image %s), on %s", effect.mac, client.name,
-                     client.config.image, effect.cause)
-        finally:
-            if self.policy is not None and self.policy.adoptions is not None:
-                self.policy.adoptions.done(effect.mac, ok)
-
-    async def _powering_on(self, effect: PoweringOn, loop: asyncio.AbstractEventLoop) -> None:
-        """A client is in its boot firmware: its sessions are stale; reset_on_boot starts it again
-        from its image. Never for an OS's own DHCP traffic (the policy sends no such effect)."""
-        client = effect.client
-        # The same DISCOVER again (same xid, no login to the disk since) is the firmware
-        # repeating itself while it waits for offers: one power-on, one reset. Some firmware
-        # uses the same xid at every boot, hence the logins.
-        logins = self.server.registry.logins[client.target_iqn] if self.server is not None else 0
-        if self.boot_attempts.get(client.name) == (effect.xid, logins):
-            log.debug("%s: DISCOVER xid %#x again, the same power-on", client.name, effect.xid)
-            return
-        self.boot_attempts[client.name] = (effect.xid, logins)
-        self.last_boot[client.name] = time.time()
-        if not client.config.reset_on_boot:
-            log.info("%s powering on (%s)", client.name, effect.cause)
-            return
-        if client.name not in self.client_units or self.server is None:
-            return
-        self.server.registry.drop_target(client.target_iqn)
-        # On a worker: the reset swaps files under the gate; it gives up rather than wait
-        # for a snapshot operation on this disk.
-        if not await loop.run_in_executor(None, self.backup.engine.restart_from, client.name, client.image_path):
-            log.warning("%s powering on during a snapshot operation on its disk: not reset this time (%s)",
-                        client.name, effect.cause)
-            return
-        log.info("%s booted: its disk starts again from %s (reset_on_boot), on %s", client.name,
-                 client.image_path.name, effect.cause)
+        await boot.carry_out(self, effects)
 
     # ---- what the operations read and do (the API view.py uses) ----------------------------
 
