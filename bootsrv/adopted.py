@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bootsrv.runtime.naming import client_disk_path
 from target.stores.base import fsync_dir
 
 _WRITING = threading.Lock()  # adoptions run on worker threads: one read-modify-replace at a time
@@ -73,7 +74,7 @@ def remove(state_dir: Path, name: str) -> AdoptedClient | None:
 
 def dispose_disk(state_dir: Path, name: str, delete: bool) -> str:
     """After an adopted client is forgotten: delete its disk file if asked; says what happened."""
-    disk = state_dir / "clients" / f"{name}.vhd"
+    disk = client_disk_path(state_dir, name)
     if delete:
         disk.unlink(missing_ok=True)
         return f"adopted client {name} removed, disk {disk} deleted"

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from bootsrv.config import Config
+from bootsrv.runtime.naming import snapshot_mount_iqn
 from snapshots.catalog import Catalog
 from snapshots.engine import SnapshotEngine, SnapshotError, Volume
 from snapshots.export import export_snapshot
@@ -56,6 +56,12 @@ class BackupService:
         self.access[name] = access
         self.engine.add_volume(Volume(name, path, gate, sessions=lambda: self._sessions(access.targets),
                                       drop_sessions=lambda: self._drop(access.targets)))
+
+    def remove_disk(self, name: str) -> None:
+        """The disk is no longer served (its files and snapshots stay). SnapshotEngine has no
+        remove_volume yet: its volumes dict is edited here, the one place that owns the engine."""
+        self.access.pop(name, None)
+        self.engine.volumes.pop(name, None)
 
     def _sessions(self, targets: tuple[str, ...]) -> int:
         registry = self.registry()
@@ -120,7 +126,7 @@ class BackupService:
 
     def mount_target_name(self, snap_id: int) -> str:
         disk = self.engine.snapshot(snap_id).disk
-        return f"{self.config.iscsi.base_iqn}:snap.{re.sub(r'[^a-z0-9.-]', '-', disk.lower())}.{snap_id}"
+        return snapshot_mount_iqn(self.config.iscsi.base_iqn, disk, snap_id)
 
     def mount_iscsi(self, snap_id: int) -> str:
         snap = self.engine.snapshot(snap_id)

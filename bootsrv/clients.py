@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootsrv.config import ClientConfig, Config
+from bootsrv.runtime import naming
+from bootsrv.runtime.naming import adopted_name
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +23,10 @@ class BootClient:
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def store_key(self) -> str:
+        return naming.client_store_key(self.name)
 
     @property
     def script_name(self) -> str:
@@ -38,10 +44,6 @@ class BootClient:
         return f"iscsi:{server_ip}::{'' if port == 3260 else port}:0:{self.target_iqn}"
 
 
-def adopted_name(mac: str) -> str:
-    return "pc-" + mac.replace(":", "")
-
-
 def unknown_client(config: Config, mac: str, image: str | None = None) -> BootClient | None:
     """A client for a MAC no [[client]] names, booting `dhcp.unknown_clients`' image
     (or the image it was adopted with); None when that image is no longer configured."""
@@ -50,15 +52,16 @@ def unknown_client(config: Config, mac: str, image: str | None = None) -> BootCl
     image = image or config.dhcp.unknown_clients
     if image not in images:
         return None
-    base = config.iscsi.base_iqn
-    return BootClient(ClientConfig(name, mac, image), f"{base}:{name}",
-                      f"{base}:initiator.{name}", config.server.state_dir / "clients" / f"{name}.vhd",
-                      images[image], origin="adopted")
+    return _client(config, ClientConfig(name, mac, image), images[image], origin="adopted")
 
 
 def boot_clients(config: Config) -> list[BootClient]:
     images = {image.name: image.path for image in config.images}
+    return [_client(config, c, images[c.image]) for c in config.clients]
+
+
+def _client(config: Config, client: ClientConfig, image: Path, origin: str = "config") -> BootClient:
     base = config.iscsi.base_iqn
-    return [BootClient(c, f"{base}:{c.name}", f"{base}:initiator.{c.name}",
-                       config.server.state_dir / "clients" / f"{c.name}.vhd", images[c.image])
-            for c in config.clients]
+    return BootClient(client, naming.client_target_iqn(base, client.name),
+                      naming.client_initiator_iqn(base, client.name),
+                      naming.client_disk_path(config.server.state_dir, client.name), image, origin=origin)

@@ -123,6 +123,10 @@ class Adoptions:
         if ok:
             self.adopted += 1
 
+    def forgotten(self) -> None:
+        """An adopted client was removed: its place may be taken again."""
+        self.adopted = max(0, self.adopted - 1)
+
 
 @dataclass(slots=True)
 class DhcpPolicy:
@@ -130,7 +134,8 @@ class DhcpPolicy:
     server_ip: str
     subnet_mask: str
     leases: LeaseStore
-    clients: dict[str, BootClient] = field(default_factory=dict)  # by MAC
+    # By MAC. Read only: the appliance's inventory owns this mapping and keeps it current.
+    clients: dict[str, BootClient] = field(default_factory=dict)
     iscsi_port: int = 3260
     effects: list[Effect] = field(default_factory=list)  # what handle() asks for; the shell takes them
     adoptions: Adoptions | None = None

@@ -1,0 +1,281 @@
+"""The composition root: configuration -> inventory (stores, targets, clients) -> a list of
+services on one asyncio loop. No protocol logic lives here.
+
+Services start in list order and stop in reverse, all through `Service`; the admin socket
+and the dashboard come first and go first. A service that dies is never silently gone:
+`serve` notices through `Service.died`, logs why and exits non-zero. What DHCP asks for
+(power-on resets, adoption, RAs) and idle-disk parking are in `boot`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from bootsrv import adopted
+from bootsrv.admin import AdminServer
+from bootsrv.backup import BackupService
+from bootsrv.clients import BootClient, boot_clients, unknown_client
+from bootsrv.config import Config, StartupError, load_config
+from bootsrv.dhcp.leases import LeaseStore
+from bootsrv.dhcp.policy import DhcpPolicy, Effect
+from bootsrv.dhcp.service import DhcpService, interface_ipv4
+from bootsrv.disktool import allocated_bytes
+from bootsrv.dns import DnsAnswers, DnsService
+from bootsrv.runtime import boot, reload as reloading
+from bootsrv.runtime.boot import PARK_AFTER
+from bootsrv.runtime.inventory import Inventory
+from bootsrv.runtime.services import (DhcpPort, DnsPort, IscsiPortals, LeaseWriter, RouterAdvertisements, Service,
+                                      TftpThread)
+from bootsrv.tftp import TftpService
+from bootsrv.web.server import WebServer
+from target.iscsi.connection import IscsiServer, ServerSettings
+from target.iscsi.params import TargetLimits
+from target.iscsi.session import Session
+from target.iscsi.targets import TargetDirectory
+from target.scsi.lu import LogicalUnit
+from target.stores.gate import GatedStore
+
+log = logging.getLogger("bootsrv")
+
+
+@dataclass
+class Appliance:
+    config: Config
+    directory: TargetDirectory = field(default_factory=TargetDirectory)
+    server: IscsiServer | None = None
+    bound: list[tuple[str, int]] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)  # started, in start order
+    dhcp: DhcpService | None = None
+    pxe: DhcpService | None = None  # proxy mode's port 4011
+    ra: RouterAdvertisements | None = None
+    tftp: TftpService | None = None
+    dns: DnsService | None = None
+    backup: BackupService = field(init=False)
+    inventory: Inventory = field(init=False)
+    admin: AdminServer | None = None
+    web: WebServer | None = None
+    leases: LeaseStore | None = None
+    policy: DhcpPolicy | None = None
+    last_boot: dict[str, float] = field(default_factory=dict)  # client name -> when it last PXE-booted
+    boot_attempts: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (xid, logins then)
+
+    def __post_init__(self) -> None:
+        self.backup = BackupService(self.config, self.directory, lambda: self.server.registry if self.server else None)
+        self.inventory = Inventory(self.config, self.directory, self.backup, self._drop_sessions)
+
+    # Names older callers use (admin, web): the inventory owns these.
+    @property
+    def stores(self) -> dict[str, GatedStore]:
+        return self.inventory.stores
+
+    @property
+    def clients(self) -> dict[str, BootClient]:
+        return self.inventory.clients
+
+    @property
+    def client_units(self) -> dict[str, LogicalUnit]:
+        return self.inventory.units
+
+    def open_disks(self) -> None:
+        inventory = self.inventory
+        inventory.config.server.state_dir.mkdir(parents=True, exist_ok=True)
+        for disk in self.config.disks:
+            inventory.add_disk(disk)
+        for client in boot_clients(self.config):
+            inventory.add_client(client)
+            inventory.park(client)  # most of a lab is switched off: its files stay closed until a login
+        for record in adopted.load(self.config.server.state_dir):
+            client = unknown_client(self.config, record.mac, record.image)
+            if client is None:
+                log.warning("adopted client %s: image %r is not configured any more: not served (client remove "
+                            "%s forgets it)", record.name, record.image, record.name)
+            elif record.mac not in inventory.by_mac:
+                inventory.add_client(client)
+                inventory.park(client)
+        for target in self.config.targets:
+            inventory.add_target(target)
+
+    def _drop_sessions(self, target_iqn: str) -> None:
+        if self.server is not None:
+            self.server.registry.drop_target(target_iqn)
+
+    # ---- starting and stopping -------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.admin = AdminServer(self)
+        try:
+            await self.admin.start()
+        except OSError as exc:
+            self.admin = None
+            raise StartupError(f"{self.config.path}: server.state_dir: admin socket: {exc.strerror or exc}") from None
+        self.backup.loop = asyncio.get_running_loop()
+        self.backup.start()
+        iscsi = self.config.iscsi
+        settings = ServerSettings(limits=TargetLimits(digests=iscsi.digests),
+                                  queue_depth=iscsi.queue_depth, max_sessions=iscsi.max_sessions,
+                                  nop_interval=iscsi.nop_interval, nop_timeout=iscsi.nop_timeout,
+                                  login_timeout=iscsi.login_timeout)
+        self.server = IscsiServer(self.directory, settings)
+        portals = IscsiPortals(self.server, [(p.host, p.port) for p in iscsi.portals], self.config.path)
+        await self._start(portals)
+        self.bound = portals.bound
+        if self.config.dhcp.mode != "off":
+            for service in self._boot_services():
+                await self._start(service)
+        if self.config.web.listen is not None:
+            web = self.config.web
+            self.web = WebServer(self, web.token)
+            try:
+                port = await self.web.start(web.listen.host, web.listen.port)
+            except OSError as exc:
+                raise StartupError(f"{self.config.path}: web.listen: cannot listen: {exc.strerror or exc}") from None
+            log.info("dashboard on http://%s:%d/ (metrics at /metrics)", web.listen.host, port)
+        for target in self.config.targets:
+            for lun, name in enumerate(target.luns):
+                store = self.stores[name]
+                host, port = self.bound[0]
+                shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+                log.info("target %s LUN %d = disk %r (%.1f GiB%s): iscsi://%s:%d/%s/%d", target.iqn, lun, name,
+                         store.size / (1 << 30), ", read-only" if self.config.disk(name).readonly else "",
+                         shown, port, target.iqn, lun)
+
+    async def _start(self, service: Service) -> None:
+        self.services.append(service)  # stopped even if its start fails half-way
+        await service.start()
+
+    def _boot_services(self) -> list[Service]:
+        """DHCP (+ proxy port 4011), RAs, TFTP and DNS, built (not started) in start order."""
+        dhcp, path = self.config.dhcp, self.config.path
+        try:
+            address, mask = interface_ipv4(dhcp.interface)
+        except OSError as exc:
+            raise StartupError(f"{path}: dhcp.interface: {exc}") from None
+        server_ip = dhcp.server_ip or address
+        if not any(host in (server_ip, "0.0.0.0", "") for host, _ in self.bound):
+            log.warning("no iSCSI portal listens on %s, the address clients are told to boot from "
+                        "(add \"%s:3260\" or \"0.0.0.0:3260\" to iscsi.portals)", server_ip, server_ip)
+        clients = boot_clients(self.config)
+        leases = self.leases = LeaseStore(self.config.server.state_dir / "leases.sqlite", dhcp.pool,
+                                          {c.config.mac: c.config.ip for c in clients if c.config.ip})
+        port = self.bound[0][1] if self.bound else 3260
+        policy = self.policy = DhcpPolicy(dhcp, server_ip, mask, leases, self.inventory.by_mac, iscsi_port=port)
+        policy.adoptions.adopted = sum(1 for c in self.clients.values() if c.origin == "adopted")
+        self.dhcp = DhcpService(policy, dhcp.interface, carry_out=self.carry_out)
+        services: list[Service] = [LeaseWriter(leases), DhcpPort(self.dhcp, path)]
+        if dhcp.mode == "proxy":
+            self.pxe = DhcpService(policy, dhcp.interface, port=4011, carry_out=self.carry_out)
+            services.append(DhcpPort(self.pxe, path))
+        # in proxy mode the site's routers own IPv6: no answers to solicitations
+        self.ra = RouterAdvertisements(dhcp.interface, answer_solicitations=dhcp.mode == "full")
+        services.append(self.ra)
+
+        def script(name: str) -> bytes | None:  # clients added by a reload get theirs too
+            client = next((c for c in self.clients.values() if c.script_name == name), None)
+            return client.ipxe_script(server_ip, port) if client else None
+
+        self.tftp = TftpService(self.config.tftp_root, server_ip, generated=script)
+        services.append(TftpThread(self.tftp, path))
+        if self.config.dns.enabled:
+            names = {c.name: c.config.ip for c in clients if c.config.ip}
+
+            def table() -> dict[str, str]:
+                current = dict(names)
+                for lease in leases.all():
+                    if lease.hostname and lease.state == "bound":
+                        current.setdefault(lease.hostname, lease.ip)
+                return current
+
+            self.dns = DnsService(DnsAnswers(dhcp.domain, table), self.config.dns.upstream)
+            services.append(DnsPort(self.dns, server_ip, self.config.dns.port, path))
+        return services
+
+    def died(self) -> str | None:
+        """Why a service stopped serving on its own, if one did."""
+        return next((why for why in (s.died() for s in self.services) if why), None)
+
+    async def stop(self) -> None:
+        if self.web is not None:
+            self.web.close()
+        if self.admin is not None:
+            self.admin.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.backup.stop)
+        for service in reversed(self.services):
+            await service.stop()
+        self.inventory.close()
+        self.backup.close()
+
+    # ---- what DHCP asks for (bootsrv.runtime.boot) -------------------------------------------
+
+    async def park_idle_disks(self, idle: float = PARK_AFTER, every: float = 15.0) -> None:
+        await boot.park_idle_disks(self, idle, every)
+
+    async def carry_out(self, effects: list[Effect]) -> None:
+        await boot.carry_out(self, effects)
+
+    # ---- what the operations read and do (the API view.py uses) ----------------------------
+
+    def forget_adopted(self, name: str, delete_disk: bool = False) -> str:
+        """`client remove` of an adopted client: sessions dropped, target gone, its record
+        removed; its disk file stays unless asked (then its snapshots' files too)."""
+        client = self.clients.get(name)
+        if client is not None and client.origin != "adopted":
+            raise ValueError(f"{name} is a [[client]] of {self.config.path}, not an adopted one")
+        record = adopted.remove(self.config.server.state_dir, name)
+        if client is None and record is None:
+            raise ValueError(f"no adopted client {name!r}")
+        if client is not None:
+            self.inventory.remove_client(name)
+            if self.policy is not None and self.policy.adoptions is not None:
+                self.policy.adoptions.forgotten()
+        return adopted.dispose_disk(self.config.server.state_dir, name, delete_disk)
+
+    def reload(self) -> dict[str, list[str]]:
+        """Re-read the configuration file and apply what can change while serving
+        (bootsrv.runtime.reload). Runs on the event loop (sessions and DHCP state live there)."""
+        old, new = self.config, load_config(self.config.path)
+        changes = reloading.plan(old, new)
+        applied = reloading.apply(changes, old, new, self.inventory)
+        self.config = new
+        restart = changes.restart
+        log.info("configuration reloaded: %s%s", "; ".join(applied) or "nothing to apply",
+                 f" (restart needed for: {', '.join(restart)})" if restart else "")
+        return {"applied": applied, "restart_needed": restart}
+
+    def sessions(self) -> list[Session]:
+        """The iSCSI sessions now (discovery ones included), a copy."""
+        return list(self.server.registry.sessions.values()) if self.server else []
+
+    def service_status(self) -> dict[str, str]:
+        """What `status` says of each boot service."""
+        tftp = self.tftp
+        return {"dhcp": self.config.dhcp.mode if self.dhcp else "off",
+                "tftp": ("running" if tftp.alive else f"failed: {tftp.failed}") if tftp else "off",
+                "dns": "running" if self.dns else "off"}
+
+    def tftp_transfers(self) -> int:
+        return self.tftp.transfers if self.tftp else 0
+
+    def clients_summary(self) -> dict[str, int]:
+        """Counts for `status`: clients in all, adopted ones, and disks not parked."""
+        clients = self.clients.values()
+        return {"total": len(clients), "adopted": sum(1 for c in clients if c.origin == "adopted"),
+                "disks_open": sum(1 for c in clients if not self.stores[c.store_key].parked)}
+
+    def clients_overview(self) -> list[dict[str, Any]]:
+        """What the dashboard shows of each client (runs on the event loop)."""
+        online = {s.target_name for s in self.sessions()}
+        rows = []
+        for name, client in sorted(self.clients.items()):
+            lease = self.leases.lookup(client.config.mac) if self.leases else None
+            try:
+                used = allocated_bytes(client.disk_path)
+            except OSError:
+                used = 0
+            rows.append({"name": name, "mac": client.config.mac, "ip": client.config.ip or (lease.ip if lease else ""),
+                         "online": client.target_iqn in online, "last_boot": self.last_boot.get(name),
+                         "image": client.config.image, "disk": str(client.disk_path), "disk_bytes": used,
+                         "target": client.target_iqn, "origin": client.origin})
+        return rows
