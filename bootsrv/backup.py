@@ -58,10 +58,9 @@ class BackupService:
                                       drop_sessions=lambda: self._drop(access.targets)))
 
     def remove_disk(self, name: str) -> None:
-        """The disk is no longer served (its files and snapshots stay). SnapshotEngine has no
-        remove_volume yet: its volumes dict is edited here, the one place that owns the engine."""
+        """The disk is no longer served (its files and snapshots stay)."""
         self.access.pop(name, None)
-        self.engine.volumes.pop(name, None)
+        self.engine.remove_volume(name)
 
     def _sessions(self, targets: tuple[str, ...]) -> int:
         registry = self.registry()

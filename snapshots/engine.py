@@ -98,6 +98,10 @@ class SnapshotEngine:
     def add_volume(self, volume: Volume) -> None:
         self.volumes[volume.name] = volume
 
+    def remove_volume(self, name: str) -> None:
+        """The disk is no longer served; its files and its snapshots' stay."""
+        self.volumes.pop(name, None)
+
     def lock(self, disk: str) -> threading.RLock:
         """One operation at a time per disk (schedules and the admin API share it)."""
         with self._locks_guard:

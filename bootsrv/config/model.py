@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bootsrv.config.modes import DhcpMode, Digests, LogLevel, UnknownClients
+from target.iscsi.params import DEFAULT_QUEUE_DEPTH
 
 if TYPE_CHECKING:
     from snapshots.schedule import Schedule
@@ -53,9 +54,7 @@ class Portal:
 class IscsiConfig:
     portals: tuple[Portal, ...] = (Portal("0.0.0.0", 3260),)
     base_iqn: str = DEFAULT_BASE_IQN
-    # target/iscsi keeps its own 64 (login, connection, protocol): target/ never imports
-    # bootsrv/, so this is to read target.iscsi.params.DEFAULT_QUEUE_DEPTH once that exists.
-    queue_depth: int = 64
+    queue_depth: int = DEFAULT_QUEUE_DEPTH  # the iSCSI layer's own default, written once there
     max_sessions: int = 1024
     nop_interval: float = 30.0  # seconds of silence before we ping the initiator; 0 = never
     nop_timeout: float = 30.0

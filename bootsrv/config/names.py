@@ -1,4 +1,4 @@
-"""Which names the configuration accepts, and the one rule deriving a client's IQNs.
+"""Which names the configuration accepts (the client IQN rule itself is in bootsrv.runtime.naming).
 
 Names are checked in lower case (iSCSI names are case-insensitive, RFC 3722), and the
 parsers store them lower-cased, so comparisons elsewhere are plain string equality.
@@ -7,6 +7,9 @@ parsers store them lower-cased, so comparisons elsewhere are plain string equali
 from __future__ import annotations
 
 import re
+
+# The client IQN rule is written once, with the other naming rules (it imports nothing).
+from bootsrv.runtime.naming import client_target_iqn  # noqa: F401 (re-exported)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # disks, images, schedules
 HOST_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # clients: they become DNS host names
@@ -19,12 +22,3 @@ _NAA_RE = re.compile(r"^naa\.([0-9a-f]{16}|[0-9a-f]{32})$")
 def valid_iscsi_name(name: str) -> bool:
     name = name.lower()
     return len(name) <= 223 and bool(_IQN_RE.match(name) or _EUI_RE.match(name) or _NAA_RE.match(name))
-
-
-def client_target_iqn(base_iqn: str, client: str) -> str:
-    """The target IQN a [[client]] (or adopted client) boots from: `<base_iqn>:<name>`.
-
-    The cross-check against [[target]] IQNs and `bootsrv.clients` must agree on it, so
-    this is the one place the rule is written (bootsrv.clients still spells it out
-    until it is pointed here)."""
-    return f"{base_iqn}:{client}"

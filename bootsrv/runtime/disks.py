@@ -8,30 +8,25 @@ import logging
 from bootsrv.clients import BootClient
 from bootsrv.config import Config, DiskConfig, StartupError
 from target.stores.base import BlockStore, StoreError
-from target.stores.raw import RawStore
-from target.stores.vhd import VhdFormatError, open_vhd
-from target.stores.vhd.create import create_differencing, create_dynamic
+from target.stores.registry import backend_for, create_store, open_store
+from target.stores.vhd import open_vhd
 
 log = logging.getLogger("bootsrv")
 
 
 def open_disk(config: Config, disk: DiskConfig) -> BlockStore:
     where = f"{config.path}: disk {disk.name!r}"
-    vhd = disk.path.suffix.lower() == ".vhd"
     try:
         if not disk.path.exists():
             if disk.size is None:
                 raise StartupError(f"{where}: {disk.path} does not exist (add size = \"1GiB\" to create it)")
             disk.path.parent.mkdir(parents=True, exist_ok=True)
-            log.info("creating %s (%d bytes, %s)", disk.path, disk.size, "dynamic VHD" if vhd else "sparse raw")
-            if vhd:
-                create_dynamic(disk.path, disk.size)
-            else:
-                RawStore.create(disk.path, disk.size)
-        if vhd:
-            return open_vhd(disk.path, readonly=disk.readonly)
-        return RawStore(disk.path, readonly=disk.readonly)
-    except (StoreError, VhdFormatError) as exc:
+            backend, _ = backend_for(disk.path)
+            log.info("creating %s (%d bytes, %s)", disk.path, disk.size,
+                     "dynamic VHD" if backend.name == "vhd" else f"sparse {backend.name}")
+            create_store(disk.path, disk.size)
+        return open_store(disk.path, readonly=disk.readonly)
+    except StoreError as exc:
         raise StartupError(f"{where}: {exc}") from None
 
 
@@ -45,7 +40,7 @@ def open_client_disk(config: Config, client: BootClient) -> BlockStore:
                                    "(bootsrv disk create it, or convert an installed disk to VHD)")
             client.disk_path.parent.mkdir(parents=True, exist_ok=True)
             log.info("creating %s over %s", client.disk_path, client.image_path)
-            create_differencing(client.disk_path, client.image_path)
+            create_store(client.disk_path, parent=client.image_path)
         return open_vhd(client.disk_path)
-    except (StoreError, VhdFormatError) as exc:
+    except StoreError as exc:
         raise StartupError(f"{where}: {exc}") from None
