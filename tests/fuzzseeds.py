@@ -1,5 +1,5 @@
 """Valid inputs to mutate, and the mutator: the fuzz soak (bench/soak.py) feeds them
-to the sans-IO protocol cores, the live abuse test (tests/e2e/abuse.py) sends them
+to the sans-IO protocol cores, the live abuse test (tests/support/abuse.py) sends them
 to a running server over TCP."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 every restart the VHD checks clean, qemu-img reads it, and every write that
 was acknowledged before a completed SYNCHRONIZE CACHE is there.
 
-The storm comes from the raw-wire initiator of test_wire.py (it must know
+The storm comes from the raw-wire initiator of tests/support/initiator.py (it must know
 exactly which writes and flushes were acknowledged); the verdict comes from
 qemu-img reading the file and from `bootsrv disk check`.
 """
