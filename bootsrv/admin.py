@@ -14,25 +14,16 @@ import logging
 import os
 import socket
 import struct
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-from bootsrv.config import ConfigError, StartupError
-from bootsrv.confedit import edit_config
-from snapshots.engine import SnapshotEngine, SnapshotError
-from snapshots.localmount import MountError
-from target.stores.base import StoreError
-from target.stores.vhd import VhdFormatError, read_footer
+from bootsrv.ops import OperationFailed, dispatch, names
 
 if TYPE_CHECKING:
-    from bootsrv.app import Appliance
+    from bootsrv.runtime.view import ApplianceView
 
 log = logging.getLogger("bootsrv.admin")
 MAX_REQUEST = 1 << 20
-STARTED = time.time()
-# Quick reads of state the event loop owns (sessions, the DHCP lease database): not on a worker thread.
-_ON_LOOP = frozenset({"status", "clients", "sessions", "config.reload", "config.edit", "client.forget"})
 
 
 def socket_path(state_dir: Path) -> Path:
@@ -40,31 +31,12 @@ def socket_path(state_dir: Path) -> Path:
 
 
 class AdminServer:
-    def __init__(self, app: "Appliance") -> None:
-        self.app = app
-        self.path = socket_path(app.config.server.state_dir)
-        self._server: asyncio.AbstractServer | None = None
-        self._ops: dict[str, Callable[[dict[str, Any]], Any]] = {
-            "status": self._status,
-            "snapshot.create": lambda a: self._engine().create(str(a["disk"]), str(a.get("label", ""))).as_dict(),
-            "snapshot.list": self._list,
-            "snapshot.delete": lambda a: self._engine().delete(int(a["id"])),
-            "snapshot.rollback": lambda a: self._engine().rollback(int(a["id"]), bool(a.get("force"))),
-            "snapshot.mount": self._mount,
-            "snapshot.unmount": lambda a: self.app.backup.unmount(int(a["id"])),
-            "snapshot.export": lambda a: self.app.backup.export(
-                int(a["id"]), a.get("dest"), str(a.get("format", "vhd")),
-                None if a.get("incremental_from") is None else int(a["incremental_from"])),
-            "schedule.run": self._run_schedule,
-            "clients": lambda a: self.app.clients_overview(),
-            "client.forget": lambda a: self.app.forget_adopted(str(a["name"]), bool(a.get("delete_disk"))),
-            "config.reload": lambda a: self.app.reload(),
-            "config.edit": self._edit_config,
-            "sessions": self._sessions,
-        }
+    """The socket's side: one JSON line in, one out, each answered by the operations table."""
 
-    def _engine(self) -> SnapshotEngine:
-        return self.app.backup.engine
+    def __init__(self, view: "ApplianceView", path: Path) -> None:
+        self.view = view
+        self.path = path
+        self._server: asyncio.AbstractServer | None = None
 
     async def start(self) -> None:
         self.path.unlink(missing_ok=True)  # left by a process that died (serve checked none answers)
@@ -93,102 +65,9 @@ class AdminServer:
     async def _answer(self, line: bytes) -> dict[str, Any]:
         try:
             request = json.loads(line)
-            return await self.call(request["op"], request.get("args") or {})
+            return await dispatch(self.view, request["op"], request.get("args") or {})
         except (ValueError, KeyError, TypeError, AttributeError):
-            return {"ok": False, "error": f"bad request; operations: {', '.join(sorted(self._ops))}"}
-
-    async def call(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        """One operation, as the socket and the web dashboard ask for it: a reply, never an exception."""
-        handler = self._ops.get(op)
-        if handler is None or not isinstance(args, dict):
-            return {"ok": False, "error": f"no operation {op!r}; operations: {', '.join(sorted(self._ops))}"}
-        loop = asyncio.get_running_loop()
-        try:
-            if op in _ON_LOOP:
-                result = handler(args)
-            else:
-                result = await loop.run_in_executor(None, handler, args)
-        except (SnapshotError, MountError, StoreError, VhdFormatError, ConfigError, StartupError, OSError, KeyError,
-                ValueError) as exc:
-            log.info("admin %s failed: %s", op, exc)
-            return {"ok": False, "error": str(exc)}
-        except Exception as exc:  # the admin sees the failure, the server keeps running
-            log.exception("admin %s failed", op)
-            return {"ok": False, "error": f"internal error: {exc}"}
-        return {"ok": True, "result": result}
-
-    # ---- operations -------------------------------------------------------------------
-
-    def _list(self, args: dict[str, Any]) -> list[dict[str, Any]]:
-        disk = args.get("disk")
-        if disk is not None:
-            self._engine().volume(disk)
-        rows = []
-        exports: dict[int, list[dict[str, Any]]] = {}
-        for export in self._engine().catalog.exports(disk=disk):
-            exports.setdefault(export.snapshot, []).append(export.as_dict())
-        for snap in self._engine().catalog.snapshots(disk):
-            if snap.state == "creating":
-                continue
-            row = snap.as_dict()
-            row["exports"] = exports.get(snap.id, [])
-            if snap.mount_iscsi:
-                row["iscsi_target"] = self.app.backup.mount_target_name(snap.id)
-            rows.append(row)
-        return rows
-
-    def _edit_config(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Change the configuration file (comments kept), then apply it: what the wizards do."""
-        message = edit_config(self.app.config.path, str(args["op"]), dict(args.get("args") or {}))
-        return {"message": message, **self.app.reload()}
-
-    def _sessions(self, args: dict[str, Any]) -> list[dict[str, Any]]:
-        registry = self.app.server.registry if self.app.server else None
-        return [{"tsih": s.tsih, "initiator": s.initiator_name, "target": s.target_name or "(discovery)"}
-                for s in (list(registry.sessions.values()) if registry else [])]
-
-    def _mount(self, args: dict[str, Any]) -> dict[str, str]:
-        snap_id = int(args["id"])
-        if args.get("local"):
-            return {"file": self.app.backup.mount_local(snap_id, Path(args["local"]))}
-        return {"target": self.app.backup.mount_iscsi(snap_id)}
-
-    def _run_schedule(self, args: dict[str, Any]) -> str:
-        scheduler = self.app.backup.scheduler
-        schedule = next((s for s in scheduler.schedules if s.name == args.get("name")), None) if scheduler else None
-        if scheduler is None or schedule is None:
-            raise SnapshotError(f"no schedule named {args.get('name')!r}")
-        return scheduler.run(schedule)
-
-    def _status(self, args: dict[str, Any]) -> dict[str, Any]:
-        app = self.app
-        registry = app.server.registry if app.server else None
-        sessions = list(registry.sessions.values()) if registry else []
-        engine = self._engine()
-        disks = []
-        for name, volume in sorted(engine.volumes.items()):
-            count, held = engine.usage(name)
-            disks.append({"name": name, "path": str(volume.path), "size": volume.gate.size,
-                          "sessions": volume.sessions(), "snapshots": count, "snapshot_bytes": held})
-        images = []
-        for image in app.config.images:
-            try:
-                size = read_footer(image.path).virtual_size
-            except VhdFormatError:
-                size = 0
-            images.append({"name": image.name, "path": str(image.path), "size": size,
-                           "clients": sorted(c.name for c in app.clients.values() if c.config.image == image.name)})
-        return {"pid": os.getpid(), "uptime": time.time() - STARTED, "config": str(app.config.path), "images": images,
-                "portals": [f"{h}:{p}" for h, p in app.bound], "sessions": len(sessions), "disks": disks,
-                "schedules": app.backup.schedules(),
-                "services": {"dhcp": app.config.dhcp.mode if app.dhcp else "off",
-                             "tftp": ("running" if app.tftp.alive else f"failed: {app.tftp.failed}") if app.tftp
-                             else "off", "dns": "running" if app.dns else "off"},
-                "clients": {"total": len(app.clients),
-                            "adopted": sum(1 for c in app.clients.values() if c.origin == "adopted"),
-                            "disks_open": sum(1 for n in app.clients if not app.stores[f"client:{n}"].parked)},
-                "mounts": [{"id": s.id, "disk": s.disk, "iscsi": s.mount_iscsi, "local": s.mount_local}
-                           for s in engine.catalog.snapshots() if s.mount_iscsi or s.mount_local]}
+            return {"ok": False, "error": f"bad request; operations: {names()}"}
 
 
 def other_instance(state_dir: Path) -> str | None:
@@ -233,5 +112,5 @@ def call(state_dir: Path, op: str, args: dict[str, Any] | None = None, timeout: 
             data += chunk
     reply = json.loads(data or b"{}")
     if not reply.get("ok"):
-        raise RuntimeError(reply.get("error", "no answer"))
+        raise OperationFailed(reply.get("error", "no answer"))
     return reply.get("result")

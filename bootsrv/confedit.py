@@ -2,7 +2,8 @@
 iSCSI target): add and remove clients, targets and disks, assign disks and
 initiators. tomlkit keeps the admin's comments and layout; every edit is
 checked by the one configuration model before the file is replaced (atomically),
-so a bad edit names what is wrong and leaves the file as it was."""
+so a bad edit names what is wrong and leaves the file as it was. The named edits
+the CLI, the admin socket and the web API run are operations in `bootsrv.ops.config`."""
 
 from __future__ import annotations
 
@@ -95,80 +96,3 @@ class ConfigEdit:
         config = parse_config(tomllib.loads(text), self.path)
         write_text_atomic(self.path, text, self.path.stat().st_mode & 0o7777)
         return config
-
-
-# ---- the edits, by name: the CLI runs them here when no server runs, the server runs them
-# (admin operation config.edit) when it does, then applies the saved file --------------------
-
-def _client_add(edit: ConfigEdit, a: dict[str, Any]) -> str:
-    edit.add_client(a["name"], a["mac"], a["image"], a.get("ip", ""), bool(a.get("reset_on_boot")))
-    return f"client {a['name']} added"
-
-
-def _client_remove(edit: ConfigEdit, a: dict[str, Any]) -> str:
-    edit.remove("client", "name", a["name"])
-    return f"client {a['name']} removed (its disk file and snapshots stay)"
-
-
-def _target_create(edit: ConfigEdit, a: dict[str, Any]) -> str:
-    edit.add_target(a["iqn"].lower(), list(a.get("disks", [])), [i.lower() for i in a.get("initiators", [])],
-                    a.get("alias", ""))
-    return f"target {a['iqn']} created"
-
-
-def _target_remove(edit: ConfigEdit, a: dict[str, Any]) -> str:
-    edit.remove("target", "iqn", a["iqn"])
-    return f"target {a['iqn']} removed"
-
-
-def _target_assign(edit: ConfigEdit, a: dict[str, Any]) -> str:
-    edit.append("target", "iqn", a["iqn"], "luns", a["disk"])
-    return f"disk {a['disk']} assigned to {a['iqn']}"
-
-
-def _target_allow(edit: ConfigEdit, a: dict[str, Any]) -> str:
-    edit.append("target", "iqn", a["iqn"], "initiators", a["initiator"].lower())
-    return f"initiator {a['initiator']} allowed on {a['iqn']}"
-
-
-def _disk_add(edit: ConfigEdit, a: dict[str, Any]) -> str:
-    edit.add_disk(a["name"], a["path"], a.get("size", ""), bool(a.get("readonly")))
-    return f"disk {a['name']} added"
-
-
-def _disk_remove(edit: ConfigEdit, a: dict[str, Any]) -> str:
-    edit.remove("disk", "name", a["name"])
-    return f"disk {a['name']} removed (its file stays)"
-
-
-def _schedule_add(edit: ConfigEdit, a: dict[str, Any]) -> str:
-    edit.add_schedule(a["name"], a["cron"], list(a.get("disks", ["*"])), a.get("export", "none"), a.get("keep", {}))
-    return f"schedule {a['name']} added"
-
-
-def _schedule_remove(edit: ConfigEdit, a: dict[str, Any]) -> str:
-    edit.remove("snapshots.schedule", "name", a["name"])
-    return f"schedule {a['name']} removed (its snapshots stay)"
-
-
-EDITS = {
-    "client.add": _client_add, "client.remove": _client_remove,
-    "target.create": _target_create, "target.remove": _target_remove,
-    "target.assign": _target_assign, "target.allow": _target_allow,
-    "disk.add": _disk_add, "disk.remove": _disk_remove,
-    "schedule.add": _schedule_add, "schedule.remove": _schedule_remove,
-}
-
-
-def edit_config(path: str | Path, op: str, args: dict[str, Any]) -> str:
-    """Run one named edit and save; returns what was done. ConfigError says what is wrong."""
-    edit = EDITS.get(op)
-    if edit is None:
-        raise ConfigError(f"no configuration edit {op!r}; edits: {', '.join(sorted(EDITS))}")
-    editor = ConfigEdit(path)
-    try:
-        message = edit(editor, args)
-    except KeyError as exc:
-        raise ConfigError(f"{op}: {exc.args[0]} is needed") from None
-    editor.save()
-    return message

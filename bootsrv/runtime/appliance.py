@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bootsrv import adopted
-from bootsrv.admin import AdminServer
+from bootsrv.admin import AdminServer, socket_path
 from bootsrv.backup import BackupService
 from bootsrv.clients import BootClient, boot_clients, unknown_client
 from bootsrv.config import Config, StartupError, load_config
@@ -29,6 +29,7 @@ from bootsrv.runtime.boot import PARK_AFTER
 from bootsrv.runtime.inventory import Inventory
 from bootsrv.runtime.services import (DhcpPort, DnsPort, IscsiPortals, LeaseWriter, RouterAdvertisements, Service,
                                       TftpThread)
+from bootsrv.runtime.view import ApplianceView
 from bootsrv.tftp import TftpService
 from bootsrv.web.server import WebServer
 from target.iscsi.connection import IscsiServer, ServerSettings
@@ -66,7 +67,7 @@ class Appliance:
         self.backup = BackupService(self.config, self.directory, lambda: self.server.registry if self.server else None)
         self.inventory = Inventory(self.config, self.directory, self.backup, self._drop_sessions)
 
-    # Names older callers use (admin, web): the inventory owns these.
+    # Short names for what the inventory owns.
     @property
     def stores(self) -> dict[str, GatedStore]:
         return self.inventory.stores
@@ -105,7 +106,8 @@ class Appliance:
     # ---- starting and stopping -------------------------------------------------------------
 
     async def start(self) -> None:
-        self.admin = AdminServer(self)
+        view = ApplianceView.of(self)  # what the operations, the dashboard and the metrics see
+        self.admin = AdminServer(view, socket_path(self.config.server.state_dir))
         try:
             await self.admin.start()
         except OSError as exc:
@@ -127,7 +129,7 @@ class Appliance:
                 await self._start(service)
         if self.config.web.listen is not None:
             web = self.config.web
-            self.web = WebServer(self, web.token)
+            self.web = WebServer(view, web.token)
             try:
                 port = await self.web.start(web.listen.host, web.listen.port)
             except OSError as exc:
@@ -215,7 +217,7 @@ class Appliance:
     async def carry_out(self, effects: list[Effect]) -> None:
         await boot.carry_out(self, effects)
 
-    # ---- what the operations read and do (the API view.py uses) ----------------------------
+    # ---- what the operations read and do (through view.py) ----------------------------------
 
     def forget_adopted(self, name: str, delete_disk: bool = False) -> str:
         """`client remove` of an adopted client: sessions dropped, target gone, its record

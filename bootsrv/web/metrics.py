@@ -1,9 +1,8 @@
-"""Prometheus metrics, read from the appliance's state at each scrape
+"""Prometheus metrics, read from the appliance's view at each scrape
 (prometheus-client renders them; nothing is counted twice)."""
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -12,21 +11,19 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from target.iscsi.stats import LATENCY_BUCKETS
 
 if TYPE_CHECKING:
-    from bootsrv.app import Appliance
+    from bootsrv.runtime.view import ApplianceView
 
 
 class ApplianceCollector:
-    def __init__(self, app: "Appliance") -> None:
-        self.app = app
+    def __init__(self, view: "ApplianceView") -> None:
+        self.view = view
 
     def collect(self) -> Iterator[Metric]:
-        app = self.app
-        server = app.server
-        if server is not None:
-            sessions = list(server.registry.sessions.values())
-            yield _gauge("bootsrv_iscsi_sessions", "iSCSI sessions logged in", len(sessions))
-            yield _gauge("bootsrv_iscsi_connections", "TCP connections to the portals", len(server.connections))
-            stats = server.stats
+        view = self.view
+        stats = view.command_stats()
+        if stats is not None:
+            yield _gauge("bootsrv_iscsi_sessions", "iSCSI sessions logged in", len(view.sessions()))
+            yield _gauge("bootsrv_iscsi_connections", "TCP connections to the portals", view.connection_count())
             commands = CounterMetricFamily("bootsrv_scsi_commands", "SCSI commands completed", labels=["kind"])
             for kind, count in stats.commands.items():
                 commands.add_metric([kind], count)
@@ -44,24 +41,22 @@ class ApplianceCollector:
                                         "to its completion", buckets=buckets, sum_value=stats.latency_sum)
         online = GaugeMetricFamily("bootsrv_client_online", "1 if the client has a session on its disk",
                                    labels=["client"])
-        for row in app.clients_overview():
+        for row in view.clients_overview():
             online.add_metric([str(row["name"])], 1.0 if row["online"] else 0.0)
         yield online
-        if app.leases is not None:
+        counts = view.lease_states()
+        if counts is not None:
             leases = GaugeMetricFamily("bootsrv_dhcp_leases", "DHCP leases by state", labels=["state"])
-            now, counts = time.time(), {"bound": 0, "offered": 0, "declined": 0, "expired": 0}
-            for lease in app.leases.all():
-                state = "expired" if lease.expires < now else lease.state
-                counts[state] = counts.get(state, 0) + 1
             for state, count in counts.items():
                 leases.add_metric([state], count)
             yield leases
-        if app.tftp is not None:
-            yield CounterMetricFamily("bootsrv_tftp_transfers", "files served over TFTP", value=app.tftp.transfers)
+        transfers = view.tftp_transfers()
+        if transfers is not None:
+            yield CounterMetricFamily("bootsrv_tftp_transfers", "files served over TFTP", value=transfers)
         yield from self._backup()
 
     def _backup(self) -> Iterator[Metric]:
-        engine = self.app.backup.engine
+        engine = self.view.engine
         count = GaugeMetricFamily("bootsrv_snapshots", "snapshots kept", labels=["disk"])
         held = GaugeMetricFamily("bootsrv_snapshot_bytes", "disk data held by snapshots", labels=["disk"])
         for disk in sorted(engine.volumes):
@@ -87,7 +82,7 @@ class ApplianceCollector:
                                  labels=["schedule"])
         success = GaugeMetricFamily("bootsrv_schedule_last_run_success", "1 if the schedule's last run was ok",
                                     labels=["schedule"])
-        for row in self.app.backup.schedules():
+        for row in self.view.backup.schedules():
             if row["last_run"]:
                 runs.add_metric([row["name"]], row["last_run"])
                 success.add_metric([row["name"]], 1.0 if row["last_result"] == "ok" else 0.0)
@@ -99,7 +94,7 @@ def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, documentation, value=value)
 
 
-def render_metrics(app: "Appliance") -> bytes:
+def render_metrics(view: "ApplianceView") -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ApplianceCollector(app))  # type: ignore[arg-type]
+    registry.register(ApplianceCollector(view))  # type: ignore[arg-type]
     return generate_latest(registry)

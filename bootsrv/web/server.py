@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import h11
 
+from bootsrv.ops import dispatch
 from bootsrv.web.metrics import render_metrics
 from bootsrv.web.page import PAGE
 
 if TYPE_CHECKING:
-    from bootsrv.app import Appliance
+    from bootsrv.runtime.view import ApplianceView
 
 log = logging.getLogger("bootsrv.web")
 MAX_BODY = 64 * 1024
@@ -25,8 +26,8 @@ Reply = tuple[int, str, bytes]
 
 
 class WebServer:
-    def __init__(self, app: "Appliance", token: str) -> None:
-        self.app = app
+    def __init__(self, view: "ApplianceView", token: str) -> None:
+        self.view = view
         self.token = token.encode()
         self._server: asyncio.AbstractServer | None = None
         self.port = 0
@@ -102,7 +103,7 @@ class WebServer:
         if not self._authorized(request):
             return 401, "application/json", b'{"ok": false, "error": "a token is needed (Authorization: Bearer)"}'
         if method == "GET" and path == "/metrics":
-            return 200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(self.app)
+            return 200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(self.view)
         if method == "GET" and path == "/api/overview":
             return _json(200, await self._overview())
         if method == "POST" and path.startswith("/api/"):
@@ -110,19 +111,16 @@ class WebServer:
                 args = json.loads(body or b"{}")
             except ValueError:
                 return _json(400, {"ok": False, "error": "the body must be a JSON object"})
-            admin = self.app.admin
-            reply = await admin.call(path[5:], args) if admin else {"ok": False, "error": "starting"}
+            reply = await dispatch(self.view, path[5:], args)
             return _json(200 if reply.get("ok") else 400, reply)
         return _json(404, {"ok": False, "error": f"no {method} {path}"})
 
     async def _overview(self) -> dict[str, Any]:
-        admin = self.app.admin
-        if admin is None:
-            return {"ok": False, "error": "starting"}
+        """What the page shows, in one request: four operations' results by name."""
         parts = {}
-        for op in ("status", "clients", "sessions", "snapshot.list"):
-            reply = await admin.call(op, {})
-            parts[op.replace("snapshot.list", "snapshots")] = reply.get("result")
+        for op, key in (("status", "status"), ("clients", "clients"), ("sessions", "sessions"),
+                        ("snapshot.list", "snapshots")):
+            parts[key] = (await dispatch(self.view, op, {})).get("result")
         return {"ok": True, **parts}
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from bootsrv.config import client_target_iqn
-from tests.bootsrv.config.sample import GOOD, refusal, write
+from tests.support.config_sample import GOOD, refusal, write
 
 IMAGE = '[[image]]\nname = "golden"\npath = "g.vhd"\n'
 

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from tests.bootsrv.config.sample import GOOD, write
+from tests.support.config_sample import GOOD, write
 from tests.support.paths import REPO
 
 HEAVY = ("apscheduler", "target.stores")

@@ -3,7 +3,7 @@
 import pytest
 
 from bootsrv.config import ConfigError, load_config
-from tests.bootsrv.config.sample import GOOD, refusal, write
+from tests.support.config_sample import GOOD, refusal, write
 from tests.support.cli import run_cli
 from tests.support.paths import REPO
 

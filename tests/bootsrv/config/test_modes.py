@@ -4,7 +4,7 @@ import pytest
 
 from bootsrv.config import (DhcpConfig, DhcpMode, Digests, ExportMode, IscsiConfig, LogLevel,
                             UnknownClients, load_config)
-from tests.bootsrv.config.sample import GOOD, refusal, write
+from tests.support.config_sample import GOOD, refusal, write
 
 FULL_DHCP = '[dhcp]\nmode = "full"\ninterface = "eth0"\npool = "10.0.0.10-10.0.0.20"\nunknown_clients = "lease"\n'
 

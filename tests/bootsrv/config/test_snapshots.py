@@ -6,7 +6,7 @@ import pytest
 
 from bootsrv.config import load_config
 from snapshots.retention import Keep
-from tests.bootsrv.config.sample import GOOD, refusal, write
+from tests.support.config_sample import GOOD, refusal, write
 
 
 SNAPSHOTS = """

@@ -1,22 +1,26 @@
 """The read-mostly API the operations use, on an appliance whose disks are open but whose
 services are not started: every client parked, every service off, no sessions."""
 
-from bootsrv.runtime.appliance import Appliance
-from tests.bootsrv.runtime.test_reload_apply import serving
+from bootsrv.runtime.view import ApplianceView
+from tests.support.appliance import opened_appliance
 
 
 def test_a_not_started_appliance(tmp_path):
-    config, first, _ = serving(tmp_path)  # (writes the image and the disks)
-    first.close()
-    first.backup.close()
-    app = Appliance(config)
-    app.open_disks()
-    try:
+    with opened_appliance(tmp_path) as app:
         assert app.clients_summary() == {"total": 2, "adopted": 0, "disks_open": 0}  # parked until a login
         assert app.service_status() == {"dhcp": "off", "tftp": "off", "dns": "off"}
         assert app.sessions() == [] and app.tftp_transfers() == 0 and app.died() is None
         assert [row["name"] for row in app.clients_overview()] == ["ws01", "ws02"]
         assert app.reload() == {"applied": [], "restart_needed": []}
-    finally:
-        app.inventory.close()
-        app.backup.close()
+
+
+def test_the_view_of_a_not_started_appliance(tmp_path):
+    with opened_appliance(tmp_path) as app:
+        view = ApplianceView.of(app)
+        assert view.portals() == [] and view.connection_count() == 0 and view.command_stats() is None
+        assert view.lease_states() is None and view.tftp_transfers() is None  # no DHCP, no TFTP
+        assert [d["name"] for d in view.disks()] == ["other", "scratch", "ws01", "ws02"]
+        assert all(d["sessions"] == 0 and d["snapshots"] == 0 for d in view.disks())
+        assert view.images() == [{"name": "golden", "path": str(tmp_path / "golden.vhd"), "size": 1 << 20,
+                                  "clients": ["ws01", "ws02"]}]
+        assert view.process()["config"] == str(tmp_path / "c.toml")

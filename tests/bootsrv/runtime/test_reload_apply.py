@@ -1,32 +1,8 @@
 """reload.apply on a real inventory (real disk files, a real snapshot catalog): what the plan
 says is what the directory, the stores and the by-MAC table the DHCP policy reads end up with."""
 
-from bootsrv.backup import BackupService
-from bootsrv.clients import boot_clients
-from bootsrv.runtime.inventory import Inventory
 from bootsrv.runtime.reload import apply, plan
-from target.iscsi.targets import TargetDirectory
-from target.stores.vhd.create import create_dynamic
-from tests.bootsrv.runtime.test_reload_plan import BASE, config
-
-BASE_IQN = "iqn.2026-11.lan.bootsrv"
-
-
-def serving(tmp_path):
-    old = config(tmp_path, BASE)
-    (tmp_path / "golden.vhd").unlink()
-    create_dynamic(tmp_path / "golden.vhd", 1 << 20)
-    old.server.state_dir.mkdir(parents=True, exist_ok=True)
-    directory, dropped = TargetDirectory(), []
-    inventory = Inventory(old, directory, BackupService(old, directory, lambda: None), dropped.append)
-    for disk in old.disks:
-        inventory.add_disk(disk)
-    for client in boot_clients(old):
-        inventory.add_client(client)
-    for target in old.targets:
-        inventory.add_target(target)
-    return old, inventory, dropped
-
+from tests.support.appliance import BASE, BASE_IQN, config, serving
 
 def test_apply_removes_adds_and_rebuilds(tmp_path):
     old, inventory, dropped = serving(tmp_path)

@@ -1,48 +1,8 @@
 """reload.plan: what a configuration change adds, removes, rebuilds and leaves for a restart."""
 
-from bootsrv.config import load_config
 from bootsrv.runtime import naming
 from bootsrv.runtime.reload import plan
-
-BASE = """
-[server]
-state_dir = "state"
-[iscsi]
-portals = ["127.0.0.1:3260"]
-[[image]]
-name = "golden"
-path = "golden.vhd"
-[[disk]]
-name = "scratch"
-path = "scratch.img"
-size = "1GiB"
-[[disk]]
-name = "other"
-path = "other.img"
-size = "1GiB"
-[[target]]
-iqn = "iqn.2026-11.lan.bootsrv:scratch"
-luns = ["scratch"]
-[[target]]
-iqn = "iqn.2026-11.lan.bootsrv:other"
-luns = ["other"]
-[[client]]
-name = "ws01"
-mac = "52:54:00:12:34:56"
-image = "golden"
-[[client]]
-name = "ws02"
-mac = "52:54:00:12:34:57"
-image = "golden"
-"""
-
-
-def config(tmp_path, text, name="c.toml"):
-    (tmp_path / "golden.vhd").touch()
-    path = tmp_path / name
-    path.write_text(text)
-    return load_config(path)
-
+from tests.support.appliance import BASE, config
 
 def test_the_same_file_plans_nothing(tmp_path):
     old, new = config(tmp_path, BASE), config(tmp_path, BASE, "d.toml")

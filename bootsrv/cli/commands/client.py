@@ -1,0 +1,99 @@
+"""`bootsrv client ...`: diskless clients, configured ([[client]]) and adopted (pc-<mac>)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from bootsrv import adopted
+from bootsrv.admin import call
+from bootsrv.cli.common import actions, config_option, edit, print_rows
+from bootsrv.config import load_config
+from bootsrv.runtime.naming import client_disk_path
+
+
+def register(commands: Any) -> None:
+    client = actions(commands, "client", "diskless clients: add, list, remove")
+    add = client.add_parser("add", help="a new client: its own disk over an image, booted by MAC")
+    add.add_argument("name")
+    add.add_argument("--mac", required=True)
+    add.add_argument("--image", required=True, help="an [[image]] name")
+    add.add_argument("--ip", default="", help="a fixed address (DHCP full mode)")
+    add.add_argument("--reset-on-boot", action="store_true", help="start from the image at every boot")
+    add.set_defaults(run=lambda args: edit(args, "client.add", {
+        "name": args.name, "mac": args.mac, "image": args.image, "ip": args.ip,
+        "reset_on_boot": args.reset_on_boot}))
+    listing = client.add_parser("list", help="clients, and whether each is online (when the server runs)")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=_list)
+    remove = client.add_parser("remove", help="forget a client (its disk file and snapshots stay)")
+    remove.add_argument("name")
+    remove.add_argument("--delete-disk", action="store_true", help="delete its disk file too")
+    remove.set_defaults(run=_remove)
+    keep = client.add_parser("keep", help="turn an adopted client (pc-...) into a [[client]], disk and all")
+    keep.add_argument("name", help="the adopted client's name (pc-<mac>)")
+    keep.add_argument("--name", dest="new_name", required=True, help="its name as a [[client]]")
+    keep.set_defaults(run=_keep)
+    for sub in (add, listing, remove, keep):
+        config_option(sub)
+
+
+def _list(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    try:
+        live = {row["name"]: row for row in call(config.server.state_dir, "clients")}
+    except ConnectionError:
+        live = {}
+
+    def state(name: str) -> str:
+        return ("online" if live[name]["online"] else "offline") if name in live else "-"
+
+    rows = [{"name": c.name, "mac": c.mac, "image": c.image, "ip": c.ip or live.get(c.name, {}).get("ip") or "-",
+             "reset_on_boot": c.reset_on_boot, "state": state(c.name), "origin": "config"} for c in config.clients]
+    for record in adopted.load(config.server.state_dir):
+        rows.append({"name": record.name, "mac": record.mac, "image": record.image,
+                     "ip": live.get(record.name, {}).get("ip") or "-", "reset_on_boot": False,
+                     "state": state(record.name), "origin": "adopted"})
+    print_rows(rows, args.json, ["name", "mac", "ip", "image", "state", "reset_on_boot", "origin"])
+    return 0
+
+
+def _adopted(args: argparse.Namespace) -> adopted.AdoptedClient | None:
+    state_dir = load_config(args.config).server.state_dir
+    return next((r for r in adopted.load(state_dir) if r.name == args.name), None)
+
+
+def _keep(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    record = _adopted(args)
+    if record is None:
+        raise SystemExit(f"bootsrv: no adopted client {args.name!r} (client list shows them)")
+    _forget_adopted(config.server.state_dir, args.name, delete_disk=False)
+    disk = client_disk_path(config.server.state_dir, args.name)
+    if disk.exists():  # the [[client]] boots the same disk, changes and all
+        os.replace(disk, client_disk_path(config.server.state_dir, args.new_name))
+    return edit(args, "client.add", {"name": args.new_name, "mac": record.mac, "image": record.image})
+
+
+def _remove(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if _adopted(args) is not None and not any(c.name == args.name for c in config.clients):
+        print(_forget_adopted(config.server.state_dir, args.name, args.delete_disk))
+        return 0
+    status = edit(args, "client.remove", {"name": args.name})
+    if args.delete_disk:
+        disk = client_disk_path(config.server.state_dir, args.name)
+        disk.unlink(missing_ok=True)
+        print(f"deleted {disk}")
+    return status
+
+
+def _forget_adopted(state_dir: Path, name: str, delete_disk: bool) -> str:
+    """A running server drops the client's sessions and target; else only the record and file go."""
+    try:
+        return str(call(state_dir, "client.forget", {"name": name, "delete_disk": delete_disk}))
+    except ConnectionError:
+        adopted.remove(state_dir, name)
+        return adopted.dispose_disk(state_dir, name, delete_disk)

@@ -1,0 +1,38 @@
+"""`bootsrv status`: what the running server serves now."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from bootsrv.cli.common import ask, config_option, size_text, when
+
+
+def register(commands: Any) -> None:
+    status = commands.add_parser("status", help="what the running server serves: disks, sessions, schedules")
+    config_option(status)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=_status)
+
+
+def _status(args: argparse.Namespace) -> int:
+    status = ask(args, "status")
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"bootsrv pid {status['pid']}, up {status['uptime'] / 3600:.1f} h, portals {', '.join(status['portals'])}, "
+          f"{status['sessions']} session(s)")
+    clients = status["clients"]
+    print("  services: " + ", ".join(f"{name} {state}" for name, state in status["services"].items())
+          + f"; clients {clients['total']} ({clients['adopted']} adopted, {clients['disks_open']} disks open)")
+    for disk in status["disks"]:
+        print(f"  disk {disk['name']:<16} {size_text(disk['size']):>10}  {disk['sessions']} session(s)  "
+              f"{disk['snapshots']} snapshot(s), {size_text(disk['snapshot_bytes'])}")
+    for row in status["schedules"]:
+        print(f"  schedule {row['name']} ({row['cron']}, disks {' '.join(row['disks'])}, export {row['export']}): "
+              f"last run {when(row['last_run'])} {row['last_result']}; next run {when(row['next_run'])}")
+    for mount in status["mounts"]:
+        print(f"  snapshot {mount['id']} of {mount['disk']} mounted" + (" as iSCSI" if mount["iscsi"] else "")
+              + (f" at {mount['local']}" if mount["local"] else ""))
+    return 0

@@ -1,0 +1,96 @@
+"""What the commands share: the parser class, the --config option, asking the running
+server, editing the configuration, and how sizes, times and tables are printed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, NoReturn
+
+from bootsrv.admin import call
+from bootsrv.config import load_config, parse_size
+from bootsrv.disktool import DiskToolError
+from bootsrv.ops import edit_file
+
+DEFAULT_CONFIG = "/etc/bootsrv/bootsrv.toml"
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage mistakes: one line naming what is wrong (and where help is), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def actions(commands: Any, name: str, help: str) -> Any:
+    """A command with sub-actions (`disk create`, `disk info`, ...)."""
+    return commands.add_parser(name, help=help).add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
+def config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", metavar="FILE", default=os.environ.get("BOOTSRV_CONFIG", DEFAULT_CONFIG),
+                        help=f"the running server's configuration (default $BOOTSRV_CONFIG or {DEFAULT_CONFIG})")
+
+
+def state_dir(args: argparse.Namespace) -> Path:
+    return load_config(args.config).server.state_dir
+
+
+def ask(args: argparse.Namespace, op: str, op_args: dict[str, Any] | None = None) -> Any:
+    """One operation on the server that serves args.config (ConnectionError if none does)."""
+    return call(state_dir(args), op, op_args)
+
+
+def edit(args: argparse.Namespace, op: str, edit_args: dict[str, Any]) -> int:
+    """A running server makes the change itself (and applies it); else the file is edited here."""
+    config = load_config(args.config)
+    try:
+        result = call(config.server.state_dir, "config.edit", {"op": op, "args": edit_args})
+    except ConnectionError:
+        print(f"{args.config}: {edit_file(args.config, op, edit_args)}")
+        print("bootsrv is not running: the change takes effect when it starts")
+        return 0
+    print(f"{config.path}: {result['message']}")
+    for line in result["applied"]:
+        print(f"applied: {line}")
+    if result["restart_needed"]:
+        print(f"restart bootsrv for: {', '.join(result['restart_needed'])}")
+    return 0
+
+
+def size_arg(text: str | None, what: str) -> int | None:
+    if text is None:
+        return None
+    size = parse_size(text)
+    if size is None or size % 512:
+        raise DiskToolError(f"{what}: expected a size in bytes, a multiple of 512, like 20GiB; got {text!r}")
+    return size
+
+
+def when(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
+
+
+def size_text(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TiB"
+
+
+def print_rows(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    widths = [max([len(column)] + [len(str(row[column])) for row in rows]) for column in columns]
+    print("  ".join(column.upper().ljust(width) for column, width in zip(columns, widths)))
+    for row in rows:
+        print("  ".join(str(row[column]).ljust(width) for column, width in zip(columns, widths)))
+
+
+__all__ = ["DEFAULT_CONFIG", "Parser", "actions", "ask", "config_option", "edit", "print_rows",
+           "size_arg", "size_text", "state_dir", "when"]

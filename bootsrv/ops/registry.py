@@ -1,0 +1,106 @@
+"""The one table of operations that the admin socket, the web API and the CLI share.
+
+An operation is a function of the appliance's view and a JSON object of arguments,
+registered by name with `@operation`. `on_loop` ones read state the event loop owns
+(sessions, leases) and are quick; the rest (snapshots, exports) run on a worker
+thread so the loop keeps serving disks. `edits_config` ones change the configuration
+file instead: they get a `ConfigEdit`, and `dispatch` saves it and applies the saved
+file, so the CLI can run the same edit on the file alone when no server runs.
+
+`dispatch` answers `{"ok": true, "result": ...}` or `{"ok": false, "error": "..."}`
+and never raises: an expected failure says what is wrong in one line, anything else
+is logged with its traceback and reported as an internal error, and the server goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from bootsrv.config import ConfigError, StartupError
+from bootsrv.confedit import ConfigEdit
+from snapshots.engine import SnapshotError
+from snapshots.localmount import MountError
+from target.stores.errors import StoreError
+
+if TYPE_CHECKING:
+    from bootsrv.runtime.view import ApplianceView
+
+log = logging.getLogger("bootsrv.ops")
+# What an operation raises when the request cannot be done: the message is the answer.
+EXPECTED = (SnapshotError, MountError, StoreError, ConfigError, StartupError, OSError, KeyError, ValueError)
+
+
+class OperationFailed(Exception):
+    """An operation answered with an error (the server's one-line message)."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    run: Callable[..., Any]  # (view, args) -> result, or (ConfigEdit, args) -> message when edits_config
+    on_loop: bool = False
+    edits_config: bool = False
+
+
+OPERATIONS: dict[str, Operation] = {}
+
+
+def operation(name: str, *, on_loop: bool = False, edits_config: bool = False) -> Callable[[Callable[..., Any]],
+                                                                                          Callable[..., Any]]:
+    def register(run: Callable[..., Any]) -> Callable[..., Any]:
+        if name in OPERATIONS:
+            raise RuntimeError(f"operation {name!r} registered twice")
+        OPERATIONS[name] = Operation(name, run, on_loop=on_loop or edits_config, edits_config=edits_config)
+        return run
+    return register
+
+
+def names() -> str:
+    return ", ".join(sorted(OPERATIONS))
+
+
+def edit_file(path: str | Path, name: str, args: dict[str, Any]) -> str:
+    """Run one `edits_config` operation on the file and save it; returns what was done."""
+    op = OPERATIONS.get(name)
+    if op is None or not op.edits_config:
+        edits = ", ".join(sorted(n for n, o in OPERATIONS.items() if o.edits_config))
+        raise ConfigError(f"no configuration edit {name!r}; edits: {edits}")
+    editor = ConfigEdit(path)
+    try:
+        message = op.run(editor, args)
+    except KeyError as exc:
+        raise ConfigError(f"{name}: {exc.args[0]} is needed") from None
+    editor.save()
+    return str(message)
+
+
+def apply_edit(view: "ApplianceView", name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """What the wizards do: change the file (comments kept), then apply the saved file."""
+    message = edit_file(view.config.path, name, args)
+    return {"message": message, **view.reload()}
+
+
+def _call(op: Operation, view: "ApplianceView", args: dict[str, Any]) -> Any:
+    return apply_edit(view, op.name, args) if op.edits_config else op.run(view, args)
+
+
+async def dispatch(view: "ApplianceView", name: str, args: Any) -> dict[str, Any]:
+    op = OPERATIONS.get(name)
+    if op is None or not isinstance(args, dict):
+        return {"ok": False, "error": f"no operation {name!r}; operations: {names()}"}
+    try:
+        if op.on_loop:
+            result = _call(op, view, args)
+        else:
+            result = await asyncio.get_running_loop().run_in_executor(None, _call, op, view, args)
+    except EXPECTED as exc:
+        log.info("%s failed: %s", name, exc)
+        return {"ok": False, "error": str(exc)}
+    except Exception as exc:  # the caller sees the failure, the server keeps running
+        log.exception("%s failed", name)
+        return {"ok": False, "error": f"internal error: {exc}"}
+    return {"ok": True, "result": result}

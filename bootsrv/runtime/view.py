@@ -1,0 +1,119 @@
+"""What the operations, the dashboard and the metrics may see and do of a running
+appliance: a read-only view with a few named actions. It is the one place that knows
+where the appliance keeps things (the iSCSI server, the lease store, the TFTP service),
+so those can move without touching a single operation."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bootsrv.config import Config
+from target.iscsi.session import Session
+from target.iscsi.stats import CommandStats
+from target.stores.errors import FormatError
+from target.stores.vhd import read_footer
+
+if TYPE_CHECKING:
+    from bootsrv.backup import BackupService
+    from bootsrv.runtime.appliance import Appliance
+    from snapshots.engine import SnapshotEngine
+    from snapshots.schedule import SnapshotScheduler
+
+
+@dataclass(frozen=True)
+class ApplianceView:
+    app: "Appliance"
+    started: float
+
+    @classmethod
+    def of(cls, app: "Appliance") -> "ApplianceView":
+        return cls(app, time.time())
+
+    # ---- what is configured and served ------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        return self.app.config  # replaced whole by a reload: read it anew each time
+
+    @property
+    def backup(self) -> "BackupService":
+        return self.app.backup
+
+    @property
+    def engine(self) -> "SnapshotEngine":
+        return self.app.backup.engine
+
+    @property
+    def scheduler(self) -> "SnapshotScheduler | None":
+        return self.app.backup.scheduler
+
+    def process(self) -> dict[str, Any]:
+        return {"pid": os.getpid(), "uptime": time.time() - self.started, "config": str(self.config.path)}
+
+    def portals(self) -> list[str]:
+        return [f"{host}:{port}" for host, port in self.app.bound]
+
+    def images(self) -> list[dict[str, Any]]:
+        clients = self.app.clients.values()
+        rows = []
+        for image in self.config.images:
+            try:
+                size = read_footer(image.path).virtual_size
+            except FormatError:
+                size = 0
+            rows.append({"name": image.name, "path": str(image.path), "size": size,
+                         "clients": sorted(c.name for c in clients if c.config.image == image.name)})
+        return rows
+
+    def disks(self) -> list[dict[str, Any]]:
+        engine, rows = self.engine, []
+        for name, volume in sorted(engine.volumes.items()):
+            count, held = engine.usage(name)
+            rows.append({"name": name, "path": str(volume.path), "size": volume.gate.size,
+                         "sessions": volume.sessions(), "snapshots": count, "snapshot_bytes": held})
+        return rows
+
+    # ---- live state (read on the event loop) -----------------------------------------------
+
+    def sessions(self) -> list[Session]:
+        return self.app.sessions()
+
+    def connection_count(self) -> int:
+        return len(self.app.server.connections) if self.app.server else 0
+
+    def command_stats(self) -> CommandStats | None:
+        return self.app.server.stats if self.app.server else None
+
+    def service_status(self) -> dict[str, str]:
+        return self.app.service_status()
+
+    def clients_summary(self) -> dict[str, int]:
+        return self.app.clients_summary()
+
+    def clients_overview(self) -> list[dict[str, Any]]:
+        return self.app.clients_overview()
+
+    def lease_states(self) -> dict[str, int] | None:
+        """DHCP leases by state (an expired one counts as expired), None without DHCP."""
+        leases = self.app.leases
+        if leases is None:
+            return None
+        now, counts = time.time(), {"bound": 0, "offered": 0, "declined": 0, "expired": 0}
+        for lease in leases.all():
+            state = "expired" if lease.expires < now else lease.state
+            counts[state] = counts.get(state, 0) + 1
+        return counts
+
+    def tftp_transfers(self) -> int | None:
+        return self.app.tftp_transfers() if self.app.tftp else None
+
+    # ---- actions --------------------------------------------------------------------------
+
+    def reload(self) -> dict[str, list[str]]:
+        return self.app.reload()
+
+    def forget_adopted(self, name: str, delete_disk: bool) -> str:
+        return self.app.forget_adopted(name, delete_disk)
