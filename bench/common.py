@@ -21,11 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 MiB = 1 << 20
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.ports import free_port  # noqa: E402  (needs the path above)
 
 
 def wait_port(port: int, proc: subprocess.Popen) -> None:

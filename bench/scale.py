@@ -13,22 +13,15 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import REPO  # noqa: E402  (first: it puts this checkout on sys.path)
+from common import REPO, free_port  # noqa: E402  (first: it puts this checkout on sys.path)
 
 from target.stores.vhd.create import create_dynamic  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def config_text(count: int) -> str:

@@ -12,6 +12,7 @@ from snapshots.faults import crash_point
 from snapshots.files import fsync_dir
 from target.stores.base import BlockStore, StoreError
 from target.stores.raw import RawStore
+from target.stores.registry import backend_for, open_store
 from target.stores.vhd import VhdFormatError, VhdStore, open_vhd, read_footer
 from target.stores.vhd.check import check_vhd
 from target.stores.vhd.create import create_differencing, create_dynamic, create_fixed, extend
@@ -25,20 +26,15 @@ class DiskToolError(Exception):
 
 
 def is_vhd(path: str | os.PathLike[str]) -> bool:
-    path = Path(path)
-    if path.suffix.lower() == ".vhd":
-        return True
-    try:
-        read_footer(path)
-        return True
-    except (VhdFormatError, OSError):
-        return False
+    """The store registry's rule, looking at the content too: a file an admin names may
+    be a VHD under any name."""
+    return backend_for(path, sniff=True)[0].name == "vhd"
 
 
 def open_any(path: str | os.PathLike[str], *, readonly: bool = True) -> BlockStore:
     try:
-        return open_vhd(path, readonly=readonly) if is_vhd(path) else RawStore(path, readonly=readonly)
-    except (VhdFormatError, StoreError) as exc:
+        return open_store(path, readonly=readonly, sniff=True)
+    except StoreError as exc:
         raise DiskToolError(str(exc)) from None
 
 

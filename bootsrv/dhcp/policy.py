@@ -18,6 +18,7 @@ from typing import Union
 
 from bootsrv.clients import BootClient
 from bootsrv.config import DhcpConfig
+from bootsrv.config.modes import DhcpMode, UnknownClients
 from bootsrv.dhcp import packet as p
 from bootsrv.dhcp.leases import OFFER_HOLD, LeaseStore
 
@@ -146,7 +147,7 @@ class DhcpPolicy:
 
     @property
     def adopting(self) -> bool:
-        return self.config.unknown_clients not in ("ignore", "lease")
+        return not UnknownClients.is_word(self.config.unknown_clients)  # the name of an image to adopt with
 
     def take_effects(self) -> list[Effect]:
         effects, self.effects = self.effects, []
@@ -164,15 +165,15 @@ class DhcpPolicy:
             if powered_on(request) and self.adoptions.allow(request.mac, now):
                 self.effects.append(Adopt(request.mac, describe(request)))
             return None
-        if client is None and self.config.unknown_clients == "ignore":
+        if client is None and self.config.unknown_clients == UnknownClients.IGNORE:
             log.debug("ignoring %s from unknown %s", p.MESSAGE_NAMES.get(kind, kind), request.mac)
             return None
-        if client is not None and powered_on(request) and (self.config.mode != "proxy" or port == 67):
+        if client is not None and powered_on(request) and (self.config.mode != DhcpMode.PROXY or port == 67):
             self.effects.append(PoweringOn(client, describe(request), request.xid))
         if kind == p.DISCOVER and request.is_ipxe and port == 67 and (client is not None or
-                                                                        self.config.mode == "full"):
-            self.effects.append(EndIpv6Wait(request.mac, only_to_it=self.config.mode == "proxy"))
-        if self.config.mode == "proxy":
+                                                                        self.config.mode == DhcpMode.FULL):
+            self.effects.append(EndIpv6Wait(request.mac, only_to_it=self.config.mode == DhcpMode.PROXY))
+        if self.config.mode == DhcpMode.PROXY:
             return self._proxy(request, client, port, source)
         if kind == p.DISCOVER:
             return self._discover(request, client, now)
