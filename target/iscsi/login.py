@@ -4,17 +4,19 @@ Feed it Login Request PDUs; it answers with Login Response PDUs and ends in
 success (identity, target, negotiated parameters) or failure (a status class
 and detail, after which the connection is closed).
 
-The stages are `Stage`, and the moves between them the two tables below it.
-Authentication is tracked apart from the stage (`_auth_done`, and the CHAP
-exchange: `_awaiting_chap_a`, then the challenge in `_chap`), because an
-initiator may send AuthMethod and CHAP keys again within the security stage.
+The stages are `Stage`, the security stage split by the steps of the CHAP
+exchange (RFC 7143 12.1.3), and every move between them is in `_MOVES`: a step
+with no move there is a protocol error, refused with Login reject "initiator
+error" (0x0200, as 6.2 asks of a key negotiated twice). So AuthMethod is agreed
+once, CHAP_A is answered once, and one challenge takes one response; nothing
+restarts the exchange. `_NEXT_STAGES` says which NSG a request's CSG allows.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import Enum, IntEnum, auto
 from typing import Callable
 
 from target.iscsi import chap, params as p, wire
@@ -24,24 +26,60 @@ from target.iscsi.targets import TargetDirectory, TargetSpec
 
 log = logging.getLogger("bootsrv.iscsi.login")
 
-class Stage(IntEnum):
-    """Where the login is; the values are the CSG/NSG codes of RFC 7143 11.12.3."""
-
-    START = -1  # no request seen yet
-    SECURITY = 0
-    OPERATIONAL = 1
-    FULL_FEATURE = 3  # the response that binds the session has been sent
+# The stage codes of RFC 7143 11.12.3 (CSG and NSG).
+SECURITY, OPERATIONAL, FULL_FEATURE = 0, 1, 3
 
 
-SECURITY, OPERATIONAL, FULL_FEATURE = Stage.SECURITY, Stage.OPERATIONAL, Stage.FULL_FEATURE
-# The transition table. A request names its current stage (CSG), which may not
-# go back; with the T bit it names the next (NSG), which must be further on.
-# Leaving SECURITY also waits for authentication (the T bit is refused until then).
-_CURRENT_STAGES: dict[Stage, frozenset[int]] = {
-    Stage.START: frozenset({SECURITY, OPERATIONAL}),
-    Stage.SECURITY: frozenset({SECURITY, OPERATIONAL}),
-    Stage.OPERATIONAL: frozenset({OPERATIONAL}),
+class Stage(Enum):
+    """Where the login is."""
+
+    START = auto()  # no request seen yet
+    SECURITY = auto()  # security negotiation, AuthMethod not agreed yet
+    CHAP_A = auto()  # AuthMethod=CHAP agreed: the initiator's CHAP_A awaited
+    CHAP_RESPONSE = auto()  # our challenge sent: CHAP_N and CHAP_R awaited
+    AUTHENTICATED = auto()  # still in security: AuthMethod=None agreed, or the CHAP response verified
+    OPERATIONAL = auto()
+    FULL_FEATURE = auto()  # the response that binds the session has been sent
+
+    @property
+    def csg(self) -> int:
+        """The stage code a response in this stage carries (START answers as security)."""
+        return _CSG.get(self, SECURITY)
+
+
+_CSG = {Stage.OPERATIONAL: OPERATIONAL, Stage.FULL_FEATURE: FULL_FEATURE}
+
+
+class Step(Enum):
+    """What a request does, in the order it is applied."""
+
+    IN_SECURITY = auto()  # a request with CSG security
+    IN_OPERATIONAL = auto()  # a request with CSG operational (refused before authentication: 0x0201)
+    AUTH_NONE = auto()  # AuthMethod answered None
+    AUTH_CHAP = auto()  # AuthMethod answered CHAP
+    CHAP_A = auto()  # CHAP_A answered with our challenge
+    CHAP_RESPONSE = auto()  # CHAP_N and CHAP_R verified (and a mutual challenge answered)
+    BIND = auto()  # the T bit to full feature granted: the session is bound
+
+
+# The transition table: every move the login may make. A request's CSG may not
+# go back; leaving security before authentication is over is refused apart:
+# the T bit is withheld, and a request with CSG operational fails (0x0201).
+_MOVES: dict[Stage, dict[Step, Stage]] = {
+    Stage.START: {Step.IN_SECURITY: Stage.SECURITY, Step.IN_OPERATIONAL: Stage.OPERATIONAL},
+    Stage.SECURITY: {Step.IN_SECURITY: Stage.SECURITY, Step.IN_OPERATIONAL: Stage.OPERATIONAL,
+                     Step.AUTH_NONE: Stage.AUTHENTICATED, Step.AUTH_CHAP: Stage.CHAP_A, Step.BIND: Stage.FULL_FEATURE},
+    Stage.CHAP_A: {Step.IN_SECURITY: Stage.CHAP_A, Step.IN_OPERATIONAL: Stage.OPERATIONAL,
+                   Step.CHAP_A: Stage.CHAP_RESPONSE},
+    Stage.CHAP_RESPONSE: {Step.IN_SECURITY: Stage.CHAP_RESPONSE, Step.IN_OPERATIONAL: Stage.OPERATIONAL,
+                          Step.CHAP_RESPONSE: Stage.AUTHENTICATED},
+    Stage.AUTHENTICATED: {Step.IN_SECURITY: Stage.AUTHENTICATED, Step.IN_OPERATIONAL: Stage.OPERATIONAL,
+                          Step.BIND: Stage.FULL_FEATURE},
+    Stage.OPERATIONAL: {Step.IN_OPERATIONAL: Stage.OPERATIONAL, Step.BIND: Stage.FULL_FEATURE},
+    Stage.FULL_FEATURE: {},
 }
+_CSG_STEPS = {SECURITY: Step.IN_SECURITY, OPERATIONAL: Step.IN_OPERATIONAL}  # the step a request's CSG makes
+# With the T bit a request names its next stage (NSG), which must be further on.
 _NEXT_STAGES: dict[int, frozenset[int]] = {
     SECURITY: frozenset({OPERATIONAL, FULL_FEATURE}),
     OPERATIONAL: frozenset({FULL_FEATURE}),
@@ -110,9 +148,7 @@ class LoginMachine:
     _alias: str = ""
     _target: TargetSpec | None = None
     _discovery: bool = False
-    _auth_done: bool = False
-    _chap: chap.ChapChallenge | None = None
-    _awaiting_chap_a: bool = False
+    _chap: chap.ChapChallenge | None = None  # the challenge of Stage.CHAP_RESPONSE
     _declared_mrdsl: bool = False
     _first_isid: bytes = b""
     requested_tsih: int = 0  # TSIH of the first request: non-zero adds to an existing session
@@ -143,14 +179,17 @@ class LoginMachine:
         csg, nsg = (flags >> 2) & 3, flags & 3
         if transit and cont:
             raise LoginFailed(LoginStatus.INITIATOR_ERROR, "T and C both set")
-        if csg not in _CURRENT_STAGES.get(self._stage, ()):
-            raise LoginFailed(LoginStatus.INITIATOR_ERROR, f"bad current stage {csg}")
+        previous = self._stage
+        stage = self._after(_CSG_STEPS.get(csg), f"current stage {csg}")
         if transit and nsg not in _NEXT_STAGES[csg]:
             raise LoginFailed(LoginStatus.INITIATOR_ERROR, f"bad transition {csg}->{nsg}")
-        self._stage = Stage(csg)
+        self._stage = stage
+        entered_operational = stage is Stage.OPERATIONAL and previous is not Stage.OPERATIONAL
 
         self._pending_text += pdu.data
         if cont:  # more text follows: acknowledge with an empty response
+            if entered_operational:
+                self._require_authenticated(previous)
             return self._respond(pdu, transit=False, nsg=0, keys=[])
         text, self._pending_text = bytes(self._pending_text), bytearray()
         try:
@@ -166,29 +205,42 @@ class LoginMachine:
             answers += self._identify(pairs)
         if csg == SECURITY:
             answers += self._security(pairs)
-        elif self._target is not None and self._target.chap is not None and not self._auth_done:
-            raise LoginFailed(LoginStatus.AUTH_FAILED, "target requires CHAP; initiator skipped security")
-        else:
-            self._auth_done = True
+        elif entered_operational:
+            self._require_authenticated(previous)
         answers += p.negotiate(pairs, self.params, self.limits, discovery=self._discovery)
         if (csg == OPERATIONAL or (transit and nsg == FULL_FEATURE)) and not self._declared_mrdsl:
             self._declared_mrdsl = True
             self.params.target_max_recv_data_segment_length = self.limits.max_recv_data_segment_length
             answers.append(("MaxRecvDataSegmentLength", str(self.limits.max_recv_data_segment_length)))
 
-        if transit and csg == SECURITY and not self._auth_done:
+        if transit and csg == SECURITY and not self._authenticated(self._stage):
             transit = False  # refuse to leave security until CHAP is finished
-        tsih = 0
+        tsih, after = 0, self._stage
         if transit and nsg == FULL_FEATURE:
+            after = self._after(Step.BIND, "full feature phase")
             p.finish(self.params)
             result = LoginResult(self._initiator, self._alias, self._target, pdu.isid, 0, pdu.cid,
                                  self.params, self._statsn + 1, pdu.cmdsn)
             tsih = result.tsih = self.bind_session(result)
             self.result = result
         response = self._respond(pdu, transit=transit, nsg=nsg if transit else 0, keys=answers, tsih=tsih)
-        if self.result is not None:
-            self._stage = Stage.FULL_FEATURE
+        self._stage = after
         return response
+
+    def _after(self, step: Step | None, what: str) -> Stage:
+        """The stage `step` leads to from this one; a step `_MOVES` lacks is a protocol error."""
+        stage = _MOVES[self._stage].get(step) if step is not None else None
+        if stage is None:
+            raise LoginFailed(LoginStatus.INITIATOR_ERROR, f"{what} not allowed in stage {self._stage.name}")
+        return stage
+
+    def _authenticated(self, stage: Stage) -> bool:
+        """Whether `stage` may leave security: the target needs no CHAP, or the exchange is over."""
+        return stage is Stage.AUTHENTICATED or self._target is None or self._target.chap is None
+
+    def _require_authenticated(self, previous: Stage) -> None:
+        if not self._authenticated(previous):
+            raise LoginFailed(LoginStatus.AUTH_FAILED, "target requires CHAP; initiator skipped security")
 
     def _identify(self, pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
         keys = dict(pairs)
@@ -198,8 +250,7 @@ class LoginMachine:
             raise LoginFailed(LoginStatus.MISSING_PARAMETER, "no InitiatorName")
         session_type = keys.get("SessionType", "Normal")
         if session_type == "Discovery":
-            self._discovery = True
-            self._auth_done = True  # discovery needs no CHAP here; it shows only permitted targets
+            self._discovery = True  # no target, so no CHAP here; discovery shows only permitted targets
             return []
         if session_type != "Normal":
             raise LoginFailed(LoginStatus.SESSION_TYPE_NOT_SUPPORTED, f"SessionType={session_type}")
@@ -213,7 +264,6 @@ class LoginMachine:
             raise LoginFailed(LoginStatus.AUTHORIZATION_FAILED,
                               f"initiator {self._initiator!r} is not allowed on {target.name}")
         self._target = target
-        self._auth_done = target.chap is None
         declared = [("TargetPortalGroupTag", str(target.portal_group_tag))]
         if target.alias:
             declared.append(("TargetAlias", target.alias))
@@ -226,31 +276,33 @@ class LoginMachine:
         if "AuthMethod" in keys:
             offered = [m.strip() for m in keys["AuthMethod"].split(",")]
             if needs_chap and "CHAP" in offered:
-                answers.append(("AuthMethod", "CHAP"))
-                self._awaiting_chap_a = True
+                method, step = "CHAP", Step.AUTH_CHAP
             elif not needs_chap and "None" in offered:
-                answers.append(("AuthMethod", "None"))
+                method, step = "None", Step.AUTH_NONE
             else:
                 raise LoginFailed(LoginStatus.AUTH_FAILED, f"AuthMethod offer {keys['AuthMethod']!r} unacceptable")
+            self._stage = self._after(step, "AuthMethod")
+            answers.append(("AuthMethod", method))
         if "CHAP_A" in keys:
-            if not self._awaiting_chap_a:
-                raise LoginFailed(LoginStatus.INITIATOR_ERROR, "CHAP_A without AuthMethod=CHAP")
+            after = self._after(Step.CHAP_A, "CHAP_A")
             algorithm = chap.choose_algorithm(keys["CHAP_A"])
             if algorithm is None:
                 raise LoginFailed(LoginStatus.AUTH_FAILED, f"no common CHAP algorithm in {keys['CHAP_A']!r}")
-            self._awaiting_chap_a = False
             self._chap = chap.ChapChallenge.new(algorithm)
+            self._stage = after
             answers += [("CHAP_A", str(algorithm)), ("CHAP_I", str(self._chap.identifier)),
                         ("CHAP_C", chap.encode_binary(self._chap.challenge))]
         if "CHAP_R" in keys or "CHAP_N" in keys:
+            after = self._after(Step.CHAP_RESPONSE, "CHAP response")
             answers += self._verify_chap(keys)
+            self._stage = after
         return answers
 
     def _verify_chap(self, keys: dict[str, str]) -> list[tuple[str, str]]:
         target = self._target
         if self._chap is None or target is None or target.chap is None:
             raise LoginFailed(LoginStatus.INITIATOR_ERROR, "CHAP response without a challenge")
-        challenge, self._chap = self._chap, None  # one answer per challenge
+        challenge, self._chap = self._chap, None  # one answer per challenge (and the table allows one)
         try:
             response = chap.decode_binary(keys.get("CHAP_R", ""))
         except chap.ChapError as exc:
@@ -270,12 +322,11 @@ class LoginMachine:
                 raise LoginFailed(LoginStatus.AUTH_FAILED, "mutual CHAP challenge refused (reflected or empty)")
             ours = chap.chap_response(challenge.algorithm, identifier, target.mutual_chap.secret, their_challenge)
             answers += [("CHAP_N", target.mutual_chap.user), ("CHAP_R", chap.encode_binary(ours))]
-        self._auth_done = True
         return answers
 
     def _respond(self, pdu: Pdu, *, transit: bool, nsg: int, keys: list[tuple[str, str]],
                  status: LoginStatus = LoginStatus.SUCCESS, tsih: int = 0) -> list[bytes | bytearray | memoryview]:
-        csg = max(self._stage, SECURITY)  # a first request refused before its stage was read: security
+        csg = self._stage.csg  # a first request refused before its stage was read: security
         flags = (0x80 if transit else 0) | (csg << 2) | (nsg if transit else 0)
         bhs = wire.login_response(flags, pdu.isid, tsih, pdu.itt, self._statsn & 0xFFFFFFFF, pdu.cmdsn,
                                   (pdu.cmdsn + self.queue_depth - 1) & 0xFFFFFFFF, status)

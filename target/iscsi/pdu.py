@@ -459,16 +459,3 @@ def encode(bhs: bytearray, data: bytes | memoryview = b"", *, header_digest: boo
             parts.append(_U32.pack(crc32c(data, padding)))
     return parts
 
-
-# Left for tests/target/test_zero_copy.py, which packs a Data-Out by hand: every
-# other PDU is built by target.iscsi.wire. Remove once that test uses wire.data_out.
-def new_bhs(opcode: int, flags: int, itt: int) -> bytearray:
-    bhs = bytearray(BHS_LEN)
-    bhs[0] = opcode
-    bhs[1] = flags
-    _U32.pack_into(bhs, 16, itt)
-    return bhs
-
-
-def put_u32(bhs: bytearray, offset: int, value: int) -> None:
-    _U32.pack_into(bhs, offset, value & 0xFFFFFFFF)

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from target.iscsi.output import SocketOutput
-from target.iscsi.pdu import PduReader, encode, new_bhs, put_u32
+from target.iscsi.pdu import PduReader, encode
+from target.iscsi.wire import data_out
 from target.stores.base import WouldBlock
 from target.stores.gate import GatedStore
 from target.stores.pieces import FileSlice, Pieces, file_handle, in_page_cache
@@ -134,9 +135,7 @@ def test_socket_output_sends_buffers_and_slices_in_order_under_back_pressure(raw
 
 
 def _data_out(data: bytes, *, data_digest: bool) -> bytes:
-    bhs = new_bhs(0x05, 0x80, 7)
-    put_u32(bhs, 20, 1)
-    put_u32(bhs, 40, 4096)  # buffer offset
+    bhs = data_out(itt=7, ttt=1, offset=4096)
     return b"".join(bytes(p) for p in encode(bhs, data, data_digest=data_digest))
 
 

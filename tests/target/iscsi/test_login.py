@@ -3,7 +3,7 @@ import hashlib
 import pytest
 
 from target.iscsi.chap import Credentials, decode_binary, encode_binary
-from target.iscsi.login import LoginMachine, LoginStatus
+from target.iscsi.login import _MOVES, LoginMachine, LoginStatus, Stage, Step
 from target.iscsi.params import TargetLimits
 from target.iscsi.pdu import PduReader
 from target.iscsi.session import SessionRegistry
@@ -161,3 +161,73 @@ def test_digest_policy(policy, offer, expected):
     answers = dict(negotiate([("HeaderDigest", offer)], SessionParams(), TargetLimits(digests=policy),
                              discovery=False))
     assert answers["HeaderDigest"] == expected
+
+
+# ---- the stage table: the CHAP exchange runs once ------------------------
+
+def _authenticated_in_security(m: LoginMachine, secret: str = "alice-secret-123") -> None:
+    """CHAP through to a verified response, every request without T: the login stays in security."""
+    step(m, login_pdu([f"InitiatorName={INITIATOR}", f"TargetName={TARGET}", "AuthMethod=CHAP"], transit=False))
+    _, _, keys = step(m, login_pdu(["CHAP_A=5"], transit=False))
+    answer = hashlib.md5(bytes([int(keys["CHAP_I"])]) + secret.encode() + decode_binary(keys["CHAP_C"])).digest()
+    _, status, _ = step(m, login_pdu(["CHAP_N=alice", f"CHAP_R={encode_binary(answer)}"], transit=False))
+    assert status == 0 and m._stage is Stage.AUTHENTICATED
+
+
+@pytest.mark.parametrize("again", [["AuthMethod=CHAP"], ["AuthMethod=CHAP,None"], ["CHAP_A=5"],
+                                   ["CHAP_N=alice", "CHAP_R=0x00"]])
+def test_chap_exchange_cannot_be_restarted_after_it_succeeded(again):
+    m = machine(chap=Credentials("alice", "alice-secret-123"))
+    _authenticated_in_security(m)
+    reply, status, keys = step(m, login_pdu(again, transit=False))
+    assert status == LoginStatus.INITIATOR_ERROR == 0x0200  # RFC 7143 6.2: a key negotiated twice
+    assert m.failed == LoginStatus.INITIATOR_ERROR and m.result is None
+    assert not reply.flags & 0x80 and (reply.flags >> 2) & 3 == 0 and keys == {}
+
+
+def test_authmethod_is_agreed_once():
+    m = machine(chap=Credentials("alice", "alice-secret-123"))
+    step(m, login_pdu([f"InitiatorName={INITIATOR}", f"TargetName={TARGET}", "AuthMethod=CHAP"], transit=False))
+    assert step(m, login_pdu(["AuthMethod=CHAP"], transit=False))[1] == LoginStatus.INITIATOR_ERROR
+    m = machine()
+    step(m, login_pdu([f"InitiatorName={INITIATOR}", f"TargetName={TARGET}", "AuthMethod=None"], transit=False))
+    assert step(m, login_pdu(["AuthMethod=None"]))[1] == LoginStatus.INITIATOR_ERROR
+
+
+def test_chap_keys_out_of_order_are_initiator_errors():
+    m = machine(chap=Credentials("alice", "alice-secret-123"))
+    step(m, login_pdu([f"InitiatorName={INITIATOR}", f"TargetName={TARGET}", "AuthMethod=CHAP"], transit=False))
+    assert step(m, login_pdu(["CHAP_N=alice", "CHAP_R=0x00"], transit=False))[1] == LoginStatus.INITIATOR_ERROR
+    m = machine()
+    assert step(m, login_pdu([f"InitiatorName={INITIATOR}", f"TargetName={TARGET}", "AuthMethod=None",
+                              "CHAP_A=5"], transit=False))[1] == LoginStatus.INITIATOR_ERROR
+
+
+def test_after_chap_the_login_leaves_security_and_binds():
+    m = machine(chap=Credentials("alice", "alice-secret-123"))
+    _authenticated_in_security(m)
+    reply, status, _ = step(m, login_pdu([], nsg=1))  # a request without keys may still ask to move on
+    assert status == 0 and reply.flags & 0x80 and reply.flags & 3 == 1
+    reply, status, _ = step(m, login_pdu([], csg=1, nsg=3))
+    assert status == 0 and m.result is not None and m._stage is Stage.FULL_FEATURE
+    assert step(m, login_pdu([], csg=1, nsg=3))[1] == LoginStatus.INITIATOR_ERROR  # nothing after binding
+
+
+def test_stage_table():
+    assert _MOVES[Stage.FULL_FEATURE] == {} and set(_MOVES) == set(Stage)
+    # A request's CSG never goes back, and only the security stages take security keys.
+    assert all(Step.IN_SECURITY not in _MOVES[s] for s in (Stage.OPERATIONAL, Stage.FULL_FEATURE))
+    for auth_step in (Step.AUTH_NONE, Step.AUTH_CHAP, Step.CHAP_A, Step.CHAP_RESPONSE):
+        (source,) = [s for s, moves in _MOVES.items() if auth_step in moves]  # each step from one stage only
+        assert source.csg == 0
+    # The exchange is a line: AuthMethod, CHAP_A, the response; nothing leads back into it.
+    assert _MOVES[Stage.SECURITY][Step.AUTH_CHAP] is Stage.CHAP_A
+    assert _MOVES[Stage.CHAP_A][Step.CHAP_A] is Stage.CHAP_RESPONSE
+    assert _MOVES[Stage.CHAP_RESPONSE][Step.CHAP_RESPONSE] is Stage.AUTHENTICATED
+    assert _MOVES[Stage.SECURITY][Step.AUTH_NONE] is Stage.AUTHENTICATED
+    assert {s for s, moves in _MOVES.items() if Stage.SECURITY in moves.values()} == {Stage.START, Stage.SECURITY}
+    assert {s for s, moves in _MOVES.items() if Stage.CHAP_A in moves.values()} == {Stage.SECURITY, Stage.CHAP_A}
+    # Binding happens only where leaving security is allowed without an exchange in progress.
+    assert {s for s, moves in _MOVES.items() if Step.BIND in moves} == {
+        Stage.SECURITY, Stage.AUTHENTICATED, Stage.OPERATIONAL}
+    assert [s.csg for s in Stage] == [0, 0, 0, 0, 0, 1, 3]
