@@ -151,6 +151,7 @@ class LoginMachine:
     _chap: chap.ChapChallenge | None = None  # the challenge of Stage.CHAP_RESPONSE
     _declared_mrdsl: bool = False
     _first_isid: bytes = b""
+    _identified: bool = False  # the first request's names and session type are read
     requested_tsih: int = 0  # TSIH of the first request: non-zero adds to an existing session
 
     def handle(self, pdu: Pdu) -> list[bytes | bytearray | memoryview]:
@@ -201,7 +202,8 @@ class LoginMachine:
             log.debug("login stage %d offer: %s", csg,
                       ", ".join(f"{k}={'...' if k.startswith('CHAP_') else v}" for k, v in pairs))
         answers: list[tuple[str, str]] = []
-        if first:
+        if not self._identified:  # the first complete request, which may have come in several PDUs (C bit)
+            self._identified = True
             answers += self._identify(pairs)
         if csg == SECURITY:
             answers += self._security(pairs)

@@ -5,6 +5,7 @@ import pytest
 from target.iscsi.chap import Credentials, decode_binary, encode_binary
 from target.iscsi.login import _MOVES, LoginMachine, LoginStatus, Stage, Step
 from target.iscsi.params import TargetLimits
+from target.iscsi import wire
 from target.iscsi.pdu import PduReader
 from target.iscsi.session import SessionRegistry
 from target.iscsi.targets import TargetDirectory, TargetSpec
@@ -231,3 +232,27 @@ def test_stage_table():
     assert {s for s, moves in _MOVES.items() if Step.BIND in moves} == {
         Stage.SECURITY, Stage.AUTHENTICATED, Stage.OPERATIONAL}
     assert [s.csg for s in Stage] == [0, 0, 0, 0, 0, 1, 3]
+
+
+def test_a_first_request_split_over_pdus_is_identified_and_still_needs_chap():
+    """The C bit may split the first request's text anywhere: the names it carries are read
+    once the text is whole, so a target with CHAP still demands it."""
+    text = [f"InitiatorName={INITIATOR}", f"TargetName={TARGET}", "AuthMethod=None"]
+    whole = b"".join(k.encode() + b"\0" for k in text)
+    cut = len(f"InitiatorName={INITIATOR}") + 7  # inside TargetName's value
+
+    def split_login(m):
+        reader = PduReader()
+        for part, cont in ((whole[:cut], True), (whole[cut:], False)):
+            bhs = wire.login_request(csg=0, nsg=1, transit=not cont, cont=cont, itt=1, cmdsn=1, tsih=0,
+                                     isid=wire.DEFAULT_ISID)
+            reader.feed(wire.frame(bhs, part))
+            (reply,) = responses(m.handle(reader.next_pdu()))
+        return reply
+
+    m = machine(chap=Credentials("alice", "alice-secret-123"))
+    assert split_login(m).login_status == LoginStatus.AUTH_FAILED
+    m = machine()
+    reply = split_login(m)
+    assert reply.login_status == 0 and reply.flags & 0x80
+    assert m._initiator == INITIATOR and m._target is not None and not m._discovery
