@@ -54,7 +54,7 @@ from target.scsi.device import ScsiDevice  # noqa: E402
 from target.scsi.lu import LogicalUnit  # noqa: E402
 from target.scsi.registry import HANDLERS, Access  # noqa: E402
 from target.stores.raw import RawStore  # noqa: E402
-from tests.fuzzseeds import LOGOUT, TARGET, iscsi_seeds, login_pdu, mutate  # noqa: E402
+from tests.support.fuzzseeds import LOGOUT, TARGET, iscsi_seeds, login_pdu, mutate  # noqa: E402
 from tests.support.faults_summary import table  # noqa: E402
 
 MAC = "52:54:00:12:34:56"

@@ -8,22 +8,13 @@ on some versions and 1 on others when tests fail: its summary and failure lines 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from tests.support.scratch import SCRATCH_IQN, scratch_config
-from tests.support.tools import run
+from tests.support.tools import accepted_failures, run
 
 pytestmark = pytest.mark.e2e
-ACCEPTED = Path(__file__).with_name("iscsi_test_cu_accepted_failures.txt")
-
-
-def accepted_failures() -> set[str]:
-    lines = (line.strip() for line in ACCEPTED.read_text().splitlines())
-    return {line for line in lines if line and not line.startswith("#")}
-
-
 def test_full_suite_has_no_unexpected_failures(run_server):
     server = run_server(scratch_config("1GiB"))
     out = run(["iscsi-test-cu", "--dataloss", "-n", "--initiator-name=iqn.2026-11.test:init1",

@@ -17,12 +17,11 @@ import threading
 
 import pytest
 
-from tests.e2e.test_vhd_over_iscsi import vhd_config
-from tests.support.initiator import RawInitiator
 from tests.support.cli import run_cli
 from tests.support.faults_summary import record
+from tests.support.initiator import RawInitiator
 from tests.support.paths import REPO
-from tests.support.scratch import SCRATCH_IQN
+from tests.support.scratch import SCRATCH_IQN, vhd_config
 from tests.support.server import start_server
 from tests.support.tools import run
 

@@ -10,30 +10,12 @@ import subprocess
 
 import pytest
 
-from tests.e2e.test_conformance_full import accepted_failures
 from tests.support.cli import run_cli
-from tests.support.scratch import SCRATCH_IQN
-from tests.support.tools import run
+from tests.support.scratch import SCRATCH_IQN, vhd_config
+from tests.support.tools import accepted_failures, run
 
 pytestmark = pytest.mark.e2e
 MiB = 1 << 20
-
-
-def vhd_config(path: str, size: str | None = None, readonly: bool = False) -> str:
-    return f"""
-[iscsi]
-portals = ["127.0.0.1:@PORT@"]
-
-[[disk]]
-name = "scratch"
-path = "{path}"
-{f'size = "{size}"' if size else ""}
-readonly = {"true" if readonly else "false"}
-
-[[target]]
-iqn = "{SCRATCH_IQN}"
-luns = ["scratch"]
-"""
 
 
 def bootsrv(*args: str, cwd) -> str:

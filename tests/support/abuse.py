@@ -1,7 +1,7 @@
 """Abuse of a running server over TCP, while a well-behaved client keeps working:
 
 - `live_fuzz`: connections carrying mutated logins and mutated PDU streams (the
-  seeds and mutator of tests/fuzzseeds.py) against an open scratch target;
+  seeds and mutator of tests/support/fuzzseeds.py) against an open scratch target;
 - `slow_logins`: half-open logins that trickle one byte at a time (slowloris)
   from several addresses, until the server times them out;
 - `Bystander`: a client of another disk (behind an initiator ACL) that writes,
@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from tests.support.initiator import RawInitiator
-from tests.fuzzseeds import LOGOUT, iscsi_seeds, login_pdu, mutate
+from tests.support.fuzzseeds import LOGOUT, iscsi_seeds, login_pdu, mutate
 from tests.support.load import read10, server_usage
 
 FUZZ_TARGET = "iqn.2026-11.lan.bootsrv:fuzzed"

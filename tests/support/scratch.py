@@ -25,3 +25,21 @@ iqn = "{SCRATCH_IQN}"
 luns = ["scratch"]
 {extra_target}
 """
+
+
+def vhd_config(path: str, size: str | None = None, readonly: bool = False) -> str:
+    """The scratch target over a disk file of any format at `path` (created at start if `size`)."""
+    return f"""
+[iscsi]
+portals = ["127.0.0.1:@PORT@"]
+
+[[disk]]
+name = "scratch"
+path = "{path}"
+{f'size = "{size}"' if size else ""}
+readonly = {"true" if readonly else "false"}
+
+[[target]]
+iqn = "{SCRATCH_IQN}"
+luns = ["scratch"]
+"""

@@ -20,7 +20,7 @@ from target.stores.base import WouldBlock
 from target.stores.gate import GatedStore
 from target.stores.pieces import FileSlice, Pieces, file_handle, in_page_cache
 from target.stores.raw import RawStore
-from tests.target.iscsi.helpers import pdus_in_chunks
+from tests.support.pdus import pdus_in_chunks
 
 MiB = 1 << 20
 

@@ -9,7 +9,7 @@ from target.iscsi import wire
 from target.iscsi.pdu import PduReader
 from target.iscsi.session import SessionRegistry
 from target.iscsi.targets import TargetDirectory, TargetSpec
-from tests.target.iscsi.helpers import login_pdu, parse_keys, responses
+from tests.support.pdus import login_pdu, parse_keys, responses
 
 TARGET = "iqn.2026-11.lan.bootsrv:disk"
 INITIATOR = "iqn.2026-11.test:init"

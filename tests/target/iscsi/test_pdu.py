@@ -8,7 +8,7 @@ from target.iscsi.digest import crc32c
 from target.iscsi.pdu import RESERVED_TAG, FramingError, PduReader, encode, lun_from_field, lun_to_field
 from tests.support.faults_summary import record
 from target.iscsi.wire import data_out, nop_out, scsi_command
-from tests.target.iscsi.helpers import pdus_in_chunks
+from tests.support.pdus import pdus_in_chunks
 
 
 def test_crc32c_matches_rfc_3720_vectors():

@@ -13,7 +13,7 @@ from target.scsi.device import ScsiDevice
 from target.scsi.lu import LogicalUnit
 from target.stores.raw import RawStore
 from tests.support.faults_summary import record
-from tests.target.iscsi.helpers import data_out_pdu, login_pdu, parse_keys, responses, scsi_pdu
+from tests.support.pdus import data_out_pdu, login_pdu, parse_keys, responses, scsi_pdu
 
 TARGET = "iqn.2026-11.lan.bootsrv:disk"
 
