@@ -19,7 +19,8 @@ def reload(view: ApplianceView, args: dict[str, Any]) -> dict[str, list[str]]:
 
 @operation("config.edit", on_loop=True)
 def edit(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
-    """Any edit by name ({"op": "client.add", "args": {...}}), as older CLIs send it."""
+    """Any edit by name ({"op": "client.add", "args": {...}}): what the CLI sends, so that a
+    server and a CLI of different versions agree on one operation name for all edits."""
     return apply_edit(view, str(args["op"]), dict(args.get("args") or {}))
 
 

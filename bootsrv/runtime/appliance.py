@@ -2,7 +2,7 @@
 services on one asyncio loop. No protocol logic lives here.
 
 Services start in list order and stop in reverse, all through `Service`; the admin socket
-and the dashboard come first and go first. A service that dies is never silently gone:
+starts first and the dashboard last, and both close before the services stop. A service that dies is never silently gone:
 `serve` notices through `Service.died`, logs why and exits non-zero. What DHCP asks for
 (power-on resets, adoption, RAs) and idle-disk parking are in `boot`.
 """
@@ -239,8 +239,10 @@ class Appliance:
         (bootsrv.runtime.reload). Runs on the event loop (sessions and DHCP state live there)."""
         old, new = self.config, load_config(self.config.path)
         changes = reloading.plan(old, new)
-        applied = reloading.apply(changes, old, new, self.inventory)
-        self.config = new
+        try:
+            applied = reloading.apply(changes, old, new, self.inventory)
+        finally:  # apply switches the inventory to `new` once the removals are done: a later
+            self.config = self.inventory.config  # reload then plans from what is really served
         restart = changes.restart
         log.info("configuration reloaded: %s%s", "; ".join(applied) or "nothing to apply",
                  f" (restart needed for: {', '.join(restart)})" if restart else "")

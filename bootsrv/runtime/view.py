@@ -23,14 +23,16 @@ if TYPE_CHECKING:
     from snapshots.schedule import SnapshotScheduler
 
 
+STARTED = time.time()  # `status` uptime: the process's, as it was before there was a view
+
+
 @dataclass(frozen=True)
 class ApplianceView:
     app: "Appliance"
-    started: float
 
     @classmethod
     def of(cls, app: "Appliance") -> "ApplianceView":
-        return cls(app, time.time())
+        return cls(app)
 
     # ---- what is configured and served ------------------------------------------------------
 
@@ -51,7 +53,7 @@ class ApplianceView:
         return self.app.backup.scheduler
 
     def process(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "uptime": time.time() - self.started, "config": str(self.config.path)}
+        return {"pid": os.getpid(), "uptime": time.time() - STARTED, "config": str(self.config.path)}
 
     def portals(self) -> list[str]:
         return [f"{host}:{port}" for host, port in self.app.bound]

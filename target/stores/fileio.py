@@ -2,7 +2,7 @@
 pread/pwrite loops, each failure turned into the StoreError it is.
 
 Kept to plain functions on a descriptor: they are on the READ/WRITE path of
-every block, so no object or extra call layer is added around os.pread/pwrite.
+every block, so there is one Python frame over os.pread/pwrite and no object.
 """
 
 from __future__ import annotations

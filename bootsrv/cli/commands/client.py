@@ -55,19 +55,18 @@ def _list(args: argparse.Namespace) -> int:
     for record in adopted.load(config.server.state_dir):
         rows.append({"name": record.name, "mac": record.mac, "image": record.image,
                      "ip": live.get(record.name, {}).get("ip") or "-", "reset_on_boot": False,
-                     "state": state(record.name), "origin": "adopted"})
+                     "origin": "adopted", "state": state(record.name)})  # (--json keeps the old key order)
     print_rows(rows, args.json, ["name", "mac", "ip", "image", "state", "reset_on_boot", "origin"])
     return 0
 
 
-def _adopted(args: argparse.Namespace) -> adopted.AdoptedClient | None:
-    state_dir = load_config(args.config).server.state_dir
-    return next((r for r in adopted.load(state_dir) if r.name == args.name), None)
+def _adopted(state_dir: Path, name: str) -> adopted.AdoptedClient | None:
+    return next((r for r in adopted.load(state_dir) if r.name == name), None)
 
 
 def _keep(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    record = _adopted(args)
+    record = _adopted(config.server.state_dir, args.name)
     if record is None:
         raise SystemExit(f"bootsrv: no adopted client {args.name!r} (client list shows them)")
     _forget_adopted(config.server.state_dir, args.name, delete_disk=False)
@@ -79,7 +78,7 @@ def _keep(args: argparse.Namespace) -> int:
 
 def _remove(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    if _adopted(args) is not None and not any(c.name == args.name for c in config.clients):
+    if _adopted(config.server.state_dir, args.name) is not None and not any(c.name == args.name for c in config.clients):
         print(_forget_adopted(config.server.state_dir, args.name, args.delete_disk))
         return 0
     status = edit(args, "client.remove", {"name": args.name})
