@@ -9,7 +9,8 @@ invariants demand). It holds, per block:
   are only in `full`, and read and write with one pread/pwrite (the common case);
 - whether bits set in memory are not yet on disk (`unsaved`), for the next flush.
 
-`spans` is the one block-by-block walk of a byte range.
+`spans` is the block-by-block walk of a byte range; the store's READ and WRITE
+paths inline it (no generator per block on the hot path).
 """
 
 from __future__ import annotations
