@@ -9,7 +9,8 @@ invariants demand). It holds, per block:
   are only in `full`, and read and write with one pread/pwrite (the common case);
 - whether bits set in memory are not yet on disk (`unsaved`), for the next flush.
 
-`spans` is the one block-by-block walk of a byte range.
+`spans` is the block-by-block walk of a byte range; the store's READ and WRITE
+paths inline it (no generator per block on the hot path).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ class BlockMap:
     # ---- bitmaps -------------------------------------------------------------------
 
     def is_full(self, bitmap: bytes | bytearray) -> bool:
-        return bitmap[: len(self.ones)] == self.ones
+        return bitmap.startswith(self.ones)
 
     def remember(self, block: int, bitmap: bytearray) -> bytearray | None:
         """Keep a bitmap just read or made; None (and the block `full`) when every bit is set."""
@@ -116,25 +117,29 @@ class BlockMap:
         self.unsaved.discard(block)
 
     def mark(self, block: int, bitmap: bytearray, first: int, last: int) -> None:
-        """Set, in memory, the bits of sectors [first, last) just written; the next flush saves them."""
+        """Set, in memory, the bits of sectors [first, last) just written; the next flush saves them.
+        `bitmap` is the block's remembered one; the block moves to `full` once every bit is set."""
         changed = False
         whole_first, whole_last = -(-first // 8), last // 8
         if whole_first < whole_last:
-            if bitmap[whole_first:whole_last].count(0xFF) != whole_last - whole_first:
+            if bitmap.count(0xFF, whole_first, whole_last) != whole_last - whole_first:
                 bitmap[whole_first:whole_last] = b"\xff" * (whole_last - whole_first)
                 changed = True
-            edges = [*range(first, whole_first * 8), *range(whole_last * 8, last)]
+            edges = (range(first, whole_first * 8), range(whole_last * 8, last))
         else:
-            edges = range(first, last)
-        for sector in edges:
-            bit = 0x80 >> (sector & 7)
-            if not bitmap[sector >> 3] & bit:
-                bitmap[sector >> 3] |= bit
-                changed = True
+            edges = (range(first, last),)
+        for sectors in edges:
+            for sector in sectors:
+                bit = 0x80 >> (sector & 7)
+                if not bitmap[sector >> 3] & bit:
+                    bitmap[sector >> 3] |= bit
+                    changed = True
         if not changed:
             return  # sectors written before
         self.unsaved.add(block)
-        self.remember(block, bitmap)
+        if bitmap.startswith(self.ones):
+            self.full.add(block)
+            self.bitmaps.pop(block, None)
 
     def take_unsaved(self) -> dict[int, tuple[int, bytes]]:
         """{block: (BAT entry, bitmap as it is now)} of the blocks with unsaved bits,
@@ -146,23 +151,30 @@ class BlockMap:
     @staticmethod
     def runs(bitmap: bytes | bytearray, first: int, last: int) -> list[SectorRun]:
         """Runs of present / absent sectors in [first, last), coalesced."""
+        if first >= last:
+            return []
+        lo, hi = first >> 3, (last + 7) >> 3
+        match = _RUN.match(bitmap, lo, hi)
+        byte = bitmap[lo]
+        if match is not None and match.end() == hi and (byte == 0xFF or byte == 0x00):
+            return [(first, last, byte == 0xFF)]  # one run of whole bytes: the common case
         runs: list[SectorRun] = []
-
-        def add(start: int, stop: int, present: bool) -> None:
-            start, stop = max(start, first), min(stop, last)
-            if start >= stop:
-                return
-            if runs and runs[-1][2] == present and runs[-1][1] == start:
-                runs[-1] = (runs[-1][0], stop, present)
+        for match in _RUN.finditer(bitmap, lo, hi):
+            at = match.start()
+            byte = bitmap[at]
+            if byte == 0xFF or byte == 0x00:
+                bits = ((at * 8, match.end() * 8, byte == 0xFF),)
             else:
-                runs.append((start, stop, present))
-
-        for match in _RUN.finditer(bitmap, first // 8, -(-last // 8)):
-            start, stop = match.start() * 8, match.end() * 8
-            byte = bitmap[match.start()]
-            if byte in (0x00, 0xFF):
-                add(start, stop, byte == 0xFF)
-            else:
-                for bit in range(8):
-                    add(start + bit, start + bit + 1, bool(byte & (0x80 >> bit)))
+                bits = tuple((at * 8 + bit, at * 8 + bit + 1, bool(byte & (0x80 >> bit))) for bit in range(8))
+            for start, stop, present in bits:
+                if start < first:
+                    start = first
+                if stop > last:
+                    stop = last
+                if start >= stop:
+                    continue
+                if runs and runs[-1][2] == present and runs[-1][1] == start:
+                    runs[-1] = (runs[-1][0], stop, present)
+                else:
+                    runs.append((start, stop, present))
         return runs

@@ -328,51 +328,64 @@ class VhdStore:
                    nowait: bool = False) -> None:
         self._check(offset, length)
         bmap = self._map
-        bat, full, bs = bmap.bat, bmap.full, self._block_size
+        bat, full, bitmaps, bs, bitmap_size = bmap.bat, bmap.full, bmap.bitmaps, self._block_size, self._bitmap_size
+        fd, path = self._fd, self.path
         handle = None
-        for block, within, count in bmap.spans(offset, length):
-            if bat[block] == UNALLOCATED:
-                self._below(parts, block * bs + within, count, zero_copy, nowait)
+        pos, end = offset, offset + length
+        while pos < end:  # block by block (BlockMap.spans, inlined: this is the READ path)
+            block, within = divmod(pos, bs)
+            count = min(bs - within, end - pos)
+            entry = bat[block]
+            if entry == UNALLOCATED:
+                self._below(parts, pos, count, zero_copy, nowait)
+                pos += count
                 continue
-            data_start = bmap.data_at(block)
-            if block in full or self._bitmap(block, nowait) is None:
-                runs = [(within // SECTOR, (within + count) // SECTOR, True)]
+            data_start = entry * SECTOR + bitmap_size
+            bitmap = None if block in full else bitmaps.get(block) or self._bitmap(block, nowait)
+            if bitmap is None:
+                runs: list[tuple[int, int, bool]] = [(within // SECTOR, (within + count) // SECTOR, True)]
             else:
-                runs = self._runs(block, within // SECTOR, (within + count) // SECTOR, nowait)
+                runs = BlockMap.runs(bitmap, within // SECTOR, (within + count) // SECTOR)
             for first, last, present in runs:
                 start, size = first * SECTOR, (last - first) * SECTOR
                 if not present:
                     self._below(parts, block * bs + start, size, zero_copy, nowait)
                 elif zero_copy:
-                    handle = handle or file_handle(self._fd, self.path)
+                    handle = handle or file_handle(fd, path)
                     add_piece(parts, FileSlice(handle, data_start + start, size))
                 else:
-                    parts.append(read_at(self._fd, self.path, data_start + start, size, nowait))
+                    parts.append(read_at(fd, path, data_start + start, size, nowait))
+            pos += count
 
     def write(self, offset: int, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None:
         if self._readonly:
             raise StoreError(f"{self.path} is read-only")
         view = memoryview(data).cast("B")
         length = len(view)
+        bmap = self._map
         with self._lock:
-            at = self._map.present_at(offset, length)
+            at = bmap.present_at(offset, length)
             if at is not None:
                 write_at(self._fd, self.path, at, view)
-                if durable and not self._map.unsaved:
+                if durable and not bmap.unsaved:
                     self._sync(data_only=True)
                     return
-        if at is None:
-            self._check(offset, length)
-            with self._lock:
-                bmap = self._map
-                for block, within, count in bmap.spans(offset, length):
-                    pos = block * self._block_size + within
+            else:
+                self._check(offset, length)
+                bat, full, bs, bitmap_size = bmap.bat, bmap.full, self._block_size, self._bitmap_size
+                pos, end = offset, offset + length
+                while pos < end:  # block by block (BlockMap.spans, inlined: this is the WRITE path)
+                    block, within = divmod(pos, bs)
+                    count = min(bs - within, end - pos)
                     chunk = view[pos - offset: pos - offset + count]
-                    if bmap.bat[block] == UNALLOCATED:
+                    entry = bat[block]
+                    if entry == UNALLOCATED:
                         self._allocate(block, within, chunk)
                     else:
-                        self._pwrite(bmap.data_at(block) + within, chunk)
-                        self._mark(block, within // SECTOR, (within + count) // SECTOR)
+                        write_at(self._fd, self.path, entry * SECTOR + bitmap_size + within, chunk)
+                        if block not in full:
+                            self._mark(block, within // SECTOR, (within + count) // SECTOR)
+                    pos += count
         if durable:  # FUA: this write's data, and the bits that say its sectors are here
             self._save_bitmaps(data_only=True)
 
@@ -473,7 +486,11 @@ class VhdStore:
         if parent is None:
             parts.append(bytes(length))
         elif isinstance(parent, VhdStore):
-            parent._read_into(parts, offset, length, zero_copy=zero_copy, nowait=nowait)
+            at = None if zero_copy else parent._map.present_at(offset, length)
+            if at is not None:  # (VhdStore.read's one-pread case)
+                parts.append(read_at(parent._fd, parent.path, at, length, nowait))
+            else:
+                parent._read_into(parts, offset, length, zero_copy=zero_copy, nowait=nowait)
         elif zero_copy:
             add_piece(parts, parent.file_slice(offset, length))
         else:
@@ -490,9 +507,9 @@ class VhdStore:
             return bmap.remember(block, bytearray(raw))
         return bitmap
 
-    def _runs(self, block: int, first: int, last: int, nowait: bool = False) -> list[tuple[int, int, bool]]:
+    def _runs(self, block: int, first: int, last: int) -> list[tuple[int, int, bool]]:
         """Runs of present / absent sectors in [first, last), coalesced."""
-        bitmap = self._bitmap(block, nowait)
+        bitmap = self._bitmap(block)
         return [(first, last, True)] if bitmap is None else BlockMap.runs(bitmap, first, last)
 
     def _mark(self, block: int, first: int, last: int) -> None:
