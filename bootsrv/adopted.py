@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bootsrv.runtime.naming import client_disk_path
+from bootsrv.naming import client_disk_path
 from target.stores.base import fsync_dir
 
 _WRITING = threading.Lock()  # adoptions run on worker threads: one read-modify-replace at a time

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bootsrv.config import Config
-from bootsrv.runtime.naming import snapshot_mount_iqn
+from bootsrv.naming import snapshot_mount_iqn
 from snapshots.catalog import Catalog
 from snapshots.engine import SnapshotEngine, SnapshotError, Volume
 from snapshots.export import export_snapshot

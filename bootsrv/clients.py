@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bootsrv.config import ClientConfig, Config
-from bootsrv.runtime import naming
-from bootsrv.runtime.naming import adopted_name
+from bootsrv import naming
+from bootsrv.naming import adopted_name
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,7 @@ def info(path: str) -> dict[str, Any]:
     try:
         footer = read_footer(path)
         store = open_vhd(path, readonly=True)
-    except (VhdFormatError, StoreError) as exc:
+    except StoreError as exc:
         raise DiskToolError(str(exc)) from None
     result: dict[str, Any] = {
         "path": path, "format": "vhd", "type": TYPE_NAMES[footer.disk_type], "virtual_size": footer.virtual_size,
@@ -118,7 +118,7 @@ def convert(src: str, dst: str, kind: str | None) -> str:
         crash_point("disk.convert.flushed")
         os.rename(partial, dst)
         fsync_dir(Path(dst).parent)
-    except (VhdFormatError, StoreError, OSError) as exc:
+    except (StoreError, OSError) as exc:
         if os.path.exists(partial):
             os.unlink(partial)
         raise DiskToolError(f"converting {src} to {dst}: {exc}") from None
@@ -135,7 +135,7 @@ def grow(path: str, size: int) -> str:
             if size < os.path.getsize(path):
                 raise DiskToolError(f"{path}: shrinking is not supported")
             os.truncate(path, size)
-    except (VhdFormatError, StoreError) as exc:
+    except StoreError as exc:
         raise DiskToolError(str(exc)) from None
     return f"{path} is now {size} bytes"
 

@@ -1,4 +1,4 @@
-"""Which names the configuration accepts (the client IQN rule itself is in bootsrv.runtime.naming).
+"""Which names the configuration accepts (the client IQN rule itself is in bootsrv.naming).
 
 Names are checked in lower case (iSCSI names are case-insensitive, RFC 3722), and the
 parsers store them lower-cased, so comparisons elsewhere are plain string equality.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 # The client IQN rule is written once, with the other naming rules (it imports nothing).
-from bootsrv.runtime.naming import client_target_iqn  # noqa: F401 (re-exported)
+from bootsrv.naming import client_target_iqn  # noqa: F401 (re-exported)
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # disks, images, schedules
 HOST_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")  # clients: they become DNS host names

@@ -19,6 +19,7 @@ from bootsrv.admin import AdminServer, socket_path
 from bootsrv.backup import BackupService
 from bootsrv.clients import BootClient, boot_clients, unknown_client
 from bootsrv.config import Config, StartupError, load_config
+from bootsrv.config.modes import DhcpMode
 from bootsrv.dhcp.leases import LeaseStore
 from bootsrv.dhcp.policy import DhcpPolicy, Effect
 from bootsrv.dhcp.service import DhcpService, interface_ipv4
@@ -124,7 +125,7 @@ class Appliance:
         portals = IscsiPortals(self.server, [(p.host, p.port) for p in iscsi.portals], self.config.path)
         await self._start(portals)
         self.bound = portals.bound
-        if self.config.dhcp.mode != "off":
+        if self.config.dhcp.mode != DhcpMode.OFF:
             for service in self._boot_services():
                 await self._start(service)
         if self.config.web.listen is not None:
@@ -167,11 +168,11 @@ class Appliance:
         policy.adoptions.adopted = sum(1 for c in self.clients.values() if c.origin == "adopted")
         self.dhcp = DhcpService(policy, dhcp.interface, carry_out=self.carry_out)
         services: list[Service] = [LeaseWriter(leases), DhcpPort(self.dhcp, path)]
-        if dhcp.mode == "proxy":
+        if dhcp.mode == DhcpMode.PROXY:
             self.pxe = DhcpService(policy, dhcp.interface, port=4011, carry_out=self.carry_out)
             services.append(DhcpPort(self.pxe, path))
         # in proxy mode the site's routers own IPv6: no answers to solicitations
-        self.ra = RouterAdvertisements(dhcp.interface, answer_solicitations=dhcp.mode == "full")
+        self.ra = RouterAdvertisements(dhcp.interface, answer_solicitations=dhcp.mode == DhcpMode.FULL)
         services.append(self.ra)
 
         def script(name: str) -> bytes | None:  # clients added by a reload get theirs too

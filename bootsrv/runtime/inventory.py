@@ -17,7 +17,7 @@ from typing import Callable
 from bootsrv.backup import Access, BackupService
 from bootsrv.clients import BootClient
 from bootsrv.config import Config, DiskConfig, TargetConfig
-from bootsrv.runtime import naming
+from bootsrv import naming
 from bootsrv.runtime.disks import open_client_disk, open_disk
 from target.iscsi.chap import Credentials
 from target.iscsi.targets import TargetDirectory, TargetSpec
@@ -114,9 +114,6 @@ class Inventory:
         self.backup.remove_disk(name)
         self.units.pop(name, None)
         self.stores.pop(client.store_key).close()  # its disk file and snapshots stay
-
-    def store_of(self, client: str) -> GatedStore | None:
-        return self.stores.get(naming.client_store_key(client))
 
     def park(self, client: BootClient) -> bool:
         """Close a client's disk files (flushed first); its next I/O opens them again.

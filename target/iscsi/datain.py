@@ -44,9 +44,8 @@ class DataIn(ConnectionCore):
             while offset < send:
                 length = min(chunk, send - offset, burst - offset % burst)
                 if offset + length >= send:  # the last: status phase-collapsed into it (S bit)
-                    bhs = wire.data_in(0x81 | residual_flag, result.status, lun_field, itt, self._statsn, expcmdsn,
-                                       maxcmdsn, datasn, offset, residual)
-                    self._statsn = (self._statsn + 1) & 0xFFFFFFFF
+                    bhs = wire.data_in(0x81 | residual_flag, result.status, lun_field, itt, self._advance_statsn(),
+                                       expcmdsn, maxcmdsn, datasn, offset, residual)
                 else:
                     bhs = wire.data_in(0x80 if (offset + length) % burst == 0 else 0, 0, lun_field, itt, 0, expcmdsn,
                                        maxcmdsn, datasn, offset, 0)

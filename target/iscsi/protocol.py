@@ -32,7 +32,7 @@ from typing import Callable, Iterable
 
 from target.iscsi import login as lg
 from target.iscsi.buffers import BufferPool
-from target.iscsi.cmdsn import Handler, sn_diff
+from target.iscsi.cmdsn import Handler
 from target.iscsi.core import log
 from target.iscsi.datain import DataIn
 from target.iscsi.dataout import DataOut
@@ -42,15 +42,14 @@ from target.iscsi.params import DEFAULT_QUEUE_DEPTH, SessionParams, TargetLimits
 from target.iscsi.pdu import FramingError, Opcode, Pdu, PduReader, RejectReason
 from target.iscsi.session import Session, SessionRegistry
 from target.iscsi.targets import TargetDirectory, TargetSpec
-from target.iscsi.tasks import MAX_COMMAND_BYTES, Buffer, ProtocolViolation, R2TState, ScsiTask
+from target.iscsi.tasks import Buffer, ProtocolViolation, ScsiTask
 from target.iscsi.text import TextRequests
-from target.iscsi.tmf import PendingTmf, TaskManagement, TmfFunction, TmfResponse
+from target.iscsi.tmf import PendingTmf, TaskManagement, TmfFunction
 from target.scsi.nexus import Nexus
 from target.scsi.sense import ScsiResult
 
 # Names other modules import from here.
-__all__ = ["MAX_COMMAND_BYTES", "Buffer", "ConnectionState", "R2TState", "ScsiTask", "TargetConnection",
-           "TmfFunction", "TmfResponse", "sn_diff"]
+__all__ = ["ConnectionState", "ScsiTask", "TargetConnection", "TmfFunction"]
 
 _DATA_OUT = int(Opcode.DATA_OUT)
 

@@ -53,10 +53,6 @@ def register(backend: Backend) -> None:
     _BACKENDS[backend.name] = backend
 
 
-def backends() -> dict[str, Backend]:
-    return dict(_BACKENDS)
-
-
 def backend_for(path: str | os.PathLike[str], *, sniff: bool = False) -> tuple[Backend, Locator]:
     """The backend that serves `path` and the locator to hand it (see the module's rule)."""
     name = os.fspath(path)

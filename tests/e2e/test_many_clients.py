@@ -15,6 +15,7 @@ from demo.labnet import LAB_CONFIG
 from tests.support.cli import run_cli
 from tests.support.netboot import MAC, boot, golden_with_marker, power_off, wait_for
 from tests.support.paths import REPO
+from tests.support.server import READY_LINE
 
 pytestmark = pytest.mark.e2e
 CLIENTS = 2000
@@ -40,7 +41,7 @@ def test_2000_clients_boot_with_1024_descriptors(lab_netns, tmp_path):
                                           f'--config "{tmp_path / "lab.toml"}"'],
                              stdout=log, stderr=log, cwd=tmp_path, env=dict(os.environ, PYTHONPATH=str(REPO)))
     server_log = lambda: (tmp_path / "server.log").read_text(errors="replace")  # noqa: E731
-    wait_for(lambda: "bootsrv ready" in server_log(), "the server with 2000 clients", 600, server)
+    wait_for(lambda: READY_LINE in server_log(), "the server with 2000 clients", 600, server)
     descriptors = len(os.listdir(f"/proc/{server.pid}/fd")) if os.path.exists(f"/proc/{server.pid}/fd") else 0
     limits = open(f"/proc/{server.pid}/limits").read()
     assert "Max open files            1024                 1024" in limits, limits

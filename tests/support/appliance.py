@@ -9,7 +9,7 @@ from typing import Iterator
 
 from bootsrv.backup import BackupService
 from bootsrv.clients import boot_clients
-from bootsrv.config import Config, load_config
+from bootsrv.config import DEFAULT_BASE_IQN, Config, load_config
 from bootsrv.runtime.appliance import Appliance
 from bootsrv.runtime.inventory import Inventory
 from target.iscsi.targets import TargetDirectory
@@ -55,7 +55,7 @@ def config(tmp_path: Path, text: str, name: str = "c.toml") -> Config:
     return load_config(path)
 
 
-BASE_IQN = "iqn.2026-11.lan.bootsrv"
+BASE_IQN = DEFAULT_BASE_IQN  # what BASE serves under (it sets no server.base_iqn)
 
 
 def serving(tmp_path: Path) -> tuple[Config, Inventory, list[str]]:

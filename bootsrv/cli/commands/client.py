@@ -11,7 +11,7 @@ from bootsrv import adopted
 from bootsrv.admin import call
 from bootsrv.cli.common import actions, config_option, edit, print_rows
 from bootsrv.config import load_config
-from bootsrv.runtime.naming import client_disk_path
+from bootsrv.naming import client_disk_path
 
 
 def register(commands: Any) -> None:

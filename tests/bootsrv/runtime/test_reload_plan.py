@@ -1,6 +1,6 @@
 """reload.plan: what a configuration change adds, removes, rebuilds and leaves for a restart."""
 
-from bootsrv.runtime import naming
+from bootsrv import naming
 from bootsrv.runtime.reload import plan
 from tests.support.appliance import BASE, config
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from target.iscsi import wire
-from target.iscsi.protocol import TargetConnection, TmfFunction
+from target.iscsi.protocol import ConnectionState, TargetConnection, TmfFunction
 from target.iscsi.session import SessionRegistry
 from target.iscsi.targets import TargetDirectory, TargetSpec
 from target.scsi.device import ScsiDevice
@@ -30,6 +30,7 @@ def connect(store, extra_keys=(), queue_depth=16):
     directory.add(TargetSpec(TARGET, ScsiDevice([LogicalUnit("disk", store, target_name=TARGET)])))
     conn = TargetConnection(directory, SessionRegistry(), portal_addresses=["127.0.0.1:3260"],
                             queue_depth=queue_depth)
+    assert conn.state is ConnectionState.LOGIN
     conn.receive_data(login_pdu(["InitiatorName=iqn.2026-11.test:i", f"TargetName={TARGET}", "AuthMethod=None",
                                  "MaxRecvDataSegmentLength=8192", *extra_keys], nsg=3))
     (reply,) = responses(conn.data_to_send())
@@ -173,9 +174,11 @@ def test_send_targets_and_nop_and_logout(store):
     (reply,) = responses(conn.data_to_send())
     keys = parse_keys(reply.data)
     assert keys == {"TargetName": TARGET, "TargetAddress": "127.0.0.1:3260,1"}
+    assert conn.state is ConnectionState.FULL_FEATURE
     conn.receive_data(wire.frame(wire.logout_request(itt=4, cmdsn=2)))
     (reply,) = responses(conn.data_to_send())
     assert reply.opcode == 0x26 and reply.response == 0 and conn.closing
+    assert conn.state is ConnectionState.CLOSING and conn.receive_data(b"\0" * 48) == []  # nothing more is read
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
