@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from snapshots.schedule import Schedule
 
 DEFAULT_BASE_IQN = "iqn.2026-11.lan.bootsrv"
+DEFAULT_STATE_DIR = "state"  # beside the configuration file (relative paths are resolved from there)
 
 
 def default_of(cls: type, name: str) -> Any:
