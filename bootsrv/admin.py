@@ -1,7 +1,8 @@
 """The local admin API: JSON lines on a unix socket under state_dir, owner-only.
 
 The CLI sends `{"op": ..., "args": {...}}` and reads `{"ok": true, "result": ...}`
-or `{"ok": false, "error": "..."}`. Operations on live disks must go through
+or `{"ok": false, "error": "..."}`, as `bootsrv.ops.dispatch` answers (and logs)
+them. Operations on live disks must go through
 the process serving them, which is why snapshots are taken here and not by a
 second process opening the files.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import socket
 import struct
@@ -22,7 +22,6 @@ from bootsrv.ops import OperationFailed, dispatch, names
 if TYPE_CHECKING:
     from bootsrv.runtime.view import ApplianceView
 
-log = logging.getLogger("bootsrv.admin")
 MAX_REQUEST = 1 << 20
 
 
