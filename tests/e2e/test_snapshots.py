@@ -145,8 +145,8 @@ def test_iscsi_mount_is_read_only(run_server, tmp_path):
     try:
         client.login(digests=False, target=target)
         client.write10(0x10, 0, os.urandom(4096))
-        response, sense = client.recv()
-        assert response[3] == 0x02 and sense[2 + 2] & 0x0F == 0x07, (response.hex(), sense.hex())  # DATA PROTECT
+        response = client.recv()
+        assert response.status == 0x02 and response.data[2 + 2] & 0x0F == 0x07, response.bhs.hex()  # DATA PROTECT
     finally:
         client.close()
     listing = run(["iscsi-ls", "-s", f"iscsi://127.0.0.1:{server.port}"]).stdout

@@ -9,13 +9,12 @@ the digests and framing of RawInitiator are computed independently of it.
 from __future__ import annotations
 
 import socket
-import struct
 import time
 
 import pytest
 
 from target.iscsi import wire
-from target.iscsi.pdu import RESERVED_TAG
+from target.iscsi.pdu import RESERVED_TAG, Opcode, Pdu, RejectReason
 from tests.support.initiator import RawInitiator
 from tests.support.scratch import SCRATCH_IQN, scratch_config
 from tests.support.tools import run
@@ -47,15 +46,15 @@ def test_digests_verified_both_ways_and_corrupt_data_digest_rejected(run_server)
     assert client.nop(7, b"ping-data") == b"ping-data"  # digests checked inside recv()
 
     client.write10(8, 0, b"\x11" * 4096)  # good digests: lands on disk
-    reply, _ = client.recv()
-    assert reply[0] & 0x3F == 0x21 and reply[3] == 0x00, reply.hex()
+    client.expect_good()
 
     client.write10(9, 8, b"\x22" * 4096, corrupt_data=True)
-    reject, rejected_header = client.recv()
-    assert reject[0] & 0x3F == 0x3F and reject[2] == 0x02  # Reject: data digest error
-    assert rejected_header[16:20] == struct.pack(">I", 9)
-    response, sense = client.recv()
-    assert response[0] & 0x3F == 0x21 and response[3] == 0x02  # CHECK CONDITION
+    reject = client.recv()
+    assert reject.opcode == Opcode.REJECT and reject.response == RejectReason.DATA_DIGEST_ERROR
+    assert Pdu(bytes(reject.data[:48])).itt == 9  # the rejected header comes back
+    response = client.recv()
+    assert response.opcode == Opcode.SCSI_RESPONSE and response.status == 0x02  # CHECK CONDITION
+    sense = response.data
     assert sense[2 + 2] & 0x0F == 0x0B and sense[2 + 12:2 + 14] == b"\x47\x05"  # ABORTED COMMAND, CRC error
     client.close()
 
@@ -97,9 +96,9 @@ def test_unknown_opcode_after_login_gets_reject(run_server):
     client.login(digests=False)
     # A vendor-specific initiator opcode; one we do not know takes no CmdSN slot.
     client.send(wire.request(0x1C, 0x80, 3, 0, client.cmdsn))
-    reject, header = client.recv()
-    assert reject[0] & 0x3F == 0x3F and reject[2] == 0x05  # command not supported
-    assert header[0] & 0x3F == 0x1C
+    reject = client.recv()
+    assert reject.opcode == Opcode.REJECT and reject.response == RejectReason.COMMAND_NOT_SUPPORTED
+    assert Pdu(bytes(reject.data[:48])).opcode == 0x1C
     assert client.nop(4, b"still here") == b"still here"
     client.close()
 
@@ -127,10 +126,10 @@ def test_target_pings_silent_initiators_and_drops_dead_ones(run_server):
     server = run_server(scratch_config("16MiB").replace('[iscsi]\n', '[iscsi]\n' + KEEPALIVE))
     client = RawInitiator(server.port)
     client.login(digests=False)
-    ping, _ = client.recv()  # arrives after a second of silence
-    assert ping[0] & 0x3F == 0x20 and ping[16:20] == b"\xff\xff\xff\xff"
-    ttt = struct.unpack_from(">I", ping, 20)[0]
-    assert ttt != 0xFFFFFFFF
+    ping = client.recv()  # arrives after a second of silence
+    assert ping.opcode == Opcode.NOP_IN and ping.itt == RESERVED_TAG
+    ttt = ping.ttt
+    assert ttt != RESERVED_TAG
     client.send(wire.nop_out(itt=RESERVED_TAG, cmdsn=client.cmdsn, ttt=ttt, immediate=True))  # the answer
     assert client.nop(12, b"alive") == b"alive"
     # Now go silent and ignore the pings: the target gives up on us.
@@ -153,8 +152,8 @@ def test_initiator_that_never_answers_pings_keeps_its_session(run_server):
     server = run_server(scratch_config("16MiB").replace('[iscsi]\n', '[iscsi]\n' + KEEPALIVE))
     client = RawInitiator(server.port)
     client.login(digests=False)
-    ping, _ = client.recv()
-    assert ping[0] & 0x3F == 0x20  # ignored, as iPXE does
+    ping = client.recv()
+    assert ping.opcode == Opcode.NOP_IN  # ignored, as iPXE does
     deadline = time.monotonic() + 30
     while "does not answer NOP-In" not in server.log_text():
         assert time.monotonic() < deadline, server.log_text()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from tests.support.initiator import RawInitiator
 from tests.support.fuzzseeds import LOGOUT, iscsi_seeds, login_pdu, mutate
-from tests.support.load import read10, server_usage
+from tests.support.load import server_usage
 
 FUZZ_TARGET = "iqn.2026-11.lan.bootsrv:fuzzed"
 BYSTANDER_TARGET = "iqn.2026-11.lan.bootsrv:bystander"
@@ -71,14 +71,13 @@ class Bystander(threading.Thread):
             while not self.stop.is_set():
                 slot = rng.randrange(BYSTANDER_SLOTS)
                 if slot in written and rng.random() < 0.5:
-                    got = read10(client, itt, slot * 8, 4096)
+                    got = client.read10(itt, slot * 8, 4096)
                     if got != written[slot]:
                         self.errors.append(f"slot {slot} does not read back what was written")
                 else:
                     data = rng.randbytes(4096)
                     client.write10(itt, slot * 8, data)
-                    reply, _ = client.recv()
-                    assert reply[0] & 0x3F == 0x21 and reply[3] == 0, reply.hex()
+                    client.expect_good()
                     written[slot] = data
                 if rng.random() < 0.05:
                     client.synchronize_cache(0x4000_0000 + itt)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -19,27 +18,6 @@ from tests.support.initiator import RawInitiator
 
 SESSIONS = 256
 SLOTS = 64  # 4 KiB slots per session: its own 256 KiB of the disk
-
-
-def read10(client: RawInitiator, itt: int, lba: int, length: int) -> bytes:
-    bhs = bytearray(48)
-    bhs[0], bhs[1] = 0x01, 0x80 | 0x40 | 0x01  # SCSI Command, F, R, SIMPLE
-    struct.pack_into(">III", bhs, 16, itt, length, client.cmdsn)
-    client.cmdsn += 1
-    bhs[32:42] = struct.pack(">BBIBHB", 0x28, 0, lba, 0, length // 512, 0)
-    client.send(bhs)
-    data = b""
-    while True:
-        reply, segment = client.recv()
-        opcode = reply[0] & 0x3F
-        if opcode == 0x25:  # Data-In, perhaps with the status
-            data += segment
-            if reply[1] & 0x01:
-                assert reply[3] == 0, reply.hex()
-                return data
-        else:
-            assert opcode == 0x21 and reply[3] == 0, (reply.hex(), segment.hex())
-            return data
 
 
 def server_usage(pid: int) -> tuple[float, int]:
@@ -75,12 +53,11 @@ def mixed_load(port: int, sessions: int, seconds: float) -> LoadResult:
                 slot = rng.randrange(SLOTS)
                 lba = (n * SLOTS + slot) * 8
                 if slot in written and rng.random() < 0.5:
-                    assert read10(client, itt, lba, 4096) == written[slot], f"session {n} slot {slot}"
+                    assert client.read10(itt, lba, 4096) == written[slot], f"session {n} slot {slot}"
                 else:
                     data = rng.randbytes(4096)
                     client.write10(itt, lba, data)
-                    reply, _ = client.recv()
-                    assert reply[0] & 0x3F == 0x21 and reply[3] == 0, reply.hex()
+                    client.expect_good()
                     written[slot] = data
                 itt += 1
                 done[n] += 1

@@ -107,9 +107,9 @@ def storm(port: int, target: str, initiator: str, rng: random.Random, writes: Wr
             slot, data, fua = rng.randrange(SIZE // SLOT), rng.randbytes(SLOT), rng.random() < 0.05
             in_flight = (slot, data)
             client.write10(0x1000 + n, slot * SLOT // SECTOR, data, fua=fua)
-            response, _ = client.recv()
+            response = client.recv()
             in_flight = None
-            assert response[3] == 0, response.hex()
+            assert response.status == 0, response.bhs.hex()
             writes.commands += 1
             writes.acknowledged(slot, data, fua)
             if rng.random() < 1 / 15:

@@ -124,10 +124,10 @@ class SequenceWriter(threading.Thread):
                     break
                 sent = time.monotonic()
                 client.write10(0x100 + slot, slot * self.SLOT // 512, self.pattern(slot))
-                response, _ = client.recv()
+                response = client.recv()
                 acknowledged = time.monotonic()
-                if response[3] != 0:
-                    self.errors.append(f"slot {slot}: status {response[3]:#x}")
+                if response.status != 0:
+                    self.errors.append(f"slot {slot}: status {response.status:#x}")
                     break
                 self.writes.append((slot, sent, acknowledged))
         except Exception as exc:  # the test reports it: the client must see no error
