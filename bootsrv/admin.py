@@ -109,7 +109,9 @@ def call(state_dir: Path, op: str, args: dict[str, Any] | None = None, timeout: 
             if not chunk:
                 break
             data += chunk
-    reply = json.loads(data or b"{}")
+    if not data:  # not a ConnectionError: the request may have been carried out in part
+        raise OperationFailed(f"bootsrv closed {path} without answering {op} (did it stop? see its log)")
+    reply = json.loads(data)
     if not reply.get("ok"):
         raise OperationFailed(reply.get("error", "no answer"))
     return reply.get("result")

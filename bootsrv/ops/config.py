@@ -88,3 +88,4 @@ def schedule_add(edit: ConfigEdit, a: dict[str, Any]) -> str:
 def schedule_remove(edit: ConfigEdit, a: dict[str, Any]) -> str:
     edit.remove("snapshots.schedule", "name", a["name"])
     return f"schedule {a['name']} removed (its snapshots stay)"
+

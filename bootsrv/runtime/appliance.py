@@ -10,8 +10,10 @@ starts first and the dashboard last, and both close before the services stop. A 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bootsrv import adopted
@@ -23,7 +25,7 @@ from bootsrv.config.modes import DhcpMode
 from bootsrv.dhcp.leases import LeaseStore
 from bootsrv.dhcp.policy import DhcpPolicy, Effect
 from bootsrv.dhcp.service import DhcpService, interface_ipv4
-from bootsrv.disktool import allocated_bytes
+from bootsrv.disktool import allocated_bytes, grow
 from bootsrv.dns import DnsAnswers, DnsService
 from bootsrv.runtime import boot, reload as reloading
 from bootsrv.runtime.boot import PARK_AFTER
@@ -234,6 +236,26 @@ class Appliance:
             if self.policy is not None and self.policy.adoptions is not None:
                 self.policy.adoptions.forgotten()
         return adopted.dispose_disk(self.config.server.state_dir, name, delete_disk)
+
+    def extend_disk(self, path: str, size: int) -> str:
+        """`disk extend`: a [[disk]] this server serves grows online (from a worker thread),
+        and every session on it is told at once (CAPACITY DATA HAS CHANGED, as the periodic
+        check would tell it later); any other file is grown as the CLI alone would."""
+        wanted = Path(path).resolve()
+        disk = next((d for d in self.config.disks if d.path.resolve() == wanted), None)
+        if disk is None:
+            return grow(path, size)
+        self.inventory.extend_disk(disk.name, size, grow)
+        loop, told = self.backup.loop, concurrent.futures.Future[None]()
+        if loop is not None:
+            def check() -> None:  # the units' state belongs to the event loop
+                for spec in list(self.directory.targets.values()):
+                    spec.device.check_capacity()
+                told.set_result(None)
+            loop.call_soon_threadsafe(check)
+            told.result(timeout=60)
+        log.info("disk %s extended online to %d bytes", disk.name, size)
+        return f"{disk.path} is now {size} bytes (served: sessions told)"
 
     def reload(self) -> dict[str, list[str]]:
         """Re-read the configuration file and apply what can change while serving

@@ -52,6 +52,23 @@ class Inventory:
         self.backup.remove_disk(name)
         self.stores.pop(name).close()
 
+    def extend_disk(self, name: str, size: int, grow: Callable[[Path, int], object]) -> None:
+        """Grow a served [[disk]] while initiators use it (from a worker thread). Its I/O
+        waits while the file is flushed, closed, grown by `grow` (the offline steps, each of
+        which leaves the old or the new size after a crash) and opened again; READ CAPACITY
+        answers the new size from then on. Snapshot operations on the disk wait too."""
+        disk = self.config.disk(name)
+        if disk.readonly:
+            raise StoreError(f"disk {name} is read-only")
+        gate = self.stores[name]
+        with self.backup.engine.lock(name), gate.hold() as store:
+            store.flush()
+            store.close()
+            try:
+                grow(disk.path, size)
+            finally:  # grown or not, the disk is served again
+                gate.swap(open_disk(self.config, disk))
+
     def disk_access(self, name: str) -> None:
         """Who may attach the disk's mounted snapshots follows the targets serving it."""
         serving = [t for t in self.config.targets if name in t.luns]

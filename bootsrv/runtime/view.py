@@ -117,5 +117,8 @@ class ApplianceView:
     def reload(self) -> dict[str, list[str]]:
         return self.app.reload()
 
+    def extend_disk(self, path: str, size: int) -> str:
+        return self.app.extend_disk(path, size)
+
     def forget_adopted(self, name: str, delete_disk: bool) -> str:
         return self.app.forget_adopted(name, delete_disk)

@@ -8,7 +8,10 @@ import time
 
 import pytest
 
-from tests.support.scratch import SCRATCH_IQN, scratch_config
+from tests.support.cli import run_cli
+from tests.support.faults_summary import record
+from tests.support.scratch import SCRATCH_IQN, scratch_config, vhd_config
+from tests.support.server import start_server
 from tests.support.tools import require_tool, run
 
 pytestmark = pytest.mark.e2e
@@ -41,3 +44,69 @@ def test_extending_a_disk_in_use_raises_capacity_data_has_changed(run_server):
     assert "CAPACITY_DATA_HAS_CHANGED(0x2a09)" in out, out
     assert out.count("read 512/512 bytes at offset 0") == 2, out  # and the read then succeeded
     assert f"Total size:{96 * MiB}" in run(["iscsi-readcapacity16", server.url(SCRATCH_IQN)]).stdout
+
+
+def test_a_served_vhd_is_extended_online_and_real_tools_read_the_new_size(run_server):
+    server = run_server(vhd_config("disks/scratch.vhd", "64MiB"))
+    url = server.url(SCRATCH_IQN)
+    run(["qemu-io", "-f", "raw", "-c", f"write -P 0x5a {63 * MiB} {MiB}", url])  # the old last MiB
+    qemu_io = subprocess.Popen([require_tool("qemu-io"), "-f", "raw", url], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert qemu_io.stdin is not None
+    try:
+        qemu_io.stdin.write("read 0 512\n")  # a session open on the disk while it grows
+        qemu_io.stdin.flush()
+        deadline = time.monotonic() + 30
+        while server.log_text().count("logged in to") < 2:
+            assert time.monotonic() < deadline and qemu_io.poll() is None
+            time.sleep(0.05)
+        grown = run_cli("disk", "extend", "disks/scratch.vhd", "--size", "96MiB", "-c", server.config,
+                        cwd=server.workdir, check=True)
+        assert "sessions told" in grown.stdout, grown.stdout
+        qemu_io.stdin.write("read 0 512\nquit\n")
+        qemu_io.stdin.flush()
+        out, _ = qemu_io.communicate(timeout=60)
+    finally:
+        if qemu_io.poll() is None:
+            qemu_io.kill()
+            qemu_io.wait()
+    assert "CAPACITY_DATA_HAS_CHANGED(0x2a09)" in out, out  # told at once, not at the next periodic check
+    assert f"Total size:{96 * MiB}" in run(["iscsi-readcapacity16", url]).stdout
+    # The new space is usable and the old data is where it was.
+    run(["qemu-io", "-f", "raw", "-c", f"write -P 0xa5 {95 * MiB} {MiB}", url])
+    checked = run(["qemu-io", "-f", "raw", "-c", f"read -P 0x5a {63 * MiB} {MiB}", "-c",
+                   f"read -P 0xa5 {95 * MiB} {MiB}", url]).stdout
+    assert "Pattern verification failed" not in checked and checked.count("read 1048576/1048576") == 2, checked
+    assert server.stop() == 0
+    disk = server.workdir / "disks" / "scratch.vhd"
+    assert f"virtual size: 96 MiB ({96 * MiB} bytes)" in run(["qemu-img", "info", "-f", "vpc", str(disk)]).stdout
+    info = run([require_tool("vhdiinfo"), str(disk)]).stdout
+    assert f"{96 * MiB} bytes" in info, info
+    assert run_cli("disk", "check", disk, check=True).stdout.strip().endswith("ok")
+
+
+@pytest.mark.parametrize("point", ["disk.extend.header", "disk.extend.footer"])
+def test_a_server_killed_while_extending_online_restarts_on_the_old_or_the_new_size(tmp_path, point):
+    config = vhd_config("disks/scratch.vhd", "64MiB")
+    server = start_server(tmp_path, config, env={"BOOTSRV_CRASH_AT": point})
+    try:
+        run(["qemu-io", "-f", "raw", "-c", f"write -P 0x5a {63 * MiB} {MiB}", server.url(SCRATCH_IQN)])
+        killed = run_cli("disk", "extend", "disks/scratch.vhd", "--size", "96MiB", "-c", server.config,
+                         cwd=server.workdir)
+        assert killed.returncode == 1 and "without answering disk.extend" in killed.stderr, killed.stderr
+        assert server.proc.wait(timeout=60) == -9
+    finally:
+        server.stop()
+    record("kill -9", trials=1)
+    again = start_server(tmp_path, config)
+    try:
+        url = again.url(SCRATCH_IQN)
+        size = int(run(["iscsi-readcapacity16", url]).stdout.split("Total size:")[1].split()[0])
+        assert size in (64 * MiB, 96 * MiB)
+        kept = run(["qemu-io", "-f", "raw", "-c", f"read -P 0x5a {63 * MiB} {MiB}", url]).stdout
+        assert "Pattern verification failed" not in kept and "read 1048576/1048576" in kept, kept
+    finally:
+        assert again.stop() == 0
+    disk = tmp_path / "disks" / "scratch.vhd"
+    assert run_cli("disk", "check", disk, check=True).stdout.strip().endswith("ok")
+    assert f"({size} bytes)" in run(["qemu-img", "info", "-f", "vpc", str(disk)]).stdout

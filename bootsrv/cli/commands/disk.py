@@ -4,11 +4,13 @@ and add, remove and list the [[disk]]s a server serves."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from bootsrv import disktool
+from bootsrv.admin import call
 from bootsrv.cli.common import actions, config_option, edit, print_rows, size_arg
-from bootsrv.config import load_config
+from bootsrv.config import ConfigError, load_config
 from target.stores.vhd.format import DEFAULT_BLOCK_SIZE
 
 
@@ -30,9 +32,10 @@ def register(commands: Any) -> None:
     convert.add_argument("dst")
     convert.add_argument("--type", choices=("dynamic", "fixed"))
     convert.set_defaults(run=_convert)
-    extend = disk.add_parser("extend", help="grow a disk (offline)")
+    extend = disk.add_parser("extend", help="grow a disk (online, if the server of --config serves it)")
     extend.add_argument("path")
     extend.add_argument("--size", required=True)
+    config_option(extend)
     extend.set_defaults(run=_extend)
     check = disk.add_parser("check", help="checksums, BAT bounds and overlaps, parent linkage")
     check.add_argument("path")
@@ -70,7 +73,14 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _extend(args: argparse.Namespace) -> int:
-    print(disktool.grow(args.path, size_arg(args.size, "--size") or 0))
+    """The server that serves the disk grows it under its sessions; with none running, the
+    file is grown here (a server serving it without being asked holds a lock that refuses)."""
+    size = size_arg(args.size, "--size") or 0
+    try:
+        print(call(load_config(args.config).server.state_dir, "disk.extend",
+                   {"path": str(Path(args.path).resolve()), "size": size}))
+    except (ConfigError, ConnectionError):
+        print(disktool.grow(args.path, size))
     return 0
 
 

@@ -94,7 +94,9 @@ class Footer:
                    uuid=uuid.uuid4().bytes)
 
     def resized(self, size: int) -> "Footer":
-        return replace(self, current_size=size, geometry=geometry(size))
+        # Original Size is "informational" in the spec, but libvhdi reports it as the disk's
+        # size: a grown disk that kept it would read as its old size there.
+        return replace(self, original_size=size, current_size=size, geometry=geometry(size))
 
     def pack(self) -> bytes:
         cyl, heads, spt = self.geometry

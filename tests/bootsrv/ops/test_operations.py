@@ -57,3 +57,17 @@ def test_a_refused_edit_leaves_the_file_and_the_clients_as_they_were(tmp_path):
         assert reply["ok"] is False and "no-such-image" in reply["error"]
         assert (tmp_path / "c.toml").read_text() == before
         assert [row["name"] for row in ask(view, "clients")] == ["ws01", "ws02"]
+
+
+def test_a_served_disk_grows_online_and_a_file_not_served_is_grown_alone(tmp_path):
+    with opened_appliance(tmp_path) as app:
+        view = ApplianceView.of(app)
+        message = ask(view, "disk.extend", path=str(tmp_path / "scratch.img"), size=2 << 30)
+        assert message.endswith("(served: sessions told)")
+        assert app.stores["scratch"].size == 2 << 30 and (tmp_path / "scratch.img").stat().st_size == 2 << 30
+        loose = tmp_path / "loose.img"
+        loose.write_bytes(bytes(4096))
+        assert ask(view, "disk.extend", path=str(loose), size=8192) == f"{loose} is now 8192 bytes"
+        reply = asyncio.run(dispatch(view, "disk.extend", {"path": str(tmp_path / "scratch.img"), "size": 4096}))
+        assert reply["ok"] is False and "shrinking" in reply["error"]
+        assert app.stores["scratch"].size == 2 << 30  # refused, and served as it was
