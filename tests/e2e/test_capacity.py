@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 import pytest
 
 from tests.support.cli import run_cli
 from tests.support.faults_summary import record
+from tests.support.qemu_io import qemu_io_session
 from tests.support.scratch import SCRATCH_IQN, scratch_config, vhd_config
 from tests.support.server import start_server
 from tests.support.tools import require_tool, run
@@ -20,27 +20,13 @@ MiB = 1 << 20
 
 def test_extending_a_disk_in_use_raises_capacity_data_has_changed(run_server):
     server = run_server(scratch_config("64MiB"))
-    qemu_io = subprocess.Popen([require_tool("qemu-io"), "-f", "raw", server.url(SCRATCH_IQN)],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert qemu_io.stdin is not None
-    try:
-        qemu_io.stdin.write("read 0 512\n")
-        qemu_io.stdin.flush()
-        deadline = time.monotonic() + 30
-        while "logged in to" not in server.log_text():
-            assert time.monotonic() < deadline and qemu_io.poll() is None
-            time.sleep(0.05)
+    with qemu_io_session(server.url(SCRATCH_IQN), lambda: "logged in to" in server.log_text()) as qemu_io:
         os.truncate(server.workdir / "disks" / "scratch.img", 96 * MiB)  # the admin grows the disk
+        deadline = time.monotonic() + 30
         while "capacity changed" not in server.log_text():
             assert time.monotonic() < deadline, server.log_text()
             time.sleep(0.05)
-        qemu_io.stdin.write("read 0 512\nquit\n")  # the same session's next command
-        qemu_io.stdin.flush()
-        out, _ = qemu_io.communicate(timeout=60)
-    finally:
-        if qemu_io.poll() is None:
-            qemu_io.kill()
-            qemu_io.wait()
+        out = qemu_io.finish("read 0 512")  # the same session's next command
     assert "CAPACITY_DATA_HAS_CHANGED(0x2a09)" in out, out
     assert out.count("read 512/512 bytes at offset 0") == 2, out  # and the read then succeeded
     assert f"Total size:{96 * MiB}" in run(["iscsi-readcapacity16", server.url(SCRATCH_IQN)]).stdout
@@ -50,26 +36,11 @@ def test_a_served_vhd_is_extended_online_and_real_tools_read_the_new_size(run_se
     server = run_server(vhd_config("disks/scratch.vhd", "64MiB"))
     url = server.url(SCRATCH_IQN)
     run(["qemu-io", "-f", "raw", "-c", f"write -P 0x5a {63 * MiB} {MiB}", url])  # the old last MiB
-    qemu_io = subprocess.Popen([require_tool("qemu-io"), "-f", "raw", url], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert qemu_io.stdin is not None
-    try:
-        qemu_io.stdin.write("read 0 512\n")  # a session open on the disk while it grows
-        qemu_io.stdin.flush()
-        deadline = time.monotonic() + 30
-        while server.log_text().count("logged in to") < 2:
-            assert time.monotonic() < deadline and qemu_io.poll() is None
-            time.sleep(0.05)
+    with qemu_io_session(url, lambda: server.log_text().count("logged in to") == 2) as qemu_io:
         grown = run_cli("disk", "extend", "disks/scratch.vhd", "--size", "96MiB", "-c", server.config,
-                        cwd=server.workdir, check=True)
+                        cwd=server.workdir, check=True)  # while that session is logged in
         assert "sessions told" in grown.stdout, grown.stdout
-        qemu_io.stdin.write("read 0 512\nquit\n")
-        qemu_io.stdin.flush()
-        out, _ = qemu_io.communicate(timeout=60)
-    finally:
-        if qemu_io.poll() is None:
-            qemu_io.kill()
-            qemu_io.wait()
+        out = qemu_io.finish("read 0 512")
     assert "CAPACITY_DATA_HAS_CHANGED(0x2a09)" in out, out  # told at once, not at the next periodic check
     assert f"Total size:{96 * MiB}" in run(["iscsi-readcapacity16", url]).stdout
     # The new space is usable and the old data is where it was.
