@@ -2,9 +2,10 @@
 services on one asyncio loop. No protocol logic lives here.
 
 Services start in list order and stop in reverse, all through `Service`; the admin socket
-starts first and the dashboard last, and both close before the services stop. A service that dies is never silently gone:
-`serve` notices through `Service.died`, logs why and exits non-zero. What DHCP asks for
-(power-on resets, adoption, RAs) and idle-disk parking are in `boot`.
+starts first and the dashboard last, and both close before the services stop. A service
+that dies is never silently gone: `serve` notices through `Service.died`, logs why and
+exits non-zero. What DHCP asks for (power-on resets, adoption, RAs) and idle-disk parking
+are in `boot`.
 """
 
 from __future__ import annotations

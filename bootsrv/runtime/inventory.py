@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from bootsrv import naming
 from bootsrv.backup import Access, BackupService
 from bootsrv.clients import BootClient
 from bootsrv.config import Config, DiskConfig, TargetConfig
-from bootsrv import naming
 from bootsrv.runtime.disks import open_client_disk, open_disk
 from target.iscsi.chap import Credentials
 from target.iscsi.targets import TargetDirectory, TargetSpec
