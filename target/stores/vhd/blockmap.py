@@ -137,9 +137,8 @@ class BlockMap:
         if not changed:
             return  # sectors written before
         self.unsaved.add(block)
-        if bitmap.startswith(self.ones):
-            self.full.add(block)
-            self.bitmaps.pop(block, None)
+        if self.is_full(bitmap):
+            self.remember(block, bitmap)  # (it moves the block to `full`)
 
     def take_unsaved(self) -> dict[int, tuple[int, bytes]]:
         """{block: (BAT entry, bitmap as it is now)} of the blocks with unsaved bits,

@@ -485,12 +485,8 @@ class VhdStore:
         parent = self.parent
         if parent is None:
             parts.append(bytes(length))
-        elif isinstance(parent, VhdStore):
-            at = None if zero_copy else parent._map.present_at(offset, length)
-            if at is not None:  # (VhdStore.read's one-pread case)
-                parts.append(read_at(parent._fd, parent.path, at, length, nowait))
-            else:
-                parent._read_into(parts, offset, length, zero_copy=zero_copy, nowait=nowait)
+        elif zero_copy and isinstance(parent, VhdStore):
+            parent._read_into(parts, offset, length, zero_copy=True, nowait=nowait)
         elif zero_copy:
             add_piece(parts, parent.file_slice(offset, length))
         else:
