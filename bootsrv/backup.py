@@ -69,18 +69,33 @@ class BackupService:
         return sum(1 for s in list(registry.sessions.values()) if s.target_name in targets)
 
     def _drop(self, targets: tuple[str, ...]) -> None:
-        registry, loop = self.registry(), self.loop
-        if registry is None or loop is None:
+        registry = self.registry()
+        if registry is None:
             return
-        done: concurrent.futures.Future[None] = concurrent.futures.Future()
 
         def drop() -> None:
             for target in targets:
                 registry.drop_target(target)
-            done.set_result(None)
 
-        loop.call_soon_threadsafe(drop)  # sessions belong to the event loop
-        done.result(timeout=10)
+        self.on_loop(drop, timeout=10)  # sessions belong to the event loop
+
+    def on_loop(self, work: Callable[[], None], *, timeout: float) -> None:
+        """Run `work` on the event loop from a worker thread, and wait for it (nothing to do
+        before the loop runs: no sessions yet)."""
+        loop = self.loop
+        if loop is None:
+            return
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                work()
+                done.set_result(None)
+            except Exception as exc:  # the waiting thread raises it
+                done.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        done.result(timeout=timeout)
 
     def start(self) -> None:
         """Before the portals open: finish interrupted work, bring back mounts, start schedules."""

@@ -11,7 +11,6 @@ are in `boot`.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,14 +246,7 @@ class Appliance:
         if disk is None:
             return grow(path, size)
         self.inventory.extend_disk(disk.name, size, grow)
-        loop, told = self.backup.loop, concurrent.futures.Future[None]()
-        if loop is not None:
-            def check() -> None:  # the units' state belongs to the event loop
-                for spec in list(self.directory.targets.values()):
-                    spec.device.check_capacity()
-                told.set_result(None)
-            loop.call_soon_threadsafe(check)
-            told.result(timeout=60)
+        self.backup.on_loop(self.directory.check_capacity, timeout=60)
         log.info("disk %s extended online to %d bytes", disk.name, size)
         return f"{disk.path} is now {size} bytes (served: sessions told)"
 

@@ -104,8 +104,7 @@ class IscsiServer:
 
     def _check_capacity(self) -> None:
         """A disk grown under running sessions tells them (CAPACITY DATA HAS CHANGED)."""
-        for spec in self.directory.targets.values():
-            spec.device.check_capacity()
+        self.directory.check_capacity()
         self._capacity_timer = asyncio.get_running_loop().call_later(CAPACITY_CHECK_SECONDS,
                                                                      self._check_capacity)
 

@@ -60,3 +60,9 @@ class TargetDirectory:
 
     def visible_to(self, initiator_name: str) -> list[TargetSpec]:
         return [t for t in self.targets.values() if t.allows(initiator_name)]
+
+    def check_capacity(self) -> None:
+        """Every unit whose disk grew tells its sessions (CAPACITY DATA HAS CHANGED). On the
+        event loop, which owns the units' state."""
+        for spec in list(self.targets.values()):
+            spec.device.check_capacity()
