@@ -353,6 +353,10 @@ class SnapshotEngine:
             busy.release()
         return True
 
+    def start_over(self, disk: str, base: str | os.PathLike[str], crash_name: str) -> None:
+        """As restart_from, for a caller that holds the disk's lock (it waited for it)."""
+        self._start_over(self.volume(disk), base, crash_name)
+
     @staticmethod
     def _start_over(volume: Volume, base: str | os.PathLike[str], crash_name: str) -> None:
         with volume.gate.hold():

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bootsrv.config.modes import DhcpMode, Digests, LogLevel, UnknownClients
+from bootsrv.config.modes import DhcpMode, Digests, ImageUpdate, LogLevel, UnknownClients
 from target.iscsi.params import DEFAULT_QUEUE_DEPTH
 
 if TYPE_CHECKING:
@@ -119,6 +119,7 @@ class ClientConfig:
     ip: str = ""
     reset_on_boot: bool = False
     chap: ChapConfig | None = None
+    on_image_update: ImageUpdate = ImageUpdate.KEEP
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,12 @@ class UnknownClients(StrEnum):
         return cls(value) if cls.is_word(value) else value
 
 
+class ImageUpdate(StrEnum):
+    """What a persistent client does at power-on when its image has a newer current version."""
+    KEEP = "keep"  # stays on its version, changes and all, until `client reset`
+    RESET = "reset"  # its changes are discarded and it starts from the current version
+
+
 class ExportMode(StrEnum):
     """What a scheduled snapshot writes to snapshots.export_dir."""
     NONE = "none"

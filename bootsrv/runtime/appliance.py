@@ -27,6 +27,7 @@ from bootsrv.dhcp.policy import DhcpPolicy, Effect
 from bootsrv.dhcp.service import DhcpService, interface_ipv4
 from bootsrv.disktool import allocated_bytes, grow
 from bootsrv.dns import DnsAnswers, DnsService
+from bootsrv.imaging.manager import ImageManager
 from bootsrv.runtime import boot, reload as reloading
 from bootsrv.runtime.boot import PARK_AFTER
 from bootsrv.runtime.inventory import Inventory
@@ -59,6 +60,7 @@ class Appliance:
     dns: DnsService | None = None
     backup: BackupService = field(init=False)
     inventory: Inventory = field(init=False)
+    images: ImageManager = field(init=False)
     admin: AdminServer | None = None
     web: WebServer | None = None
     leases: LeaseStore | None = None
@@ -69,6 +71,8 @@ class Appliance:
     def __post_init__(self) -> None:
         self.backup = BackupService(self.config, self.directory, lambda: self.server.registry if self.server else None)
         self.inventory = Inventory(self.config, self.directory, self.backup, self._drop_sessions)
+        self.images = ImageManager(self.inventory, self.backup.engine)
+        self.inventory.base_of = self.images.base_for
 
     # Short names for what the inventory owns.
     @property
@@ -86,6 +90,7 @@ class Appliance:
     def open_disks(self) -> None:
         inventory = self.inventory
         inventory.config.server.state_dir.mkdir(parents=True, exist_ok=True)
+        self.images.recover()
         for disk in self.config.disks:
             inventory.add_disk(disk)
         for client in boot_clients(self.config):
@@ -101,6 +106,7 @@ class Appliance:
                 inventory.park(client)
         for target in self.config.targets:
             inventory.add_target(target)
+        self.images.serve_booted_edits()
 
     def _drop_sessions(self, target_iqn: str) -> None:
         if self.server is not None:
@@ -209,6 +215,7 @@ class Appliance:
         await asyncio.get_running_loop().run_in_executor(None, self.backup.stop)
         for service in reversed(self.services):
             await service.stop()
+        self.images.close()
         self.inventory.close()
         self.backup.close()
 
@@ -278,6 +285,13 @@ class Appliance:
     def tftp_transfers(self) -> int:
         return self.tftp.transfers if self.tftp else 0
 
+    def _version_columns(self, client: BootClient, current: int | None) -> dict[str, Any]:
+        """Which image version a client boots, and whether it is behind the current one."""
+        editing = self.images.editing(client.name)
+        version = self.images.version_of(client)
+        return {"version": version, "current": current, "behind": version != current,
+                "editing": editing.name if editing is not None else None}
+
     def clients_summary(self) -> dict[str, int]:
         """Counts for `status`: clients in all, adopted ones, and disks not parked."""
         clients = self.clients.values()
@@ -288,6 +302,7 @@ class Appliance:
         """What the dashboard shows of each client (runs on the event loop)."""
         online = {s.target_name for s in self.sessions()}
         rows = []
+        current = {image.name: self.images.record(image.name).current for image in self.config.images}
         for name, client in sorted(self.clients.items()):
             lease = self.leases.lookup(client.config.mac) if self.leases else None
             try:
@@ -297,5 +312,6 @@ class Appliance:
             rows.append({"name": name, "mac": client.config.mac, "ip": client.config.ip or (lease.ip if lease else ""),
                          "online": client.target_iqn in online, "last_boot": self.last_boot.get(name),
                          "image": client.config.image, "disk": str(client.disk_path), "disk_bytes": used,
-                         "target": client.target_iqn, "origin": client.origin})
+                         "target": client.target_iqn, "origin": client.origin,
+                         **self._version_columns(client, current.get(client.config.image))})
         return rows

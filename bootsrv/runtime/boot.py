@@ -67,7 +67,8 @@ async def _adopt(app: Appliance, effect: Adopt, loop: asyncio.AbstractEventLoop)
         if client is None or app.policy is None:
             return
         try:
-            store = await loop.run_in_executor(None, open_client_disk, app.config, client)
+            store = await loop.run_in_executor(None, open_client_disk, app.config, client,
+                                               app.images.base_for(client))
         except StartupError as exc:
             log.error("cannot make a disk for unknown client %s: %s", effect.mac, exc)
             return
@@ -100,17 +101,28 @@ async def _powering_on(app: Appliance, effect: PoweringOn, loop: asyncio.Abstrac
         return
     app.boot_attempts[client.name] = (effect.xid, logins)
     app.last_boot[client.name] = time.time()
-    if not client.config.reset_on_boot:
+    if client.name not in app.client_units or app.server is None:
         log.info("%s powering on (%s)", client.name, effect.cause)
         return
-    if client.name not in app.client_units or app.server is None:
+    images = app.images
+    if images.editing(client.name) is not None:  # the maintenance client: its image's edit layer
+        app.server.registry.drop_target(client.target_iqn)
+        record = await loop.run_in_executor(None, images.boot_edit, client.name)
+        if record is not None and record.edit is not None:
+            log.info("%s powering on into the edit of image %s (over version %d; its own disk is left as it is), "
+                     "on %s", client.name, record.name, record.edit.base, effect.cause)
+            return
+    if not await loop.run_in_executor(None, images.resets_at_boot, client):
+        log.info("%s powering on (%s)", client.name, effect.cause)
         return
     app.server.registry.drop_target(client.target_iqn)
     # On a worker: the reset swaps files under the gate; it gives up rather than wait
     # for a snapshot operation on this disk.
-    if not await loop.run_in_executor(None, app.backup.engine.restart_from, client.name, client.image_path):
+    base = images.base_for(client)
+    if not await loop.run_in_executor(None, app.backup.engine.restart_from, client.name, base):
         log.warning("%s powering on during a snapshot operation on its disk: not reset this time (%s)",
                     client.name, effect.cause)
         return
-    log.info("%s booted: its disk starts again from %s (reset_on_boot), on %s", client.name,
-             client.image_path.name, effect.cause)
+    why = "reset_on_boot" if client.config.reset_on_boot else "on_image_update = reset"
+    log.info("%s booted: its disk starts again from version %d of image %s (%s), on %s", client.name,
+             images.record(client.config.image).current, client.config.image, why, effect.cause)

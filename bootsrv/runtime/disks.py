@@ -4,6 +4,7 @@ become StartupErrors naming the configuration file and the disk or client."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from bootsrv.clients import BootClient
 from bootsrv.config import Config, DiskConfig, StartupError
@@ -30,17 +31,18 @@ def open_disk(config: Config, disk: DiskConfig) -> BlockStore:
         raise StartupError(f"{where}: {exc}") from None
 
 
-def open_client_disk(config: Config, client: BootClient) -> BlockStore:
-    """The client's differencing disk over its image, made on first use."""
+def open_client_disk(config: Config, client: BootClient, base: Path | None = None) -> BlockStore:
+    """The client's differencing disk over `base` (its image's current version), made on first use."""
     where = f"{config.path}: client {client.name!r}"
+    base = base or client.image_path
     try:
         if not client.disk_path.exists():
-            if not client.image_path.exists():
-                raise StartupError(f"{where}: image {client.image_path} does not exist "
+            if not base.exists():
+                raise StartupError(f"{where}: image {base} does not exist "
                                    "(bootsrv disk create it, or convert an installed disk to VHD)")
             client.disk_path.parent.mkdir(parents=True, exist_ok=True)
-            log.info("creating %s over %s", client.disk_path, client.image_path)
-            create_store(client.disk_path, parent=client.image_path)
+            log.info("creating %s over %s", client.disk_path, base)
+            create_store(client.disk_path, parent=base)
         return open_vhd(client.disk_path)
     except StoreError as exc:
         raise StartupError(f"{where}: {exc}") from None

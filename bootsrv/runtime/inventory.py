@@ -41,6 +41,8 @@ class Inventory:
     units: dict[str, LogicalUnit] = field(default_factory=dict)  # client name -> its unit
     clients: dict[str, BootClient] = field(default_factory=dict)  # configured and adopted, by name
     by_mac: dict[str, BootClient] = field(default_factory=dict)  # the same clients, by MAC
+    # What a new client disk is made over: its image's current version (bootsrv.imaging).
+    base_of: Callable[[BootClient], Path] = lambda client: client.image_path
 
     # ---- disks and targets ------------------------------------------------------------------
 
@@ -108,7 +110,8 @@ class Inventory:
     # ---- clients ----------------------------------------------------------------------------
 
     def add_client(self, client: BootClient, store: BlockStore | None = None) -> None:
-        gate = self.stores[client.store_key] = GatedStore(store or open_client_disk(self.config, client))
+        gate = self.stores[client.store_key] = GatedStore(
+            store or open_client_disk(self.config, client, self.base_of(client)))
         chap = Credentials(client.config.chap.user, client.config.chap.secret) if client.config.chap else None
         unit = self.units[client.name] = LogicalUnit(
             client.store_key, gate, target_name=client.target_iqn,
@@ -131,6 +134,13 @@ class Inventory:
         self.backup.remove_disk(name)
         self.units.pop(name, None)
         self.stores.pop(client.store_key).close()  # its disk file and snapshots stay
+
+    def serve_layer(self, name: str, layer: GatedStore | None) -> None:
+        """The client's target serves `layer` (an image's edit) instead of its own disk, or its
+        own disk again (None). Its own disk, volume and snapshots are left as they are."""
+        unit = self.units.get(name)
+        if unit is not None:
+            unit.store = layer if layer is not None else self.stores[self.clients[name].store_key]
 
     def park(self, client: BootClient) -> bool:
         """Close a client's disk files (flushed first); its next I/O opens them again.

@@ -18,6 +18,7 @@ from target.stores.vhd import read_footer
 
 if TYPE_CHECKING:
     from bootsrv.backup import BackupService
+    from bootsrv.imaging.manager import ImageManager
     from bootsrv.runtime.appliance import Appliance
     from snapshots.engine import SnapshotEngine
     from snapshots.schedule import SnapshotScheduler
@@ -58,16 +59,27 @@ class ApplianceView:
     def portals(self) -> list[str]:
         return [f"{host}:{port}" for host, port in self.app.bound]
 
+    @property
+    def image_manager(self) -> "ImageManager":
+        return self.app.images
+
     def images(self) -> list[dict[str, Any]]:
+        """Each image with its current version, its edit under way and the clients behind it."""
         clients = self.app.clients.values()
         rows = []
         for image in self.config.images:
             try:
                 size = read_footer(image.path).virtual_size
-            except FormatError:
+            except (FormatError, OSError):
                 size = 0
+            record = self.app.images.record(image.name)
+            mine = sorted((c for c in clients if c.config.image == image.name), key=lambda c: c.name)
             rows.append({"name": image.name, "path": str(image.path), "size": size,
-                         "clients": sorted(c.name for c in clients if c.config.image == image.name)})
+                         "clients": [c.name for c in mine], "current": record.current,
+                         "versions": len(record.versions),
+                         "edit": {"client": record.edit.client, "base": record.edit.base,
+                                  "booted": record.edit.booted} if record.edit else None,
+                         "behind": [c.name for c in mine if self.app.images.version_of(c) != record.current]})
         return rows
 
     def disks(self) -> list[dict[str, Any]]:

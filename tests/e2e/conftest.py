@@ -53,3 +53,9 @@ def proxy_lab():
 def classroom():
     """As proxy_lab, with two machines' taps (tap0, tap1) on the lab's bridge."""
     yield from two_namespaces(("tap0", "tap1"))
+
+
+@pytest.fixture
+def classroom_of_three():
+    """As classroom, with a third machine's tap (tap2)."""
+    yield from two_namespaces(("tap0", "tap1", "tap2"))

@@ -9,14 +9,12 @@ SeaBIOS and under OVMF."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-import subprocess
 
 import pytest
 
 from demo.labnet import PROXY_CONFIG
-from tests.support.linux_boot import FIRMWARES, Console, linux_client, wait_powered_off
+from tests.support.linux_boot import FIRMWARES, Console, assert_clean_boot, power_on, sha256
 from tests.support.netboot import TWO_CLIENTS, site_dhcp_server, start_bootsrv
 
 pytestmark = pytest.mark.e2e
@@ -34,30 +32,7 @@ reset_on_boot = true
 
 
 def power_on_classroom(lab, tmp_path, firmware: str, round_name: str) -> dict[str, Console]:
-    """Power on both machines at once and wait until both have powered themselves off."""
-    machines = {}
-    for name, (mac, tap) in MACHINES.items():
-        serial = tmp_path / f"{name}-{round_name}.serial"
-        machines[name] = lab.popen(linux_client(firmware, serial, mac, tap),
-                                   stdout=open(tmp_path / f"{name}-{round_name}.qemu.log", "wb"),
-                                   stderr=subprocess.STDOUT)
-    wait_powered_off(machines)
-    return {name: Console.read(tmp_path / f"{name}-{round_name}.serial") for name in machines}
-
-
-def assert_clean_boot(name: str, console: Console) -> None:
-    report = f"{name}'s console:\n{console.text[-6000:]}"
-    assert console.failures() == [], report
-    assert console.finished, report
-    assert console.boot_errors() == [], report
-    assert console.kernel_errors() == [], report
-    # Its own DHCP client asked (no PXEClient vendor class) and the disk stayed as it was under the mount.
-    assert (console.value("OS DHCP") or "").startswith("lease of"), report
-    assert "verified after DHCP" in console.said(), report
-
-
-def sha256(path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return power_on(lab, tmp_path, firmware, MACHINES, round_name)
 
 
 @pytest.mark.timeout(1500)

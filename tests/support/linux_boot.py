@@ -5,6 +5,7 @@ console there (sercon), OVMF mirrors its console there."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import time
@@ -60,6 +61,11 @@ class Console:
         return None if listed is None else sorted(listed.split())
 
     @property
+    def writers(self) -> list[str]:
+        """Which clients wrote the files it found, one per earlier boot (in boot order)."""
+        return (self.value("writers") or "").split()
+
+    @property
     def finished(self) -> bool:
         return "done" in self.said()
 
@@ -88,3 +94,36 @@ def wait_powered_off(machines: dict[str, subprocess.Popen], timeout: float = 600
             proc.kill()
             proc.wait()
             raise AssertionError(f"{name} did not power off within {timeout:.0f} s") from None
+
+
+def power_on(lab, tmp_path: Path, firmware: str, machines: dict[str, tuple[str, str]],
+             round_name: str) -> dict[str, Console]:
+    """Power on the machines (name -> (MAC, tap)) at once and wait until all have powered
+    themselves off; what each printed."""
+    running = {}
+    for name, (mac, tap) in machines.items():
+        serial = tmp_path / f"{name}-{round_name}.serial"
+        running[name] = lab.popen(linux_client(firmware, serial, mac, tap),
+                                  stdout=open(tmp_path / f"{name}-{round_name}.qemu.log", "wb"),
+                                  stderr=subprocess.STDOUT)
+    wait_powered_off(running)
+    return {name: Console.read(tmp_path / f"{name}-{round_name}.serial") for name in running}
+
+
+def assert_clean_boot(name: str, console: Console) -> None:
+    report = f"{name}'s console:\n{console.text[-6000:]}"
+    assert console.failures() == [], report
+    assert console.finished, report
+    assert console.boot_errors() == [], report
+    assert console.kernel_errors() == [], report
+    # Its own DHCP client asked (no PXEClient vendor class) and the disk stayed as it was under the mount.
+    assert (console.value("OS DHCP") or "").startswith("lease of"), report
+    assert "verified after DHCP" in console.said(), report
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

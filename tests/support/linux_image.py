@@ -7,7 +7,9 @@ One disk boots both ways, as hybrid install images do: an MBR (SYSLINUX's boot c
 The initramfs does what a distribution's does on an iSCSI root: reads the iBFT that iPXE
 left, logs in with the kernel initiator (`iscsistart -b`), mounts the root, and then runs
 the OS's own DHCP client on the boot NIC. It then writes, syncs and powers off, printing
-`bootsrv-linux:` lines on COM1 for the test to read.
+`bootsrv-linux:` lines on COM1 for the test to read: among them the files in /client and
+which clients wrote them (each boot's after-dhcp-N names its writer, from the iBFT's
+initiator name), so a test can tell an image's files from a client's own.
 
 Built once per content (the packages, this file, the host's boot tools) under
 build/linux/<hash>/golden.vhd; every test that boots Linux shares it.
@@ -77,6 +79,9 @@ say "root mounted"
 say "image $(cat /root/etc/bootsrv-image)"
 cd /root/client || fail "no /client on the root"
 say "files: $(ls | tr '\n' ' ')"
+who=$(cat /sys/firmware/ibft/initiator/initiator-name)
+who=${who##*.}
+say "writers: $(cat after-dhcp-* 2>/dev/null | sed -n 's/.* by //p' | tr '\n' ' ')"
 [ ! -s sums ] || md5sum -c -s sums || fail "files from earlier boots do not match their sums"
 boot=$(( $(ls | grep -c '^data-') + 1 ))
 head -c 1048576 /dev/urandom > data-$boot
@@ -88,7 +93,7 @@ if udhcpc -i "$dev" -n -q -t 4 -T 2 -s /bin/true >/tmp/udhcpc.log 2>&1; then
 else
     say "OS DHCP: no lease"
 fi
-echo "after the OS's DHCP" > after-dhcp-$boot
+echo "after the OS's DHCP, by $who" > after-dhcp-$boot
 sync
 echo 3 > /proc/sys/vm/drop_caches
 md5sum -c -s sums || fail "the disk changed under the mounted root after the OS's DHCP"

@@ -9,7 +9,7 @@ from typing import Any
 
 from bootsrv import adopted
 from bootsrv.admin import call
-from bootsrv.cli.common import actions, config_option, edit, print_rows
+from bootsrv.cli.common import actions, ask, config_option, edit, print_rows
 from bootsrv.config import load_config
 from bootsrv.naming import client_disk_path
 
@@ -36,7 +36,12 @@ def register(commands: Any) -> None:
     keep.add_argument("name", help="the adopted client's name (pc-<mac>)")
     keep.add_argument("--name", dest="new_name", required=True, help="its name as a [[client]]")
     keep.set_defaults(run=_keep)
-    for sub in (add, listing, remove, keep):
+    reset = client.add_parser("reset", help="discard the client's changes: it starts from its image's current "
+                              "version (its snapshots stay)")
+    reset.add_argument("name")
+    reset.add_argument("--force", action="store_true", help="drop its sessions if it is logged in")
+    reset.set_defaults(run=_reset)
+    for sub in (add, listing, remove, keep, reset):
         config_option(sub)
 
 
@@ -50,13 +55,32 @@ def _list(args: argparse.Namespace) -> int:
     def state(name: str) -> str:
         return ("online" if live[name]["online"] else "offline") if name in live else "-"
 
+    def version(name: str) -> str:
+        row = live.get(name)
+        if row is None:
+            return "-"
+        if row.get("editing"):
+            return f"edit of {row['editing']}"
+        shown = "?" if row.get("version") is None else str(row["version"])
+        return shown + (f" (current: {row['current']})" if row.get("behind") else "")
+
     rows = [{"name": c.name, "mac": c.mac, "image": c.image, "ip": c.ip or live.get(c.name, {}).get("ip") or "-",
-             "reset_on_boot": c.reset_on_boot, "state": state(c.name), "origin": "config"} for c in config.clients]
+             "reset_on_boot": c.reset_on_boot, "state": state(c.name), "origin": "config",
+             "version": version(c.name)} for c in config.clients]
     for record in adopted.load(config.server.state_dir):
         rows.append({"name": record.name, "mac": record.mac, "image": record.image,
                      "ip": live.get(record.name, {}).get("ip") or "-", "reset_on_boot": False,
-                     "origin": "adopted", "state": state(record.name)})  # (--json keeps the old key order)
-    print_rows(rows, args.json, ["name", "mac", "ip", "image", "state", "reset_on_boot", "origin"])
+                     "origin": "adopted", "state": state(record.name),
+                     "version": version(record.name)})  # (--json keeps the old key order)
+    print_rows(rows, args.json, ["name", "mac", "ip", "image", "version", "state", "reset_on_boot", "origin"])
+    return 0
+
+
+def _reset(args: argparse.Namespace) -> int:
+    done = ask(args, "client.reset", {"name": args.name, "force": args.force})
+    was = "an unknown base" if done["was"] is None else f"version {done['was']}"
+    print(f"{done['client']}: its changes are discarded; it boots version {done['version']} of image "
+          f"{done['image']} (was on {was})")
     return 0
 
 

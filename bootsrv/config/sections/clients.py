@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Collection
 
 from bootsrv.config.model import ClientConfig, default_of
+from bootsrv.config.modes import ImageUpdate, spelled
 from bootsrv.config.names import HOST_RE, MAC_RE
 from bootsrv.config.reader import Section, ipv4
 from bootsrv.config.sections import chap as chap_section
@@ -27,8 +28,10 @@ def _client(section: Section, images: Collection[str], taken: list[ClientConfig]
     ip = ipv4(section, "ip", ip) if ip else ip
     reset = section.get("reset_on_boot", bool, "true or false", default_of(ClientConfig, "reset_on_boot"))
     chap = chap_section.parse(section, "chap")
+    update = section.choice("on_image_update", ImageUpdate, spelled(ImageUpdate),
+                            default_of(ClientConfig, "on_image_update"))
     section.done()
-    return ClientConfig(name, mac, image, ip, reset, chap)
+    return ClientConfig(name, mac, image, ip, reset, chap, update)
 
 
 def parse(top: Section, images: Collection[str]) -> tuple[ClientConfig, ...]:

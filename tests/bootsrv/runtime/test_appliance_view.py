@@ -22,5 +22,6 @@ def test_the_view_of_a_not_started_appliance(tmp_path):
         assert [d["name"] for d in view.disks()] == ["other", "scratch", "ws01", "ws02"]
         assert all(d["sessions"] == 0 and d["snapshots"] == 0 for d in view.disks())
         assert view.images() == [{"name": "golden", "path": str(tmp_path / "golden.vhd"), "size": 1 << 20,
-                                  "clients": ["ws01", "ws02"]}]
+                                  "clients": ["ws01", "ws02"], "current": 1, "versions": 1, "edit": None,
+                                  "behind": []}]
         assert view.process()["config"] == str(tmp_path / "c.toml")

@@ -1,0 +1,367 @@
+"""The golden-image lifecycle on a running appliance: a maintenance client edits a layer
+over the current version, commit makes it the next version, revert picks another one,
+clients follow at their next power-on or at `client reset`, prune drops what nobody uses.
+
+Every step that changes what a client boots writes one record (versions.py) after the
+files it names exist and before the files it drops are removed, so a kill -9 anywhere
+leaves the old state or the new one; `recover` removes what a killed step left behind.
+Operations run on worker threads (the admin API's), one at a time per image.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bootsrv.clients import BootClient
+from bootsrv.config import Config
+from bootsrv.config.modes import ImageUpdate
+from bootsrv.imaging import versions
+from bootsrv.imaging.versions import Edit, ImageRecord, Version
+from bootsrv.runtime.inventory import Inventory
+from snapshots.engine import SnapshotEngine, SnapshotError, fresh_path
+from snapshots.faults import crash_point
+from snapshots.files import fsync_dir
+from target.stores.errors import StoreError
+from target.stores.gate import GatedStore
+from target.stores.vhd import open_vhd
+from target.stores.vhd.chain import parent_uuid
+from target.stores.vhd.create import create_differencing
+from target.stores.vhd.store import MAX_CHAIN
+
+log = logging.getLogger("bootsrv.images")
+MAX_VERSION_DEPTH = 32  # versions deep at most: a client's chain needs room for its snapshots too
+
+
+class ImageError(ValueError):
+    """One line for the admin: what cannot be done to an image and why."""
+
+
+@dataclass
+class ImageManager:
+    inventory: Inventory
+    engine: SnapshotEngine
+    edits: dict[str, GatedStore] = field(default_factory=dict)  # image -> its open edit layer
+    _records: dict[str, ImageRecord] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    @property
+    def config(self) -> Config:
+        return self.inventory.config
+
+    @property
+    def state_dir(self) -> Path:
+        return self.config.server.state_dir
+
+    # ---- what is recorded ----------------------------------------------------------------
+
+    def record(self, image: str) -> ImageRecord:
+        configured = next((i for i in self.config.images if i.name == image), None)
+        if configured is None:
+            known = ", ".join(i.name for i in self.config.images) or "none"
+            raise ImageError(f"no [[image]] named {image!r} (images: {known})")
+        with self._lock:
+            if image not in self._records:
+                self._records[image] = versions.load(self.state_dir, image, configured.path)
+            return self._records[image]
+
+    def _save(self, record: ImageRecord) -> ImageRecord:
+        saved = self._records[record.name] = versions.save(self.state_dir, record)
+        return saved
+
+    def _first_save(self, record: ImageRecord) -> ImageRecord:
+        """Version 1 described (its sha256: read in full once) before anything is built on it."""
+        if record.saved:
+            return record
+        first = record.versions[0]
+        described = versions.describe(Path(first.file), 1, None, first.label)
+        return replace(record, versions=(described, *record.versions[1:]))
+
+    def current_file(self, image: str) -> Path:
+        """What a client of the image starts from: its current version's file."""
+        return Path(self.record(image).current_version.file)
+
+    def base_for(self, client: BootClient) -> Path:
+        return self.current_file(client.config.image)
+
+    def version_of(self, client: BootClient) -> int | None:
+        """The version a client's disk is built on, read from its files: the parent chain
+        through its snapshots down to a version's UUID (None: not one of the versions)."""
+        by_uuid = self.record(client.config.image).by_uuid()
+        snapshots = {s.uuid: s.file for s in self.engine.catalog.snapshots(client.name) if s.uuid}
+        return self._version_below(client.disk_path, by_uuid, snapshots)
+
+    @staticmethod
+    def _version_below(path: Path, by_uuid: dict[str, Version], snapshots: dict[str, str]) -> int | None:
+        current: str | os.PathLike[str] = path
+        for _ in range(MAX_CHAIN):
+            try:
+                uuid = parent_uuid(current)
+            except (OSError, StoreError):
+                return None
+            if uuid is None:
+                return None
+            if uuid.hex() in by_uuid:
+                return by_uuid[uuid.hex()].number
+            if uuid.hex() not in snapshots:
+                return None
+            current = snapshots[uuid.hex()]
+        return None
+
+    def editing(self, client: str) -> ImageRecord | None:
+        """The image `client` is the maintenance client of, if any."""
+        for image in self.config.images:
+            record = self.record(image.name)
+            if record.edit is not None and record.edit.client == client:
+                return record
+        return None
+
+    # ---- at start ------------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """Before clients are served: remove what killed steps left, forget an edit whose
+        layer is gone. Returns what was done."""
+        done: list[str] = []
+        for image in self.config.images:
+            record = self.record(image.name)
+            if record.edit is not None and not Path(record.edit.file).exists():
+                self._save(replace(record, edit=None))
+                done.append(f"image {image.name}: the edit by {record.edit.client} had no layer any more: forgotten")
+                record = self.record(image.name)
+            for stray in versions.strays(self.state_dir, record):
+                stray.unlink()
+                done.append(f"image {image.name}: removed {stray.name} (a step that did not finish)")
+            if done:
+                fsync_dir(versions.folder(self.state_dir, image.name))
+        for line in done:
+            log.warning("recovery: %s", line)
+        return done
+
+    def serve_booted_edits(self) -> None:
+        """A maintenance client that had booted into its edit keeps it across a restart."""
+        for image in self.config.images:
+            edit = self.record(image.name).edit
+            if edit is not None and edit.booted and edit.client in self.inventory.units:
+                self._serve_edit(image.name, edit)
+
+    def _serve_edit(self, image: str, edit: Edit) -> None:
+        gate = self.edits.get(image)
+        if gate is None:
+            gate = self.edits[image] = GatedStore(open_vhd(edit.file))
+        self.inventory.serve_layer(edit.client, gate)
+
+    # ---- a client powers on (from bootsrv.runtime.boot, on a worker) ------------------------
+
+    def boot_edit(self, client: str) -> ImageRecord | None:
+        """A maintenance client in its firmware: from now on its target serves the edit layer
+        (its sessions were dropped). None when it is no maintenance client."""
+        with self._lock:
+            record = self.editing(client)
+            if record is None or record.edit is None:
+                return None
+            if not record.edit.booted:
+                record = self._save(replace(record, edit=replace(record.edit, booted=True)))
+            self._serve_edit(record.name, record.edit)  # type: ignore[arg-type]
+            return record
+
+    def resets_at_boot(self, client: BootClient) -> bool:
+        """reset_on_boot, or on_image_update = "reset" for a client behind its image."""
+        if client.config.reset_on_boot:
+            return True
+        if client.config.on_image_update != ImageUpdate.RESET:
+            return False
+        return self.version_of(client) != self.record(client.config.image).current
+
+    # ---- edit, commit, discard ----------------------------------------------------------------
+
+    def edit(self, image: str, client: str) -> dict[str, Any]:
+        if client not in self.inventory.clients:
+            raise ImageError(f"no client named {client!r}")
+        with self._lock:
+            record = self.record(image)
+            if record.edit is not None:
+                raise ImageError(f"image {image!r} is already being edited by {record.edit.client} "
+                                 f"(commit or discard that first)")
+            other = self.editing(client)
+            if other is not None:
+                raise ImageError(f"{client} is already editing image {other.name!r}")
+            if len(record.chain(record.current)) >= MAX_VERSION_DEPTH:
+                raise ImageError(f"version {record.current} of {image!r} is {MAX_VERSION_DEPTH} versions deep: "
+                                 "prune, or import a flattened copy as a new image")
+            record = self._first_save(record)
+            layer = versions.edit_path(self.state_dir, image)
+            layer.parent.mkdir(parents=True, exist_ok=True)
+            fresh = fresh_path(layer)
+            fresh.unlink(missing_ok=True)
+            create_differencing(fresh, record.current_version.file)
+            os.replace(fresh, layer)
+            fsync_dir(layer.parent)
+            crash_point("image.edit.created")
+            record = self._save(replace(record, edit=Edit(client, record.current, str(layer), time.time())))
+        log.info("image %s: %s edits a layer over version %d from its next power-on", image, client, record.current)
+        return record.as_dict()
+
+    def _end_edit(self, record: ImageRecord, force: bool, what: str) -> None:
+        """The maintenance client stops using the layer: refused while it is logged in,
+        unless forced (the layer is flushed, then its sessions are dropped)."""
+        edit = record.edit
+        assert edit is not None
+        gate = self.edits.get(record.name)
+        volume = self.engine.volumes.get(edit.client)
+        sessions = volume.sessions() if volume is not None else 0
+        if gate is not None and sessions:
+            if not force:
+                raise ImageError(f"{edit.client} is logged in ({sessions} session(s)) on the edit of {record.name!r}: "
+                                 f"shut it down first, or {what} with --force (its sessions are dropped)")
+            with gate.hold() as store:
+                store.flush()
+            volume.drop_sessions()  # type: ignore[union-attr]
+        if gate is not None:
+            self.inventory.serve_layer(edit.client, None)
+            with gate.hold() as store:
+                store.flush()
+            gate.close()
+            del self.edits[record.name]
+
+    def commit(self, image: str, label: str = "", force: bool = False) -> dict[str, Any]:
+        with self._lock:
+            record = self.record(image)
+            if record.edit is None:
+                raise ImageError(f"image {image!r} has no edit to commit (image edit {image} --client NAME)")
+            edit = record.edit
+            self._end_edit(record, force, "commit")
+            number = record.next_number()
+            final = versions.version_path(self.state_dir, image, number)
+            final.unlink(missing_ok=True)  # a stray of an earlier commit that was killed
+            os.link(edit.file, final)
+            fsync_dir(final.parent)
+            crash_point("image.commit.linked")
+            store = open_vhd(final, readonly=True)
+            try:
+                own = store.held_bytes()
+            finally:
+                store.close()
+            version = versions.describe(final, number, edit.base, label, own)
+            record = self._save(replace(record, versions=(*record.versions, version), current=number, edit=None))
+            crash_point("image.commit.recorded")
+            Path(edit.file).unlink()
+            os.chmod(final, 0o444)  # committed: never written again
+            fsync_dir(final.parent)
+        log.info("image %s: version %d committed (%s, %d bytes over version %d, by %s)", image, number,
+                 label or "no label", own, edit.base, edit.client)
+        return record.as_dict()
+
+    def discard(self, image: str, force: bool = False) -> dict[str, Any]:
+        with self._lock:
+            record = self.record(image)
+            if record.edit is None:
+                raise ImageError(f"image {image!r} has no edit to discard")
+            edit = record.edit
+            self._end_edit(record, force, "discard")
+            record = self._save(replace(record, edit=None))
+            Path(edit.file).unlink(missing_ok=True)
+            fsync_dir(Path(edit.file).parent)
+        log.info("image %s: the edit by %s discarded", image, edit.client)
+        return record.as_dict()
+
+    # ---- revert, prune ----------------------------------------------------------------------
+
+    def revert(self, image: str, to: int) -> dict[str, Any]:
+        with self._lock:
+            record = self.record(image)
+            record.version(to)  # it exists
+            if record.edit is not None:
+                raise ImageError(f"image {image!r} is being edited by {record.edit.client}: "
+                                 "commit or discard that first")
+            record = self._save(replace(self._first_save(record), current=to))
+        log.info("image %s: version %d is current again", image, to)
+        return record.as_dict()
+
+    def in_use(self, image: str) -> set[int]:
+        """Versions a client disk, a snapshot or the edit is built on, with what they are built on."""
+        record = self.record(image)
+        by_uuid = record.by_uuid()
+        used = {record.current}
+        if record.edit is not None:
+            used.add(record.edit.base)
+        for client in self.inventory.clients.values():
+            if client.config.image != image:
+                continue
+            snapshots = {s.uuid: s.file for s in self.engine.catalog.snapshots(client.name) if s.uuid}
+            for path in (client.disk_path, *map(Path, snapshots.values())):
+                number = self._version_below(path, by_uuid, snapshots)
+                if number is not None:
+                    used.add(number)
+        return {v.number for n in used for v in record.chain(n)}
+
+    def prune(self, image: str) -> dict[str, Any]:
+        """Versions nothing is built on any more are deleted (version 1, the configured file, stays)."""
+        with self._lock:
+            record = self.record(image)
+            keep = self.in_use(image) | {1}
+            gone = [v for v in record.versions if v.number not in keep]
+            if gone:
+                record = self._save(replace(record, versions=tuple(v for v in record.versions if v.number in keep)))
+                crash_point("image.prune.recorded")
+                for version in gone:
+                    Path(version.file).unlink(missing_ok=True)
+                fsync_dir(versions.folder(self.state_dir, image))
+        log.info("image %s: pruned version(s) %s", image, ", ".join(str(v.number) for v in gone) or "none")
+        return {**record.as_dict(), "pruned": [v.number for v in gone]}
+
+    # ---- a client moves to the current version ----------------------------------------------
+
+    def reset_client(self, name: str, force: bool = False) -> dict[str, Any]:
+        client = self.inventory.clients.get(name)
+        if client is None:
+            raise ImageError(f"no client named {name!r}")
+        if self.editing(name) is not None:
+            raise ImageError(f"{name} is the maintenance client of image {self.editing(name).name!r}: "  # type: ignore[union-attr]
+                             "commit or discard its edit first")
+        volume = self.engine.volume(name)
+        with self.engine.lock(name):
+            sessions = volume.sessions()
+            if sessions and not force:
+                raise SnapshotError(f"{name} is logged in ({sessions} session(s)): shut it down first, "
+                                    "or add --force to drop its sessions")
+            if sessions:
+                volume.drop_sessions()
+            before = self.version_of(client)
+            base = self.base_for(client)
+            self.engine.start_over(name, base, "client.reset.child")
+        number = self.record(client.config.image).current
+        log.warning("client %s reset: its changes discarded, it starts from version %d of %s (was on %s)",
+                    name, number, client.config.image, before if before is not None else "an unknown base")
+        return {"client": name, "image": client.config.image, "version": number, "was": before}
+
+    def close(self) -> None:
+        """At shutdown: edit layers flushed and closed (the edits stay recorded)."""
+        for image, gate in list(self.edits.items()):
+            try:
+                gate.flush()
+            except StoreError as exc:
+                log.error("flushing the edit of image %s at shutdown: %s", image, exc)
+            gate.close()
+        self.edits.clear()
+
+    # ---- for status, the dashboard and the API ----------------------------------------------
+
+    def overview(self) -> list[dict[str, Any]]:
+        rows = []
+        for image in self.config.images:
+            record = self.record(image.name)
+            on: dict[int, list[str]] = {}
+            for client in self.inventory.clients.values():
+                if client.config.image == image.name:
+                    on.setdefault(self.version_of(client) or 0, []).append(client.name)
+            rows.append({**record.as_dict(),
+                         "versions": [{**v, "current": v["number"] == record.current,
+                                       "clients": sorted(on.get(v["number"], []))}
+                                      for v in record.as_dict()["versions"]],
+                         "clients_elsewhere": sorted(on.get(0, []))})
+        return rows
