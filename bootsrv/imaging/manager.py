@@ -136,6 +136,9 @@ class ImageManager:
             for stray in versions.strays(self.state_dir, record):
                 stray.unlink()
                 done.append(f"image {image.name}: removed {stray.name} (a step that did not finish)")
+            for version in record.versions[1:]:  # a commit killed before it made its file read-only
+                if Path(version.file).exists() and os.stat(version.file).st_mode & 0o222:
+                    os.chmod(version.file, 0o444)
             if done:
                 fsync_dir(versions.folder(self.state_dir, image.name))
         for line in done:
@@ -279,6 +282,7 @@ class ImageManager:
                 raise ImageError(f"image {image!r} is being edited by {record.edit.client}: "
                                  "commit or discard that first")
             record = self._save(replace(self._first_save(record), current=to))
+            crash_point("image.revert.recorded")
         log.info("image %s: version %d is current again", image, to)
         return record.as_dict()
 

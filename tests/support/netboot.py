@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -62,14 +63,22 @@ def golden_with_marker(tmp_path, size: int = 16 << 20):
 
 def start_bootsrv(ns, tmp_path, config_text: str, name: str = "lab.toml"):
     """Run bootsrv in the namespace; returns a function reading its log."""
+    return run_bootsrv(ns, tmp_path, config_text, name)[1]
+
+
+def run_bootsrv(ns, tmp_path, config_text: str, name: str = "lab.toml", env: dict[str, str] | None = None,
+                log_name: str = "server.log") -> tuple[subprocess.Popen, Callable[[], str]]:
+    """Run bootsrv in the namespace (with `env` added to its environment); returns the
+    process and a function reading its log."""
     (tmp_path / "tftp").mkdir(exist_ok=True)
     (tmp_path / name).write_text(config_text)
-    log = open(tmp_path / "server.log", "wb")
+    log_path = tmp_path / log_name
+    log = open(log_path, "wb")
     server = ns.popen([sys.executable, "-m", "bootsrv", "serve", "--config", str(tmp_path / name)],
-                      stdout=log, stderr=log, cwd=tmp_path, env=checkout_env())
-    server_log = lambda: (tmp_path / "server.log").read_text(errors="replace")  # noqa: E731
+                      stdout=log, stderr=log, cwd=tmp_path, env={**checkout_env(), **(env or {})})
+    server_log = lambda: log_path.read_text(errors="replace")  # noqa: E731
     wait_for(lambda: READY_LINE in server_log(), "the server", 30, server)
-    return server_log
+    return server, server_log
 
 
 TWO_CLIENTS = LAB + """
