@@ -20,7 +20,7 @@ PAGE = r"""<!doctype html>
   th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid #e4e6eb; white-space: nowrap; }
   th { font-weight: 600; color: #555; }
   .on { color: #177d3c; font-weight: 600; } .off { color: #999; }
-  .bad { color: #b3261e; font-weight: 600; }
+  .bad { color: #b3261e; font-weight: 600; } .warn { color: #8a5a00; }
   button { font: inherit; padding: 2px 10px; border: 1px solid #7a869a; border-radius: 4px; background: #fff; cursor: pointer; }
   button:hover { background: #eef1f6; }
   #message { min-height: 1.4em; }
@@ -71,19 +71,24 @@ function table(id, headers, rows, empty) {
   document.getElementById(id).innerHTML = head + (rows.length ? rows.join("") : '<tr><td class="empty" colspan="' + headers.length + '">' + empty + "</td></tr>");
 }
 
+// Which image version a client boots: "v2", "v1 (current v2)", or the edit it is the maintenance client of.
+const version = c => c.editing ? "(editing)" : c.version == null ? "" : "v" + c.version + (c.behind ? " (current v" + c.current + ")" : "");
+
 function render(o) {
   const s = o.status;
   document.getElementById("summary").textContent = "portals " + s.portals.join(", ") + " · " + s.sessions + " session(s) · up " + (s.uptime / 3600).toFixed(1) + " h";
   table("clients", ["Client", "State", "IP", "MAC", "Last boot", "Disk used", "Image", ""], o.clients.map(c =>
     "<tr><td>" + esc(c.name) + '</td><td class="' + (c.online ? "on" : "off") + '">' + (c.online ? "online" : "offline") + "</td><td>" + esc(c.ip || "–") +
-    "</td><td>" + esc(c.mac) + "</td><td>" + when(c.last_boot) + "</td><td>" + size(c.disk_bytes) + "</td><td>" + esc(c.image) +
+    "</td><td>" + esc(c.mac) + "</td><td>" + when(c.last_boot) + "</td><td>" + size(c.disk_bytes) + "</td><td>" + esc(c.image) + " " + version(c) +
     '</td><td><button data-testid="snapshot-' + esc(c.name) + '" data-disk="' + esc(c.name) + '">Take snapshot</button></td></tr>'), "no clients configured");
   const clientNames = new Set(o.clients.map(c => c.name));
   table("disks", ["Disk", "Size", "Sessions", "Snapshots", "Held by snapshots", ""], s.disks.filter(d => !clientNames.has(d.name)).map(d =>
     "<tr><td>" + esc(d.name) + "</td><td>" + size(d.size) + "</td><td>" + d.sessions + "</td><td>" + d.snapshots + "</td><td>" + size(d.snapshot_bytes) +
     '</td><td><button data-testid="snapshot-' + esc(d.name) + '" data-disk="' + esc(d.name) + '">Take snapshot</button></td></tr>'), "no standalone disks");
-  table("images", ["Image", "Size", "Path", "Clients"], s.images.map(i =>
-    "<tr><td>" + esc(i.name) + "</td><td>" + size(i.size) + "</td><td>" + esc(i.path) + "</td><td>" + esc(i.clients.join(", ") || "–") + "</td></tr>"), "no images");
+  table("images", ["Image", "Size", "Current version", "Versions", "Edit", "Clients", "Not on the current version"], s.images.map(i =>
+    "<tr><td>" + esc(i.name) + "</td><td>" + size(i.size) + "</td><td>" + i.current + "</td><td>" + i.versions + "</td><td>" +
+    (i.edit ? esc(i.edit.client) + " over v" + i.edit.base + (i.edit.booted ? " (booted into it)" : " (from its next power-on)") : "–") +
+    "</td><td>" + esc(i.clients.join(", ") || "–") + '</td><td class="' + (i.behind.length ? "warn" : "") + '">' + esc(i.behind.join(", ") || "–") + "</td></tr>"), "no images");
   table("sessions", ["TSIH", "Initiator", "Target"], o.sessions.map(x =>
     "<tr><td>" + x.tsih + "</td><td>" + esc(x.initiator) + "</td><td>" + esc(x.target) + "</td></tr>"), "no sessions");
   table("snapshots", ["ID", "Disk", "Taken", "Label", "Origin", "Data", "Mounted", "Exports", ""], o.snapshots.slice().reverse().map(x =>

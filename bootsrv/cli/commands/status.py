@@ -26,6 +26,11 @@ def _status(args: argparse.Namespace) -> int:
     clients = status["clients"]
     print("  services: " + ", ".join(f"{name} {state}" for name, state in status["services"].items())
           + f"; clients {clients['total']} ({clients['adopted']} adopted, {clients['disks_open']} disks open)")
+    for image in status["images"]:
+        edit = image["edit"]
+        print(f"  image {image['name']:<15} version {image['current']} current ({image['versions']} kept)"
+              + (f"; {edit['client']} editing over version {edit['base']}" if edit else "")
+              + (f"; not on it: {', '.join(image['behind'])}" if image["behind"] else ""))
     for disk in status["disks"]:
         print(f"  disk {disk['name']:<16} {size_text(disk['size']):>10}  {disk['sessions']} session(s)  "
               f"{disk['snapshots']} snapshot(s), {size_text(disk['snapshot_bytes'])}")
