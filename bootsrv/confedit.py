@@ -62,6 +62,9 @@ class ConfigEdit:
         self._add("client", {"name": name, "mac": mac.lower(), "image": image, "ip": ip,
                              "reset_on_boot": reset_on_boot})
 
+    def add_image(self, name: str, path: str) -> None:
+        self._add("image", {"name": name, "path": path})
+
     def add_disk(self, name: str, path: str, size: str = "", readonly: bool = False) -> None:
         self._add("disk", {"name": name, "path": path, "size": size, "readonly": readonly})
 

@@ -106,6 +106,13 @@ class DnsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class HttpConfig:
+    """bootsrv's own HTTP for boot files (an installer ISO that iPXE sanboots), on the
+    DHCP server address; it runs with the boot services."""
+    port: int = 8069
+
+
+@dataclass(frozen=True, slots=True)
 class ImageConfig:
     name: str
     path: Path
@@ -146,6 +153,7 @@ class Config:
     dhcp: DhcpConfig = DhcpConfig()
     dns: DnsConfig = DnsConfig()
     tftp_root: Path | None = None
+    http: HttpConfig = HttpConfig()
     images: tuple[ImageConfig, ...] = ()
     clients: tuple[ClientConfig, ...] = ()
     snapshots: SnapshotsConfig = SnapshotsConfig()

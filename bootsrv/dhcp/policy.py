@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Callable, Union
 
 from bootsrv.clients import BootClient
 from bootsrv.config import DhcpConfig
@@ -140,6 +140,9 @@ class DhcpPolicy:
     iscsi_port: int = 3260
     effects: list[Effect] = field(default_factory=list)  # what handle() asks for; the shell takes them
     adoptions: Adoptions | None = None
+    # Clients whose iPXE must run their TFTP script instead of sanbooting the root-path
+    # (an installer boot: its script attaches the disk and boots an ISO). Never blocks.
+    scripted: Callable[[str], bool] = lambda name: False
 
     def __post_init__(self) -> None:
         if self.adoptions is None:
@@ -295,6 +298,13 @@ class DhcpPolicy:
             options[p.OPT_VENDOR_CLASS] = b"PXEClient"
             if p.OPT_UUID in request.options:
                 options[p.OPT_UUID] = request.options[p.OPT_UUID]
+        if request.is_ipxe and self.scripted(client.name):
+            # iPXE already runs and has more to do than sanboot one disk: its script says what.
+            reply.siaddr = self.server_ip
+            reply.file = client.script_name.encode()
+            options[p.OPT_BOOTFILE] = client.script_name.encode()
+            options[p.OPT_IPXE_ENCAP] = bytes((176, 1, 1))  # complete: no waiting for proxy offers
+            return
         if request.is_ipxe:
             # iPXE already runs: hand it the disk (it sanboots a root-path with no filename).
             options[p.OPT_ROOT_PATH] = client.root_path(self.server_ip, self.iscsi_port).encode()

@@ -42,6 +42,18 @@ class ImageError(ValueError):
     """One line for the admin: what cannot be done to an image and why."""
 
 
+def iso_problem(path: Path) -> str:
+    """Why `path` is not an ISO 9660 image an installer can boot from, or ""."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0x8001)  # the primary volume descriptor's "CD001", at sector 16 (2 KiB sectors)
+            if handle.read(5) != b"CD001":
+                return "not an ISO 9660 image (no CD001 volume descriptor at sector 16)"
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return ""
+
+
 @dataclass
 class ImageManager:
     inventory: Inventory
@@ -182,7 +194,40 @@ class ImageManager:
 
     # ---- edit, commit, discard ----------------------------------------------------------------
 
-    def edit(self, image: str, client: str) -> dict[str, Any]:
+    def install(self, image: str, client: str, iso: str) -> dict[str, Any]:
+        """As edit, but the client's next boots start the installer on `iso` (served read-only
+        over the boot HTTP), with the edit layer attached as its hard disk."""
+        path = Path(iso).resolve()
+        problem = iso_problem(path)
+        if problem:
+            raise ImageError(f"{iso}: {problem}")
+        return self.edit(image, client, iso=str(path))
+
+    def installing(self, client: str) -> ImageRecord | None:
+        record = self.editing(client)
+        return record if record is not None and record.edit is not None and record.edit.iso else None
+
+    def install_iso(self, url_path: str) -> Path | None:
+        """The installer ISO a boot HTTP path names: /install/<image>.iso while that image
+        has an install recorded (nothing else is ever served)."""
+        name = url_path.removeprefix("/install/").removesuffix(".iso")
+        if url_path != f"/install/{name}.iso" or name not in {i.name for i in self.config.images}:
+            return None
+        edit = self.record(name).edit
+        return Path(edit.iso) if edit is not None and edit.iso else None
+
+    def install_script(self, client: BootClient, server_ip: str, iscsi_port: int, http_port: int) -> bytes:
+        """iPXE: attach the client's disk (its target serves the edit layer; iPXE describes it
+        in the iBFT, where the installer finds it), then boot the ISO over HTTP."""
+        record = self.installing(client.name)
+        assert record is not None
+        chap = client.config.chap
+        credentials = f"set username {chap.user}\nset password {chap.secret}\n" if chap else ""
+        return (f"#!ipxe\nset initiator-iqn {client.initiator_iqn}\n{credentials}"
+                f"sanhook --drive 0x80 {client.root_path(server_ip, iscsi_port)}\n"
+                f"sanboot --no-describe --drive 0x81 http://{server_ip}:{http_port}/install/{record.name}.iso\n").encode()
+
+    def edit(self, image: str, client: str, iso: str = "") -> dict[str, Any]:
         if client not in self.inventory.clients:
             raise ImageError(f"no client named {client!r}")
         with self._lock:
@@ -205,8 +250,9 @@ class ImageManager:
             os.replace(fresh, layer)
             fsync_dir(layer.parent)
             crash_point("image.edit.created")
-            record = self._save(replace(record, edit=Edit(client, record.current, str(layer), time.time())))
-        log.info("image %s: %s edits a layer over version %d from its next power-on", image, client, record.current)
+            record = self._save(replace(record, edit=Edit(client, record.current, str(layer), time.time(), iso=iso)))
+        log.info("image %s: %s %s a layer over version %d from its next power-on", image, client,
+                 f"installs {Path(iso).name} onto" if iso else "edits", record.current)
         return record.as_dict()
 
     def _end_edit(self, record: ImageRecord, force: bool, what: str) -> None:

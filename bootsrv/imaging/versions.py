@@ -42,12 +42,14 @@ class Version:
 @dataclass(frozen=True, slots=True)
 class Edit:
     """A maintenance client writing a layer over version `base`; `booted` once it powered
-    on into it (from then on its target serves the layer, across restarts too)."""
+    on into it (from then on its target serves the layer, across restarts too). With `iso`,
+    an install: its boots start that installer with the layer attached as its disk."""
     client: str
     base: int
     file: str
     started: float
     booted: bool = False
+    iso: str = ""  # an install: the client boots this installer ISO with the layer as its disk
 
 
 @dataclass(frozen=True, slots=True)

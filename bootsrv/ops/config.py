@@ -66,6 +66,12 @@ def target_allow(edit: ConfigEdit, a: dict[str, Any]) -> str:
     return f"initiator {a['initiator']} allowed on {a['iqn']}"
 
 
+@operation("image.add", edits_config=True)
+def image_add(edit: ConfigEdit, a: dict[str, Any]) -> str:
+    edit.add_image(a["name"], a["path"])
+    return f"image {a['name']} added ({a['path']}, version 1)"
+
+
 @operation("disk.add", edits_config=True)
 def disk_add(edit: ConfigEdit, a: dict[str, Any]) -> str:
     edit.add_disk(a["name"], a["path"], a.get("size", ""), bool(a.get("readonly")))

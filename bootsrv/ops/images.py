@@ -22,6 +22,11 @@ def image_edit(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
     return view.image_manager.edit(str(args["image"]), str(args["client"]))
 
 
+@operation("image.install")
+def image_install(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
+    return view.image_manager.install(str(args["image"]), str(args["client"]), str(args["iso"]))
+
+
 @operation("image.commit")
 def image_commit(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
     return view.image_manager.commit(str(args["image"]), str(args.get("label", "")), bool(args.get("force")))

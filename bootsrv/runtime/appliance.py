@@ -27,12 +27,13 @@ from bootsrv.dhcp.policy import DhcpPolicy, Effect
 from bootsrv.dhcp.service import DhcpService, interface_ipv4
 from bootsrv.disktool import allocated_bytes, grow
 from bootsrv.dns import DnsAnswers, DnsService
+from bootsrv.httpboot import BootHttp
 from bootsrv.imaging.manager import ImageManager
 from bootsrv.runtime import boot, reload as reloading
 from bootsrv.runtime.boot import PARK_AFTER
 from bootsrv.runtime.inventory import Inventory
-from bootsrv.runtime.services import (DhcpPort, DnsPort, IscsiPortals, LeaseWriter, RouterAdvertisements, Service,
-                                      TftpThread)
+from bootsrv.runtime.services import (DhcpPort, DnsPort, HttpPort, IscsiPortals, LeaseWriter, RouterAdvertisements,
+                                      Service, TftpThread)
 from bootsrv.runtime.view import ApplianceView
 from bootsrv.tftp import TftpService
 from bootsrv.web.server import WebServer
@@ -58,6 +59,7 @@ class Appliance:
     ra: RouterAdvertisements | None = None
     tftp: TftpService | None = None
     dns: DnsService | None = None
+    http: BootHttp | None = None
     backup: BackupService = field(init=False)
     inventory: Inventory = field(init=False)
     images: ImageManager = field(init=False)
@@ -174,6 +176,7 @@ class Appliance:
         port = self.bound[0][1] if self.bound else 3260
         policy = self.policy = DhcpPolicy(dhcp, server_ip, mask, leases, self.inventory.by_mac, iscsi_port=port)
         policy.adoptions.adopted = sum(1 for c in self.clients.values() if c.origin == "adopted")
+        policy.scripted = lambda name: self.images.installing(name) is not None
         self.dhcp = DhcpService(policy, dhcp.interface, carry_out=self.carry_out)
         services: list[Service] = [LeaseWriter(leases), DhcpPort(self.dhcp, path)]
         if dhcp.mode == DhcpMode.PROXY:
@@ -183,12 +186,20 @@ class Appliance:
         self.ra = RouterAdvertisements(dhcp.interface, answer_solicitations=dhcp.mode == DhcpMode.FULL)
         services.append(self.ra)
 
+        http_port = self.config.http.port
+
         def script(name: str) -> bytes | None:  # clients added by a reload get theirs too
             client = next((c for c in self.clients.values() if c.script_name == name), None)
-            return client.ipxe_script(server_ip, port) if client else None
+            if client is None:
+                return None
+            if self.images.installing(client.name) is not None:
+                return self.images.install_script(client, server_ip, port, http_port)
+            return client.ipxe_script(server_ip, port)
 
         self.tftp = TftpService(self.config.tftp_root, server_ip, generated=script)
         services.append(TftpThread(self.tftp, path))
+        self.http = BootHttp(self.images.install_iso)
+        services.append(HttpPort(self.http, server_ip, http_port, path))
         if self.config.dns.enabled:
             names = {c.name: c.config.ip for c in clients if c.config.ip}
 
@@ -280,7 +291,8 @@ class Appliance:
         tftp = self.tftp
         return {"dhcp": self.config.dhcp.mode if self.dhcp else "off",
                 "tftp": ("running" if tftp.alive else f"failed: {tftp.failed}") if tftp else "off",
-                "dns": "running" if self.dns else "off"}
+                "dns": "running" if self.dns else "off",
+                "http": f"port {self.http.port}, {self.http.served} request(s)" if self.http else "off"}
 
     def tftp_transfers(self) -> int:
         return self.tftp.transfers if self.tftp else 0

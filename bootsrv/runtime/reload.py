@@ -15,7 +15,7 @@ from bootsrv.clients import BootClient, boot_clients
 from bootsrv.config import Config
 from bootsrv.runtime.inventory import Inventory
 
-RESTART_SECTIONS = ("server", "iscsi", "dhcp", "dns", "tftp_root", "images", "web")
+RESTART_SECTIONS = ("server", "iscsi", "dhcp", "dns", "tftp_root", "http", "web")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,13 @@ def _verb(name: str, new: Container[str]) -> str:
     return "changed" if name in new else "removed"
 
 
+def _images_changed(old: Config, new: Config) -> bool:
+    """An image added is served at once (`image create`, `image import`); one removed or
+    pointed at another file waits for a restart (clients are built on it)."""
+    kept = {i.name: i for i in new.images}
+    return any(kept.get(image.name) != image for image in old.images)
+
+
 def plan(old: Config, new: Config) -> ReloadPlan:
     old_targets, new_targets = {t.iqn: t for t in old.targets}, {t.iqn: t for t in new.targets}
     old_disks, new_disks = {d.name: d for d in old.disks}, {d.name: d for d in new.disks}
@@ -43,7 +50,8 @@ def plan(old: Config, new: Config) -> ReloadPlan:
     clients_dropped = {name: _verb(name, wanted) for name in sorted(old_clients)
                        if name not in wanted or wanted[name].config != old_clients[name]}
     return ReloadPlan(
-        restart=[name for name in RESTART_SECTIONS if getattr(new, name) != getattr(old, name)],
+        restart=[name for name in RESTART_SECTIONS if getattr(new, name) != getattr(old, name)]
+        + (["images"] if _images_changed(old, new) else []),
         targets_dropped={iqn: _verb(iqn, new_targets) for iqn, target in old_targets.items()
                          if new_targets.get(iqn) != target or changed_disks & set(target.luns)},
         disks_dropped={name: _verb(name, new_disks) for name in old_disks if name in changed_disks},

@@ -1,5 +1,5 @@
 """One interface for the network services the appliance runs: iSCSI, the lease writer,
-DHCP (and proxy mode's port 4011), IPv6 RAs, TFTP and DNS.
+DHCP (and proxy mode's port 4011), IPv6 RAs, TFTP, DNS and the boot HTTP.
 
 A `Service` has a name, an async `start` (listening when it returns; a StartupError naming
 the configuration file and key when it cannot) and an async `stop` (never raises), and says
@@ -19,6 +19,7 @@ from bootsrv.config import StartupError
 from bootsrv.dhcp.leases import LeaseStore
 from bootsrv.dhcp.service import DhcpService
 from bootsrv.dns import DnsService
+from bootsrv.httpboot import BootHttp
 from bootsrv.ra import RouterAdvertiser
 from bootsrv.tftp import TftpService
 from target.iscsi.connection import IscsiServer
@@ -167,6 +168,26 @@ class DnsPort:
             await self.service.start(self.host, self.port)
         except OSError as exc:
             raise _cannot(self.config, "dns.port", "cannot listen", exc) from None
+
+    async def stop(self) -> None:
+        self.service.close()
+
+    def died(self) -> str | None:
+        return None
+
+
+class HttpPort:
+    name = "http"
+
+    def __init__(self, service: BootHttp, host: str, port: int, config: Path) -> None:
+        self.service, self.host, self.port, self.config = service, host, port, config
+
+    async def start(self) -> None:
+        try:
+            port = await self.service.start(self.host, self.port)
+        except OSError as exc:
+            raise _cannot(self.config, "http.port", "cannot listen", exc) from None
+        log.info("boot HTTP (installer ISOs) on %s:%d", self.host, port)
 
     async def stop(self) -> None:
         self.service.close()

@@ -5,14 +5,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+from pathlib import Path
 from typing import Any
 
-from bootsrv.cli.common import actions, ask, config_option, size_text, when
+from bootsrv.cli.common import actions, ask, config_option, edit as edit_config, size_arg, size_text, when
+from bootsrv.disktool import DiskToolError, convert, is_vhd
+from target.stores.errors import StoreError
+from target.stores.vhd import read_footer
+from target.stores.vhd.check import check_vhd
+from target.stores.vhd.create import create_dynamic
+from target.stores.vhd.format import DIFFERENCING
 
 
 def register(commands: Any) -> None:
     image = actions(commands, "image", "golden images: versions, edit with a maintenance client, commit, "
                     "revert, prune")
+    create = image.add_parser("create", help="a new, empty image (a dynamic VHD): install onto it, or import one")
+    create.add_argument("image")
+    create.add_argument("--size", required=True, help="its virtual size, like 40GiB")
+    create.add_argument("--path", help="its file (default: images/IMAGE.vhd beside the configuration)")
+    create.set_defaults(run=_create)
+    take = image.add_parser("import", help="a new image from an existing raw or VHD file (checked, then copied "
+                            "as a dynamic VHD; --in-place uses the VHD where it is, --move takes it over)")
+    take.add_argument("image")
+    take.add_argument("file")
+    how = take.add_mutually_exclusive_group()
+    how.add_argument("--move", action="store_true", help="the file becomes the image's (it is moved, or "
+                     "converted and then removed)")
+    how.add_argument("--in-place", action="store_true", help="serve the VHD where it is (it must not change)")
+    take.add_argument("--path", help="where the copy goes (default: images/IMAGE.vhd beside the configuration)")
+    take.set_defaults(run=_import)
     listing = image.add_parser("versions", help="an image's versions, which is current, who boots each")
     listing.add_argument("image", nargs="?")
     listing.add_argument("--json", action="store_true")
@@ -23,6 +46,14 @@ def register(commands: Any) -> None:
     edit.add_argument("--client", required=True)
     edit.set_defaults(run=lambda args: _show(args, "image.edit", {"image": args.image, "client": args.client},
                                              f"{args.client} edits image {args.image} from its next power-on"))
+    install = image.add_parser("install", help="CLIENT's next boot starts the installer on ISO with the image's "
+                               "edit layer as its hard disk; commit then makes the installed system a version")
+    install.add_argument("image")
+    install.add_argument("--iso", required=True, help="the installer (served read-only over bootsrv's HTTP)")
+    install.add_argument("--client", required=True)
+    install.set_defaults(run=lambda args: _show(args, "image.install", {
+        "image": args.image, "client": args.client, "iso": str(Path(args.iso).resolve())},
+        f"{args.client} starts the installer {args.iso} at its next power-on"))
     commit = image.add_parser("commit", help="the edit becomes the next version, the current one")
     commit.add_argument("image")
     commit.add_argument("--label", default="")
@@ -42,8 +73,66 @@ def register(commands: Any) -> None:
     prune = image.add_parser("prune", help="delete versions that no client, snapshot or edit is built on")
     prune.add_argument("image")
     prune.set_defaults(run=_prune)
-    for sub in (listing, edit, commit, discard, revert, prune):
+    for sub in (create, take, listing, edit, install, commit, discard, revert, prune):
         config_option(sub)
+
+
+def _new_path(args: argparse.Namespace) -> Path:
+    path = Path(args.path) if args.path else Path(args.config).resolve().parent / "images" / f"{args.image}.vhd"
+    if path.exists():
+        raise DiskToolError(f"{path} already exists (choose another --path)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def _add_image(args: argparse.Namespace, path: Path, made: bool) -> int:
+    """Name the file in the configuration; a refused edit leaves no file made for it."""
+    try:
+        return edit_config(args, "image.add", {"name": args.image, "path": str(path)})
+    except BaseException:
+        if made:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def _create(args: argparse.Namespace) -> int:
+    size = size_arg(args.size, "--size")
+    path = _new_path(args)
+    try:
+        create_dynamic(path, size)
+    except StoreError as exc:
+        raise DiskToolError(f"{path}: {exc}") from None
+    print(f"created {path} ({size_text(size)}, empty)")
+    return _add_image(args, path, made=True)
+
+
+def _import(args: argparse.Namespace) -> int:
+    source = Path(args.file).resolve()
+    if not source.is_file():
+        raise DiskToolError(f"{source}: no such file")
+    vhd = is_vhd(source)
+    if vhd:
+        report = check_vhd(source)
+        if not report.ok:
+            raise DiskToolError(f"{source} does not check clean: {'; '.join(report.findings)}")
+        if read_footer(source).disk_type == DIFFERENCING:
+            if args.in_place or args.move:
+                raise DiskToolError(f"{source} is a differencing VHD: import a flattened copy (no --in-place/--move)")
+    if args.in_place:
+        if not vhd:
+            raise DiskToolError(f"{source} is a raw image: it is converted to a VHD copy (leave out --in-place)")
+        return _add_image(args, source, made=False)
+    path = _new_path(args)
+    if args.move and vhd:
+        shutil.move(source, path)
+        print(f"moved {source} -> {path}")
+        return _add_image(args, path, made=False)
+    print(convert(str(source), str(path), "dynamic"))  # raw, or a chain flattened: a standalone dynamic VHD
+    status = _add_image(args, path, made=True)
+    if args.move:
+        source.unlink()
+        print(f"removed {source} (taken over)")
+    return status
 
 
 def _show(args: argparse.Namespace, op: str, op_args: dict[str, Any], done: str) -> int:

@@ -19,7 +19,7 @@ def test_status_says_what_is_served(tmp_path):
         status = ask(ApplianceView.of(app), "status")
         assert status["config"] == str(tmp_path / "c.toml") and status["sessions"] == 0
         assert [d["name"] for d in status["disks"]] == ["other", "scratch", "ws01", "ws02"]
-        assert status["services"] == {"dhcp": "off", "tftp": "off", "dns": "off"}
+        assert status["services"] == {"dhcp": "off", "tftp": "off", "dns": "off", "http": "off"}
         assert status["clients"] == {"total": 2, "adopted": 0, "disks_open": 0}
         assert status["images"][0]["clients"] == ["ws01", "ws02"] and status["mounts"] == []
 

@@ -8,7 +8,7 @@ from tests.support.appliance import opened_appliance
 def test_a_not_started_appliance(tmp_path):
     with opened_appliance(tmp_path) as app:
         assert app.clients_summary() == {"total": 2, "adopted": 0, "disks_open": 0}  # parked until a login
-        assert app.service_status() == {"dhcp": "off", "tftp": "off", "dns": "off"}
+        assert app.service_status() == {"dhcp": "off", "tftp": "off", "dns": "off", "http": "off"}
         assert app.sessions() == [] and app.tftp_transfers() == 0 and app.died() is None
         assert [row["name"] for row in app.clients_overview()] == ["ws01", "ws02"]
         assert app.reload() == {"applied": [], "restart_needed": []}
