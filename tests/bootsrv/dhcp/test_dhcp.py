@@ -69,6 +69,19 @@ def test_ipxe_client_gets_its_address_root_path_and_initiator_name(tmp_path):
     assert again.lookup(MAC).ip == "10.77.0.101" and again.lookup(MAC).state == "bound"
 
 
+@pytest.mark.parametrize("mode", ["full", "proxy"])
+def test_an_installing_client_runs_its_script_instead_of_sanbooting(tmp_path, mode):
+    """Its script attaches the disk and boots the installer: no root-path beside it (iPXE
+    would sanboot that first)."""
+    server = policy(tmp_path, mode=mode)
+    server.scripted = lambda name: name == "ws01"
+    answer = server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, options=IPXE)), 1000.0)
+    reply = p.DhcpPacket.decode(answer.packet.encode())
+    assert reply.file == b"bootsrv/ws01.ipxe" and reply.options[p.OPT_BOOTFILE] == b"bootsrv/ws01.ipxe"
+    assert reply.siaddr == SERVER and p.OPT_ROOT_PATH not in reply.options
+
+
+
 @pytest.mark.parametrize("arch,boot_file", [(b"\0\0", b"undionly.kpxe"), (b"\0\x07", b"snponly.efi"),
                                             (b"\0\x09", b"snponly.efi")])
 def test_firmware_pxe_rom_is_chainloaded_not_given_a_root_path(tmp_path, arch, boot_file):
