@@ -43,13 +43,17 @@ def _merged(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _changed(layers: list[LayeredStore], size: int) -> Iterator[tuple[int, int]]:
-    """Ranges where any of these layers holds data: where two views may differ."""
-    for offset in range(0, size, CHUNK):
-        length = min(CHUNK, size - offset)
-        runs = [(start, run) for layer in layers for start, run, present in layer.own_runs(offset, length)
+def _changed(layers: list[LayeredStore], size: int, smallest: int) -> Iterator[tuple[int, int]]:
+    """Ranges where any of these layers holds data: where two views may differ. Past
+    `smallest` (the smaller of the two disks, when one was grown) everything may differ."""
+    for offset in range(0, smallest, CHUNK):
+        length = min(CHUNK, smallest - offset)
+        runs = [(start, run) for layer in layers if offset < layer.size
+                for start, run, present in layer.own_runs(offset, min(length, layer.size - offset))
                 if present]
         yield from _merged(runs)
+    if size > smallest:
+        yield smallest, size - smallest
 
 
 def file_sha256(path: Path) -> str:
@@ -129,7 +133,7 @@ def _base_export(engine: SnapshotEngine, snap: Snapshot, base_id: int, dest: Pat
 def _write_export(engine: SnapshotEngine, view: LayeredStore, snap: Snapshot, path: Path, fmt: str,
                   base: Export | None) -> int:
     if base is not None:
-        create_differencing(path, base.path)
+        create_differencing(path, base.path, size=view.size)  # the disk may have grown since the base
         target: BlockStore = open_vhd(path)
         ranges = _incremental_ranges(engine, view, snap, base)
     else:
@@ -169,7 +173,7 @@ def _incremental_ranges(engine: SnapshotEngine, view: LayeredStore, snap: Snapsh
         ours, theirs = _layers(view), _layers(base_view)
         differing = [layer for path, layer in ours.items() if path not in theirs]
         differing += [layer for path, layer in theirs.items() if path not in ours]
-        yield from _changed(differing, view.size)
+        yield from _changed(differing, view.size, min(view.size, base_view.size))
     finally:
         base_view.close()
 
@@ -183,10 +187,13 @@ def _compared_ranges(view: BlockStore, base_path: Path) -> Iterator[tuple[int, i
     base = open_vhd(base_path, readonly=True)
     try:
         step = 64 << 10
-        for offset in range(0, view.size, step):
-            size = min(step, view.size - offset)
+        common = min(view.size, base.size)
+        for offset in range(0, common, step):
+            size = min(step, common - offset)
             if view.read(offset, size) != base.read(offset, size):
                 yield offset, size
+        if view.size > common:  # grown since the base: all of the new end
+            yield common, view.size - common
     finally:
         base.close()
 

@@ -29,7 +29,7 @@ from snapshots.faults import crash_point
 from snapshots.files import fsync_dir
 from target.stores.errors import StoreError
 from target.stores.gate import GatedStore
-from target.stores.vhd import open_vhd
+from target.stores.vhd import open_vhd, read_footer
 from target.stores.vhd.chain import parent_uuid
 from target.stores.vhd.create import create_differencing
 from target.stores.vhd.store import MAX_CHAIN
@@ -316,6 +316,33 @@ class ImageManager:
             Path(edit.file).unlink(missing_ok=True)
             fsync_dir(Path(edit.file).parent)
         log.info("image %s: the edit by %s discarded", image, edit.client)
+        return record.as_dict()
+
+    def extend(self, image: str, size: int) -> dict[str, Any]:
+        """A larger image is a new version: an empty layer of `size` over the current one
+        (past the old end it reads zeros), current at once. No committed file is written;
+        clients follow as they follow any new version (a persistent client's own disk grows
+        with `disk extend` on its file, online)."""
+        with self._lock:
+            record = self._first_save(self.record(image))
+            if record.edit is not None:
+                raise ImageError(f"image {image!r} is being edited by {record.edit.client}: "
+                                 "commit or discard that first")
+            base = Path(record.current_version.file)
+            old = read_footer(base).virtual_size
+            if size <= old:
+                raise ImageError(f"image {image!r} is {old} bytes: extend means a larger size, not {size}")
+            number = record.next_number()
+            final = versions.version_path(self.state_dir, image, number)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            final.unlink(missing_ok=True)
+            create_differencing(final, base, size=size)
+            fsync_dir(final.parent)
+            crash_point("image.extend.created")
+            version = versions.describe(final, number, record.current, f"extended to {size} bytes", 0)
+            record = self._save(replace(record, versions=(*record.versions, version), current=number))
+            os.chmod(final, 0o444)
+        log.info("image %s: version %d is version %d extended to %d bytes", image, number, version.parent, size)
         return record.as_dict()
 
     # ---- revert, prune ----------------------------------------------------------------------

@@ -27,6 +27,11 @@ def image_install(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
     return view.image_manager.install(str(args["image"]), str(args["client"]), str(args["iso"]))
 
 
+@operation("image.extend")
+def image_extend(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
+    return view.image_manager.extend(str(args["image"]), int(args["size"]))
+
+
 @operation("image.commit")
 def image_commit(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
     return view.image_manager.commit(str(args["image"]), str(args.get("label", "")), bool(args.get("force")))

@@ -261,12 +261,18 @@ class Appliance:
         check would tell it later); any other file is grown as the CLI alone would."""
         wanted = Path(path).resolve()
         disk = next((d for d in self.config.disks if d.path.resolve() == wanted), None)
-        if disk is None:
+        client = next((c for c in self.clients.values() if c.disk_path.resolve() == wanted), None)
+        if disk is not None:
+            self.inventory.extend_disk(disk.name, size, grow)
+            name = f"disk {disk.name}"
+        elif client is not None:
+            self.inventory.extend_client(client.name, size, grow)
+            name = f"client {client.name}'s disk"
+        else:
             return grow(path, size)
-        self.inventory.extend_disk(disk.name, size, grow)
         self.backup.on_loop(self.directory.check_capacity, timeout=60)
-        log.info("disk %s extended online to %d bytes", disk.name, size)
-        return f"{disk.path} is now {size} bytes (served: sessions told)"
+        log.info("%s extended online to %d bytes", name, size)
+        return f"{wanted} is now {size} bytes (served: sessions told)"
 
     def reload(self) -> dict[str, list[str]]:
         """Re-read the configuration file and apply what can change while serving

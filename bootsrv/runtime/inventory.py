@@ -62,14 +62,23 @@ class Inventory:
         disk = self.config.disk(name)
         if disk.readonly:
             raise StoreError(f"disk {name} is read-only")
-        gate = self.stores[name]
-        with self.backup.engine.lock(name), gate.hold() as store:
+        self._extend(name, self.stores[name], disk.path, size, grow, lambda: open_disk(self.config, disk))
+
+    def extend_client(self, name: str, size: int, grow: Callable[[Path, int], object]) -> None:
+        """The same for a client's own disk (past its image's end it reads zeros)."""
+        client = self.clients[name]
+        self._extend(name, self.stores[client.store_key], client.disk_path, size, grow,
+                     lambda: open_vhd(client.disk_path))
+
+    def _extend(self, volume: str, gate: GatedStore, path: Path, size: int, grow: Callable[[Path, int], object],
+                reopen: Callable[[], BlockStore]) -> None:
+        with self.backup.engine.lock(volume), gate.hold() as store:
             store.flush()
             store.close()
             try:
-                grow(disk.path, size)
+                grow(path, size)
             finally:  # grown or not, the disk is served again
-                gate.swap(open_disk(self.config, disk))
+                gate.swap(reopen())
 
     def disk_access(self, name: str) -> None:
         """Who may attach the disk's mounted snapshots follows the targets serving it."""

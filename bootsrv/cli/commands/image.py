@@ -70,10 +70,17 @@ def register(commands: Any) -> None:
     revert.add_argument("--to", type=int, required=True, metavar="N")
     revert.set_defaults(run=lambda args: _show(args, "image.revert", {"image": args.image, "to": args.to},
                                                f"version {args.to} is current"))
+    grow = image.add_parser("extend", help="a larger image: a new version of SIZE over the current one "
+                            "(clients follow as they follow any new version)")
+    grow.add_argument("image")
+    grow.add_argument("--size", required=True, help="the new virtual size, like 60GiB")
+    grow.set_defaults(run=lambda args: _show(args, "image.extend", {"image": args.image,
+                                                                     "size": size_arg(args.size, "--size")},
+                                             f"extended to {args.size}"))
     prune = image.add_parser("prune", help="delete versions that no client, snapshot or edit is built on")
     prune.add_argument("image")
     prune.set_defaults(run=_prune)
-    for sub in (create, take, listing, edit, install, commit, discard, revert, prune):
+    for sub in (create, take, listing, edit, install, commit, discard, revert, grow, prune):
         config_option(sub)
 
 

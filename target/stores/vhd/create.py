@@ -13,7 +13,8 @@ from target.stores.vhd.format import (
     DEFAULT_BLOCK_SIZE, DIFFERENCING, DYNAMIC, FIXED, FOOTER_SIZE, HEADER_SIZE, MAX_SIZE, SECTOR, DynamicHeader,
     Footer, Locator, VhdFormatError, bat_bytes)
 from target.stores.vhd.chain import locator_paths
-from target.stores.vhd.store import VhdStore, extending_marker, finish_fixed_extend, read_footer
+from target.stores.vhd.store import (VhdStore, extending_marker, finish_fixed_extend, hold_zeros_past_parent,
+                                     read_footer)
 
 LOCATOR_SPACE = SECTOR  # each parent path gets one sector
 # Room left in the BAT for `disk extend` (readers look only at max_table_entries of it).
@@ -75,13 +76,20 @@ def _write_sparse(path: Path, footer: Footer, header: DynamicHeader, locator_dat
     return footer
 
 
-def create_differencing(path: str | os.PathLike[str], parent: str | os.PathLike[str]) -> Footer:
+def create_differencing(path: str | os.PathLike[str], parent: str | os.PathLike[str],
+                        size: int | None = None) -> Footer:
+    """A child of `parent`, of the parent's size or larger (`size`: past the parent's end
+    it reads zeros, as a disk grown after its child was made)."""
     child, base = Path(path).resolve(), Path(parent).resolve()
     parent_footer = read_footer(base)  # raises a clear error for a non-VHD parent
     block_size = DEFAULT_BLOCK_SIZE
     if parent_footer.disk_type != FIXED:
         VhdStore(base, readonly=True).close()  # the parent's own chain must open
-    size = parent_footer.virtual_size
+    if size is not None and size < parent_footer.virtual_size:
+        raise VhdFormatError(f"{child}: {size} bytes is smaller than its parent {base} ({parent_footer.virtual_size})")
+    if size is not None:
+        _check_size(size)
+    size = parent_footer.virtual_size if size is None else size
     entries = -(-size // block_size)
     paths = locator_paths(child, base)
     bat_end = FOOTER_SIZE + HEADER_SIZE + bat_bytes(max(bat_room(size, block_size), entries))
@@ -97,21 +105,31 @@ def create_differencing(path: str | os.PathLike[str], parent: str | os.PathLike[
                            parent_timestamp=parent_footer.timestamp, parent_name=base.name,
                            locators=tuple(locators))
     footer = Footer.new(DIFFERENCING, size, data_offset=FOOTER_SIZE)
-    return _write_sparse(child, footer, header, data)
+    made = _write_sparse(child, footer, header, data)
+    if size > parent_footer.virtual_size:
+        hold_zeros_past_parent(child)
+    return made
 
 
 def extend(path: str | os.PathLike[str], new_size: int, *,
            after_step: Callable[[str], None] = lambda step: None) -> Footer:
-    """Grow a fixed or dynamic VHD offline. Each step leaves a readable file; one stopped
-    between the footer and its copy at 0 is finished when a store next opens the file
-    read-write (the copy follows the footer). `after_step` names each step as it ends."""
+    """Grow a VHD offline. Each step leaves a readable file; one stopped between the footer
+    and its copy at 0 is finished when a store next opens the file read-write (the copy
+    follows the footer). `after_step` names each step as it ends. A differencing disk
+    then holds the sectors past its parent's end as zeros (hold_zeros_past_parent); one
+    stopped before that reads right here, and the next extend to the same size finishes it."""
+    grown = _extend_file(path, new_size, after_step)
+    if grown.disk_type == DIFFERENCING:
+        hold_zeros_past_parent(path)
+    return grown
+
+
+def _extend_file(path: str | os.PathLike[str], new_size: int, after_step: Callable[[str], None]) -> Footer:
     _check_size(new_size)
     footer = read_footer(path)
     if new_size < footer.virtual_size:
         raise VhdFormatError(f"{path}: shrinking ({footer.virtual_size} -> {new_size}) is not supported")
-    if footer.disk_type == DIFFERENCING:
-        raise VhdFormatError(f"{path}: a differencing disk has its parent's size; extend the parent chain "
-                             "by converting it (bootsrv disk convert) first")
+    # A differencing disk grows like a dynamic one: past its parent's end it reads zeros.
     grown = footer.resized(new_size)
     fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     try:

@@ -50,6 +50,18 @@ def open_vhd(path: str | os.PathLike[str], *, readonly: bool = False) -> "RawSto
     return VhdStore(path, readonly=readonly)
 
 
+def hold_zeros_past_parent(path: str | os.PathLike[str]) -> None:
+    """A differencing disk larger than its parent holds the sectors past the parent's end
+    (as zeros) itself; run again, it changes nothing."""
+    store = open_vhd(path)
+    try:
+        if isinstance(store, VhdStore) and store.parent is not None and store.parent.size < store.size:
+            store.hold_zeros(store.parent.size, store.size - store.parent.size)
+            store.flush()
+    finally:
+        store.close()
+
+
 def read_footer(path: str | os.PathLike[str]) -> Footer:
     where = os.fspath(path)
     try:
@@ -430,6 +442,24 @@ class VhdStore:
             self._pwrite(start, bytes(count))
         self._mark(block, within // SECTOR, (within + count) // SECTOR)
 
+    def hold_zeros(self, offset: int, length: int) -> None:
+        """This layer holds the range's absent sectors itself, as zeros (sparse: a new block's
+        data area is a hole): they no longer read the parent. For a disk grown past its
+        parent's end, so that readers that always ask the parent for an absent sector
+        (libvhdi) never ask it for sectors it does not have. Sectors held keep their data."""
+        self._check(offset, length)
+        with self._lock:
+            for block, within, count in self._map.spans(offset, length):
+                if self._map.bat[block] == UNALLOCATED:
+                    self._allocate(block, within, memoryview(bytes(count)), sparse=True)
+                    continue
+                for first, last, present in self._runs(block, within // SECTOR, (within + count) // SECTOR):
+                    if not present:
+                        start, size = self._map.data_at(block) + first * SECTOR, (last - first) * SECTOR
+                        if not punch_hole(self._fd, start, size):
+                            self._pwrite(start, bytes(size))
+                        self._mark(block, first, last)
+
     def extents(self, offset: int, length: int) -> Iterator[tuple[int, int, bool]]:
         bs = self._block_size
         for block, within, count in self._map.spans(offset, max(0, min(offset + length, self._size) - offset)):
@@ -476,13 +506,22 @@ class VhdStore:
     def _mapped_at(self, offset: int) -> bool:
         if self._map.bat[offset // self._block_size] != UNALLOCATED:
             return True
+        if self.parent is not None and offset >= self.parent.size:  # grown past its parent: zeros there
+            return False
         if isinstance(self.parent, VhdStore):
             return self.parent._mapped_at(offset)
         return self.parent is not None  # a fixed parent holds every block
 
     def _below(self, parts: list[Piece], offset: int, length: int, zero_copy: bool, nowait: bool = False) -> None:
-        """What an unallocated range reads as: the parent's bytes, or zeros."""
+        """What an unallocated range reads as: the parent's bytes, or zeros (also past the
+        end of a parent smaller than this layer: a disk grown after it was made over it)."""
         parent = self.parent
+        if parent is not None and offset + length > parent.size:
+            inside = max(0, parent.size - offset)
+            if inside:
+                self._below(parts, offset, inside, zero_copy, nowait)
+            parts.append(bytes(length - inside))
+            return
         if parent is None:
             parts.append(bytes(length))
         elif zero_copy and isinstance(parent, VhdStore):

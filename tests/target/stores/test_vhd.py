@@ -303,3 +303,36 @@ def test_extend_refuses_a_disk_that_is_open(tmp_path):
     store.close()
     extend(path, 2 * MiB)
     assert read_footer(path).virtual_size == 2 * MiB
+
+
+def test_a_differencing_disk_grows_past_its_parent_and_other_readers_agree(tmp_path):
+    """A client disk (or a disk with snapshots under it) extended after it was made over a
+    smaller parent: past the parent's end it reads zeros, writes land there, and libvhdi
+    reads the chain as we do (qemu's vpc driver does not follow VHD parents at all)."""
+    golden, child, made = tmp_path / "golden.vhd", tmp_path / "ws01.vhd", tmp_path / "made.vhd"
+    create_dynamic(golden, 4 * MiB)
+    store = open_vhd(golden)
+    store.write(0, os.urandom(4 * MiB))
+    store.close()
+    create_differencing(child, golden)
+    extend(child, 12 * MiB)
+    create_differencing(made, golden, size=8 * MiB)  # made larger than its parent from the start
+    for path, size in ((child, 12 * MiB), (made, 8 * MiB)):
+        store = open_vhd(path)
+        assert store.size == size and store.read(4 * MiB - 4096, 8192)[4096:] == bytes(4096)
+        store.write(4 * MiB - 4096, b"\x61" * 8192)  # across the parent's end
+        store.write(size - 4096, b"\x62" * 4096)
+        ours = bytes(store.read(0, size))
+        store.close()
+        assert check_vhd(path).ok
+        script = (
+            "import pyvhdi, sys\n"
+            "p = pyvhdi.file(); p.open(sys.argv[1])\n"
+            "c = pyvhdi.file(); c.open(sys.argv[2]); c.set_parent(p)\n"
+            "sys.stdout.buffer.write(c.read_buffer_at_offset(c.get_media_size(), 0))\n")
+        theirs = subprocess.run([SYSTEM_PYTHON, "-c", script, str(golden), str(path)], capture_output=True,
+                                timeout=120)
+        assert theirs.returncode == 0, theirs.stderr
+        assert theirs.stdout == ours, "libvhdi reads the grown chain differently"
+    with pytest.raises(VhdFormatError, match="smaller than its parent"):
+        create_differencing(tmp_path / "small.vhd", golden, size=2 * MiB)
