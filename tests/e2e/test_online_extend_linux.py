@@ -14,10 +14,10 @@ import pytest
 
 from tests.support.cli import run_cli
 from tests.support.linux_boot import Console, wait_powered_off
+from tests.support.linux_image import EXTEND_FILE_MIB
 from tests.support.netboot import wait_for
 from tests.support.online_extend import (INITIATOR_IQN, TARGET_IQN, WAITING, MiB, ext4_on_host, ext4_vhd,
                                          power_on_extend_client, serve, stop)
-from tests.support.linux_image import EXTEND_FILE_MIB
 from tests.support.tools import require_tool, run
 
 pytestmark = pytest.mark.e2e
