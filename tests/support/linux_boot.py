@@ -37,6 +37,17 @@ def linux_client(firmware: str, serial: Path, mac: str, tap: str, qemu: str = "q
     raise ValueError(f"firmware {firmware!r}: expected one of {FIRMWARES}")
 
 
+def direct_kernel_client(kernel: Path, initrd: Path, append: str, serial: Path, mac: str, tap: str,
+                         qemu: str = "qemu-system-x86_64", memory_mib: int = 384) -> list[str]:
+    """The QEMU command line of a BIOS machine on `tap` that boots `kernel` and `initrd` with
+    the command line `append` itself (QEMU's direct kernel boot: no network boot, iPXE or
+    iBFT), its COM1 written to `serial`. TCG only: KVM does not work on these machines."""
+    return [qemu, "-machine", "pc,accel=tcg", "-m", str(memory_mib), "-display", "none", "-monitor", "none",
+            "-serial", f"file:{serial}", "-no-reboot",
+            "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no", "-device", f"e1000,netdev=n0,mac={mac}",
+            "-kernel", str(kernel), "-initrd", str(initrd), "-append", append]
+
+
 @dataclass
 class Console:
     """What one boot printed on COM1."""

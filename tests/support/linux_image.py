@@ -11,8 +11,14 @@ the OS's own DHCP client on the boot NIC. It then writes, syncs and powers off, 
 which clients wrote them (each boot's after-dhcp-N names its writer, from the iBFT's
 initiator name), so a test can tell an image's files from a client's own.
 
+The same initramfs runs the online-extend scenario instead when the kernel command line
+asks for it (EXTEND_ARG, booted directly by QEMU with the kernel and initramfs kept beside
+the image, see boot_files()): a static address, a kernel-initiator login to the named
+target, a mounted whole-disk ext4 that is grown online (rescan, resize2fs) and checked
+(e2fsck) once unmounted. Its lines are listed in EXTEND.
+
 Built once per content (the packages, this file, the host's boot tools) under
-build/linux/<hash>/golden.vhd; every test that boots Linux shares it.
+build/linux/<hash>/ (golden.vhd, vmlinuz, initrd.img); every test that boots Linux shares it.
 """
 
 from __future__ import annotations
@@ -34,8 +40,10 @@ BUILD = paths.BUILD / "linux"
 SAY = "bootsrv-linux:"  # every line the image prints for the tests starts with this
 
 # iscsistart is dynamically linked: its libraries come from Debian too, not from the host.
+# e2fsprogs (resize2fs, e2fsck) for the extend scenario, with its libraries.
 PACKAGES = ("busybox-static", "open-iscsi", "libopeniscsiusr", "libc6", "libssl3", "libkmod2", "libzstd1",
-            "liblzma5")
+            "liblzma5", "e2fsprogs", "libext2fs2", "libcom-err2", "libblkid1", "libuuid1")
+E2FSPROGS = ("resize2fs", "e2fsck")  # in /sbin of the initramfs
 # NIC, iBFT, iSCSI initiator, SCSI disk, ext4 (whose checksums need crc32c).
 MODULES = ("crc32c_generic", "e1000", "iscsi_ibft", "iscsi_tcp", "sd_mod", "ext4")
 HOST_TOOLS = ("syslinux", "syslinux-common", "mtools", "dosfstools", "e2fsprogs", "grub-efi-amd64-bin",
@@ -58,6 +66,7 @@ mount -t devtmpfs devtmpfs /dev
 say() { echo "@SAY@ $*"; }
 fail() { say "FAILED: $*"; dmesg | tail -20; sync; poweroff -f; }
 say "init started"
+case " $(cat /proc/cmdline) " in *" @EXTEND_ARG@="*) exec /bin/sh /extend ;; esac
 for m in $(cat /lib/modules/load-order); do insmod /lib/modules/$m.ko || say "insmod $m failed"; done
 [ -d /sys/firmware/ibft/ethernet0 ] || fail "no iBFT from the boot firmware"
 mac=$(cat /sys/firmware/ibft/ethernet0/mac)
@@ -101,6 +110,99 @@ say "verified after DHCP"
 cd /
 umount /root || fail "umount"
 say "done"
+poweroff -f
+"""
+
+# The extend scenario (/extend), run instead of the boot above when the kernel command line
+# has EXTEND_ARG=<target-iqn>@<portal-ip>[:<port>], with bootsrv.ip=<ip>/<prefix>,
+# bootsrv.initiator=<iqn> and optionally bootsrv.nic=<name> (else the only NIC).
+EXTEND_ARG = "bootsrv.extend"
+EXTEND_FILE_MIB = 40  # written into the grown file system: more than a small disk held before
+EXTEND = r"""#!/bin/busybox sh
+say() { echo "@SAY@ $*"; }
+fail() { say "FAILED: $*"; dmesg | tail -20; sync; poweroff -f; }
+arg() { for word in $(cat /proc/cmdline); do case "$word" in "$1"=*) echo "${word#*=}"; return ;; esac; done; }
+fs_kib() { df -k /mnt | awk 'NR == 2 { print $2 }'; }
+say "extend scenario started"
+for m in $(cat /lib/modules/load-order); do
+    [ "$m" = iscsi_ibft ] || insmod /lib/modules/$m.ko || say "insmod $m failed"
+done
+spec=$(arg @EXTEND_ARG@)
+target=${spec%@*}
+portal=${spec##*@}
+portal_ip=${portal%:*}
+port=${portal##*:}
+[ "$port" != "$portal" ] || port=3260
+address=$(arg bootsrv.ip)
+initiator=$(arg bootsrv.initiator)
+[ -n "$target" ] && [ -n "$address" ] && [ -n "$initiator" ] \
+    || fail "the kernel command line needs @EXTEND_ARG@=, bootsrv.ip= and bootsrv.initiator="
+dev=$(arg bootsrv.nic)
+n=0
+while [ -z "$dev" ]; do
+    nics=$(ls /sys/class/net | grep -v '^lo$')
+    [ $(echo $nics | wc -w) -eq 1 ] && dev=$nics
+    [ -n "$dev" ] || [ $n -lt 100 ] || fail "cannot tell which NIC to use: '$nics' (give bootsrv.nic=)"
+    [ -n "$dev" ] || sleep 0.1
+    n=$((n + 1))
+done
+ip link set lo up
+ip link set "$dev" up
+ip addr add "$address" dev "$dev" || fail "cannot give $dev the address $address"
+say "network: $dev $address"
+iscsistart -i "$initiator" -t "$target" -g 1 -a "$portal_ip" -p "$port" \
+    || fail "iscsistart could not log in to $target at $portal_ip:$port as $initiator"
+say "logged in: $target at $portal_ip:$port as $initiator"
+n=0
+while [ ! -b /dev/sda ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); done
+[ -b /dev/sda ] || fail "no /dev/sda after the login"
+ln -sf /proc/mounts /etc/mtab
+mkdir -p /mnt
+mount -t ext4 /dev/sda /mnt || fail "cannot mount the whole-disk ext4 /dev/sda"
+say "mounted /dev/sda"
+head -c 1048576 /dev/urandom > /mnt/before-extend
+sync
+old=$(cat /sys/block/sda/size)
+before=$(fs_kib)
+say "disk sectors: $old"
+say "fs KiB before: $before"
+say "waiting for a bigger disk"
+new=$old
+n=0
+while [ "$new" -le "$old" ]; do
+    [ $n -lt 300 ] || fail "the disk stayed at $old sectors after $n rescans"
+    sleep 1
+    echo 1 > /sys/block/sda/device/rescan
+    new=$(cat /sys/block/sda/size)
+    n=$((n + 1))
+done
+say "rescan: $new sectors"
+resize2fs /dev/sda > /tmp/resize2fs.log 2>&1
+rc=$?
+sed "s/^/@SAY@ resize2fs said: /" /tmp/resize2fs.log
+say "resize2fs exit: $rc"
+[ $rc -eq 0 ] || fail "resize2fs /dev/sda exited $rc"
+grep -q '^/dev/sda /mnt ' /proc/mounts && say "still mounted: yes" || say "still mounted: no"
+after=$(fs_kib)
+say "fs KiB after: $after"
+[ "$after" -gt "$before" ] || fail "the file system did not grow: $before KiB, then $after KiB"
+head -c $((@FILE_MIB@ * 1048576)) /dev/urandom > /mnt/after-extend || fail "cannot write into the new space"
+cd /mnt
+md5sum before-extend after-extend > /tmp/sums
+sync
+echo 3 > /proc/sys/vm/drop_caches
+md5sum -c -s /tmp/sums || fail "the files read back differently"
+say "wrote after-extend: @FILE_MIB@ MiB"
+say "files: $(ls | tr '\n' ' ')"
+cd /
+umount /mnt || fail "umount /mnt"
+say "unmounted"
+e2fsck -fn /dev/sda > /tmp/e2fsck.log 2>&1
+rc=$?
+sed "s/^/@SAY@ e2fsck said: /" /tmp/e2fsck.log
+say "e2fsck exit: $rc"
+say "extend done"
+sync
 poweroff -f
 """
 
@@ -187,6 +289,9 @@ def golden_image() -> Path:
         vhd = work / "golden.vhd"
         raw_to_vhd(raw, vhd)
         (work / "out").mkdir()
+        # What QEMU boots directly (-kernel, -initrd, see boot_files), beside the image.
+        shutil.copyfile(next((tree / "boot").glob("vmlinuz-*")), work / "out" / "vmlinuz")
+        shutil.copyfile(work / "initrd.img", work / "out" / "initrd.img")
         vhd.rename(work / "out" / "golden.vhd")
         shutil.rmtree(done, ignore_errors=True)
         (work / "out").rename(done)  # appears whole or not at all
@@ -194,6 +299,13 @@ def golden_image() -> Path:
         if re.fullmatch(r"[0-9a-f]{16}", stale.name) and stale != done:
             shutil.rmtree(stale, ignore_errors=True)
     return image
+
+
+def boot_files() -> tuple[Path, Path]:
+    """The image's kernel and initramfs (vmlinuz, initrd.img beside golden.vhd; built on first
+    use), for QEMU's direct kernel boot: the extend scenario needs no firmware, iPXE or iBFT."""
+    done = golden_image().parent
+    return done / "vmlinuz", done / "initrd.img"
 
 
 # --- the initramfs -------------------------------------------------------------------------
@@ -282,14 +394,21 @@ class Cpio:
 def initramfs(tree: Path) -> bytes:
     archive = Cpio()
     for name in ("bin", "sbin", "dev", "proc", "sys", "run", "tmp", "root", "etc", "lib", "lib/modules",
-                 "lib/x86_64-linux-gnu", "lib64", "var", "var/lock", "etc/iscsi"):
+                 "lib/x86_64-linux-gnu", "lib64", "var", "var/lock", "etc/iscsi", "mnt"):
         archive.directory(name)
     archive.char_device("dev/console", 5, 1)
-    archive.file("init", INIT.replace("@SAY@", SAY).encode(), 0o755)
+    archive.file("init", INIT.replace("@SAY@", SAY).replace("@EXTEND_ARG@", EXTEND_ARG).encode(), 0o755)
+    extend = EXTEND.replace("@SAY@", SAY).replace("@EXTEND_ARG@", EXTEND_ARG).replace("@FILE_MIB@",
+                                                                                        str(EXTEND_FILE_MIB))
+    archive.file("extend", extend.encode(), 0o755)
     archive.file("bin/busybox", (tree / "bin" / "busybox").read_bytes(), 0o755)
     iscsistart = tree / "sbin" / "iscsistart"
     archive.file("sbin/iscsistart", iscsistart.read_bytes(), 0o755)
-    for soname, path in sorted(library_closure(tree, iscsistart).items()):
+    libraries = library_closure(tree, iscsistart)
+    for tool in E2FSPROGS:
+        archive.file(f"sbin/{tool}", (tree / "sbin" / tool).read_bytes(), 0o755)
+        libraries |= library_closure(tree, tree / "sbin" / tool)
+    for soname, path in sorted(libraries.items()):
         archive.file(f"lib/x86_64-linux-gnu/{soname}", path.read_bytes(), 0o755)
     loader = (tree / "lib" / "x86_64-linux-gnu" / "ld-linux-x86-64.so.2").resolve()
     archive.file("lib64/ld-linux-x86-64.so.2", loader.read_bytes(), 0o755)
