@@ -31,10 +31,11 @@ from target.stores.errors import StoreError
 from target.stores.gate import GatedStore
 from target.stores.vhd import open_vhd, read_footer
 from target.stores.vhd.chain import parent_uuid
-from target.stores.vhd.create import create_differencing
+from target.stores.vhd.create import create_differencing, create_dynamic
 from target.stores.vhd.store import MAX_CHAIN
 
 log = logging.getLogger("bootsrv.images")
+COPY_CHUNK = 4 << 20
 MAX_VERSION_DEPTH = 32  # versions deep at most: a client's chain needs room for its snapshots too
 
 
@@ -240,7 +241,7 @@ class ImageManager:
                 raise ImageError(f"{client} is already editing image {other.name!r}")
             if len(record.chain(record.current)) >= MAX_VERSION_DEPTH:
                 raise ImageError(f"version {record.current} of {image!r} is {MAX_VERSION_DEPTH} versions deep: "
-                                 "prune, or import a flattened copy as a new image")
+                                 f"image flatten {image} first (then prune once clients have moved)")
             record = self._first_save(record)
             layer = versions.edit_path(self.state_dir, image)
             layer.parent.mkdir(parents=True, exist_ok=True)
@@ -343,6 +344,44 @@ class ImageManager:
             record = self._save(replace(record, versions=(*record.versions, version), current=number))
             os.chmod(final, 0o444)
         log.info("image %s: version %d is version %d extended to %d bytes", image, number, version.parent, size)
+        return record.as_dict()
+
+    def flatten(self, image: str, label: str = "") -> dict[str, Any]:
+        """The current version's whole content as a new version that stands alone (a dynamic
+        VHD, no parent): chains start short again, and once clients have moved onto it,
+        prune deletes the chain it replaced. Costs the space of one full copy."""
+        with self._lock:
+            record = self._first_save(self.record(image))
+            number = record.next_number()
+            final = versions.version_path(self.state_dir, image, number)
+            fresh = fresh_path(final)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fresh.unlink(missing_ok=True)
+            source = open_vhd(record.current_version.file, readonly=True)
+            try:
+                create_dynamic(fresh, source.size)
+                target = open_vhd(fresh)
+                try:
+                    for start, length, mapped in source.extents(0, source.size):
+                        for offset in range(start, start + length, COPY_CHUNK) if mapped else ():
+                            self.engine.check_stopping()
+                            data = source.read(offset, min(COPY_CHUNK, start + length - offset))
+                            if any(data):  # zeros stay holes
+                                target.write(offset, data)
+                    target.flush()
+                finally:
+                    target.close()
+            finally:
+                source.close()
+            os.replace(fresh, final)
+            fsync_dir(final.parent)
+            crash_point("image.flatten.written")
+            base = record.current
+            version = versions.describe(final, number, None, label or f"version {base} flattened")
+            record = self._save(replace(record, versions=(*record.versions, version), current=number))
+            os.chmod(final, 0o444)
+        log.info("image %s: version %d is version %d flattened (%d bytes, no parent)", image, number, base,
+                 version.bytes)
         return record.as_dict()
 
     # ---- revert, prune ----------------------------------------------------------------------

@@ -31,7 +31,7 @@ EDIT_FILE = "edit.vhd"
 class Version:
     number: int
     file: str
-    parent: int | None  # the version it was edited from (None for version 1)
+    parent: int | None  # the version it was edited from (None: version 1, or a flattened one)
     created: float
     label: str = ""
     bytes: int = 0  # what its own layer holds (version 1: the whole file)

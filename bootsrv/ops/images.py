@@ -32,6 +32,11 @@ def image_extend(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
     return view.image_manager.extend(str(args["image"]), int(args["size"]))
 
 
+@operation("image.flatten")
+def image_flatten(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
+    return view.image_manager.flatten(str(args["image"]), str(args.get("label", "")))
+
+
 @operation("image.commit")
 def image_commit(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
     return view.image_manager.commit(str(args["image"]), str(args.get("label", "")), bool(args.get("force")))

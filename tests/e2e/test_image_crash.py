@@ -1,5 +1,5 @@
 """Issue 18 acceptance 4: the server is killed (SIGKILL at a named step, as a power cut
-would stop it) during image edit, commit, revert, prune and client reset. After a restart
+would stop it) during image edit, commit, revert, prune, extend, flatten and client reset. After a restart
 every committed version file is as it was committed, the state names no missing file and
 leaves no stray one, every disk checks clean, and each client boots the version it should:
 the interrupted step is either done or not done, never half."""
@@ -49,6 +49,8 @@ TRIALS = {
     "image.revert.recorded": (committed, ["image", "revert", "golden", "--to", "1"]),
     "image.prune.recorded": (reverted, ["image", "prune", "golden"]),
     "client.reset.child": (committed, ["client", "reset", "ws01", "--force"]),
+    "image.extend.created": (committed, ["image", "extend", "golden", "--size", "32MiB"]),
+    "image.flatten.written": (committed, ["image", "flatten", "golden"]),
 }
 
 
@@ -102,6 +104,8 @@ def test_kill_9_during_an_image_step(proxy_lab, tmp_path, point):
             assert current == 1 and [v["number"] for v in state["versions"]] == [1, 2]
         elif point == "image.prune.recorded":
             assert [v["number"] for v in state["versions"]] == [1]
+        elif point in ("image.extend.created", "image.flatten.written"):  # killed before the record: not done
+            assert current == 2 and [v["number"] for v in state["versions"]] == [1, 2]
         else:  # client reset: done (version 2, its own data gone) or not done (version 1 and its data)
             version = lab.clients()["ws01"]["version"]
             assert (version, lab.holds("ws01", OWN)) in (("1 (current: 2)", True), ("2", False)), version

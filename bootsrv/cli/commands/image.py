@@ -77,10 +77,16 @@ def register(commands: Any) -> None:
     grow.set_defaults(run=lambda args: _show(args, "image.extend", {"image": args.image,
                                                                      "size": size_arg(args.size, "--size")},
                                              f"extended to {args.size}"))
+    flat = image.add_parser("flatten", help="the current version as a new version with no parent (one full "
+                            "copy): chains start short again, and prune can then delete the old ones")
+    flat.add_argument("image")
+    flat.add_argument("--label", default="")
+    flat.set_defaults(run=lambda args: _show(args, "image.flatten", {"image": args.image, "label": args.label},
+                                             "flattened"))
     prune = image.add_parser("prune", help="delete versions that no client, snapshot or edit is built on")
     prune.add_argument("image")
     prune.set_defaults(run=_prune)
-    for sub in (create, take, listing, edit, install, commit, discard, revert, grow, prune):
+    for sub in (create, take, listing, edit, install, commit, discard, revert, grow, flat, prune):
         config_option(sub)
 
 

@@ -114,3 +114,23 @@ def test_recovery_removes_what_a_killed_step_left(tmp_path):
     finally:
         app.inventory.close()
         app.backup.close()
+
+
+def test_flatten_starts_a_short_chain_and_prune_then_drops_the_old_one(tmp_path):
+    with opened_appliance(tmp_path) as app:
+        images = app.images
+        for pattern in (0x31, 0x32):  # versions 2 and 3, each over the one before
+            images.edit("golden", "ws01")
+            write(images.record("golden").edit.file, 4096 * pattern, bytes([pattern]) * 4096)
+            images.commit("golden")
+        before = read(images.current_file("golden"), 0, 1 << 20)
+        record = images.flatten("golden", label="compacted")
+        flat = images.current_file("golden")
+        assert record["current"] == 4 and record["versions"][-1]["parent"] is None
+        assert read(flat, 0, 1 << 20) == before and versions.read_footer(flat).disk_type != 4  # 4: differencing
+        assert images.prune("golden")["pruned"] == [2, 3]  # the clients are still on version 1
+        for name in ("ws01", "ws02"):
+            images.reset_client(name)
+        assert images.prune("golden")["pruned"] == []  # 1 is the configured file: it stays
+        assert [v.number for v in images.record("golden").versions] == [1, 4]
+        assert read(app.clients["ws01"].disk_path, 0, 1 << 20) == before
