@@ -39,15 +39,20 @@ def served(tmp_path):
     thread.start()
     yield port, iso.read_bytes()
     loop.call_soon_threadsafe(server.close)
+    asyncio.run_coroutine_threadsafe(asyncio.sleep(0.1), loop).result(10)  # connections see their EOF
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
+    loop.close()
 
 
 def ask(port: int, method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     connection.request(method, path, headers=headers or {})
-    reply = connection.getresponse()
-    return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+    try:
+        reply = connection.getresponse()
+        return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
+    finally:
+        connection.close()  # the server's side ends at once, not when the loop goes
 
 
 def test_ranges_of_the_iso_read_back_as_its_bytes(served):
