@@ -226,7 +226,7 @@ class ImageManager:
         credentials = f"set username {chap.user}\nset password {chap.secret}\n" if chap else ""
         return (f"#!ipxe\nset initiator-iqn {client.initiator_iqn}\n{credentials}"
                 f"sanhook --drive 0x80 {client.root_path(server_ip, iscsi_port)}\n"
-                f"sanboot --no-describe --drive 0x81 http://{server_ip}:{http_port}/install/{record.name}.iso\n").encode()
+                f"sanboot --drive 0x81 http://{server_ip}:{http_port}/install/{record.name}.iso\n").encode()
 
     def edit(self, image: str, client: str, iso: str = "") -> dict[str, Any]:
         if client not in self.inventory.clients:
