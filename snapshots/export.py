@@ -9,7 +9,6 @@ folder never holds a half-written file under its final name.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -19,7 +18,7 @@ from typing import Any, Iterator
 from snapshots.catalog import Export, Snapshot
 from snapshots.engine import SnapshotEngine, SnapshotError
 from snapshots.faults import crash_point
-from snapshots.files import fsync_dir, write_text_atomic
+from snapshots.files import file_sha256, fsync_dir, write_text_atomic
 from target.stores.base import BlockStore, FormatError
 from target.stores.layered import LayeredStore
 from target.stores.raw import RawStore
@@ -54,14 +53,6 @@ def _changed(layers: list[LayeredStore], size: int, smallest: int) -> Iterator[t
         yield from _merged(runs)
     if size > smallest:
         yield smallest, size - smallest
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def export_snapshot(engine: SnapshotEngine, snap_id: int, dest: Path, fmt: str = "vhd",

@@ -1,13 +1,23 @@
-"""Durable file steps shared by the engine, exports and the configuration editor."""
+"""Durable file steps shared by the engine, exports, image versions and the configuration
+editor, and the one sha256 of a file they record."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 from target.stores.base import fsync_dir
 
-__all__ = ["fsync_dir", "write_text_atomic"]
+__all__ = ["file_sha256", "fsync_dir", "write_text_atomic"]
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_text_atomic(path: Path, text: str, mode: int | None = None) -> None:

@@ -278,24 +278,24 @@ class ImageManager:
             gate.close()
             del self.edits[record.name]
 
+    def _edit_of(self, image: str, force: bool, verb: str) -> tuple[ImageRecord, Edit]:
+        """The image's edit, its maintenance client no longer on it (see _end_edit)."""
+        record = self.record(image)
+        if record.edit is None:
+            raise ImageError(f"image {image!r} has no edit to {verb} (image edit {image} --client NAME)")
+        self._end_edit(record, force, verb)
+        return record, record.edit
+
     def commit(self, image: str, label: str = "", force: bool = False) -> dict[str, Any]:
         with self._lock:
-            record = self.record(image)
-            if record.edit is None:
-                raise ImageError(f"image {image!r} has no edit to commit (image edit {image} --client NAME)")
-            edit = record.edit
-            self._end_edit(record, force, "commit")
+            record, edit = self._edit_of(image, force, "commit")
             number = record.next_number()
             final = versions.version_path(self.state_dir, image, number)
             final.unlink(missing_ok=True)  # a stray of an earlier commit that was killed
             os.link(edit.file, final)
             fsync_dir(final.parent)
             crash_point("image.commit.linked")
-            store = open_vhd(final, readonly=True)
-            try:
-                own = store.held_bytes()
-            finally:
-                store.close()
+            own = self.engine.layer_bytes(final)
             version = versions.describe(final, number, edit.base, label, own)
             record = self._save(replace(record, versions=(*record.versions, version), current=number, edit=None))
             crash_point("image.commit.recorded")
@@ -308,11 +308,7 @@ class ImageManager:
 
     def discard(self, image: str, force: bool = False) -> dict[str, Any]:
         with self._lock:
-            record = self.record(image)
-            if record.edit is None:
-                raise ImageError(f"image {image!r} has no edit to discard")
-            edit = record.edit
-            self._end_edit(record, force, "discard")
+            record, edit = self._edit_of(image, force, "discard")
             record = self._save(replace(record, edit=None))
             Path(edit.file).unlink(missing_ok=True)
             fsync_dir(Path(edit.file).parent)

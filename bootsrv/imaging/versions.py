@@ -11,7 +11,6 @@ no longer names are removed after it. A committed version's file is never writte
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -19,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from snapshots.files import write_text_atomic
+from snapshots.files import file_sha256, write_text_atomic
 from target.stores.errors import StoreError
 from target.stores.vhd import read_footer
 
@@ -99,14 +98,6 @@ def version_path(state_dir: Path, image: str, number: int) -> Path:
 
 def edit_path(state_dir: Path, image: str) -> Path:
     return folder(state_dir, image) / EDIT_FILE
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def describe(path: Path, number: int, parent: int | None, label: str = "", own_bytes: int | None = None) -> Version:

@@ -5,13 +5,13 @@ console there (sercon), OVMF mirrors its console there."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from snapshots.files import file_sha256
 from tests.support.linux_image import SAY
 
 OVMF = Path("/usr/share/qemu/OVMF.fd")
@@ -132,9 +132,4 @@ def assert_clean_boot(name: str, console: Console) -> None:
     assert "verified after DHCP" in console.said(), report
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+sha256 = file_sha256  # what the image tests compare version files with

@@ -35,28 +35,13 @@ from tests.support.paths import REPO
 from tests.support.scratch import SCRATCH_IQN
 from tests.support.server import Server, start_server
 from tests.support.snapshots import CLIENT, CLIENT_INITIATOR, CLIENT_IQN, SNAPSHOTS_SECTION
-from tests.support.tools import run
+from tests.support.tools import libvhdi_read, run
 
 MiB = 1 << 20
 SIZE = 64 * MiB
 SLOT = 16 * 1024
 SECTOR = 512
-SYSTEM_PYTHON = "/usr/bin/python3"  # python3-libvhdi's pyvhdi lives there
 
-READ_CHAIN = """
-import pyvhdi, sys
-files = sys.argv[2:]
-handles = {}
-for name in files:
-    h = pyvhdi.file(); h.open(name); handles[h.identifier] = h
-top = pyvhdi.file(); top.open(sys.argv[1])
-h = top
-while h.disk_type == 4:  # differencing: find its parent by identifier, as bootsrv does
-    parent = handles[h.parent_identifier]
-    h.set_parent(parent)
-    h = parent
-sys.stdout.buffer.write(top.read_buffer(top.media_size))
-"""
 
 
 class PowerCut:
@@ -293,8 +278,7 @@ portals = ["127.0.0.1:@PORT@"]
             assert check.returncode == 0, f"trial {seed}: disk check {path}:\n{check.stdout}{check.stderr}"
             self.tally.files_checked += 1
         chain = layers + ([self.backing / "golden.vhd"] if self.kind == "client" else [])
-        read = subprocess.run([SYSTEM_PYTHON, "-c", READ_CHAIN, *map(str, [live, *chain])], capture_output=True,
-                              timeout=300)
+        read = libvhdi_read(live, *chain)
         assert read.returncode == 0, f"trial {seed}: libvhdi: {read.stderr.decode(errors='replace')}"
         image = read.stdout
         assert len(image) == SIZE, f"trial {seed}: libvhdi read {len(image)} bytes"

@@ -16,9 +16,9 @@ from target.stores.vhd import VhdFormatError, VhdStore, open_vhd, read_footer
 from target.stores.vhd.check import check_vhd
 from target.stores.vhd.create import create_differencing, create_dynamic, create_fixed, extend
 from target.stores.vhd.format import FOOTER_SIZE, HEADER_SIZE, DynamicHeader
+from tests.support.tools import libvhdi_read
 
 MiB = 1 << 20
-SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-libvhdi lives there
 
 
 def tool(name: str) -> str:
@@ -138,13 +138,7 @@ def test_libvhdi_reads_our_chain_like_we_do(tmp_path):
         out = sh(tool("vhdiinfo"), str(path))
         assert "Media size" in out, out
     assert "Parent filename\t\t: golden.vhd" in sh(tool("vhdiinfo"), str(child))
-    script = (
-        "import pyvhdi, sys\n"
-        "p = pyvhdi.file(); p.open(sys.argv[1])\n"
-        "c = pyvhdi.file(); c.open(sys.argv[2]); c.set_parent(p)\n"
-        "sys.stdout.buffer.write(c.read_buffer_at_offset(c.get_media_size(), 0))\n")
-    theirs = subprocess.run([SYSTEM_PYTHON, "-c", script, str(golden), str(child)], capture_output=True,
-                            timeout=120)
+    theirs = libvhdi_read(child, golden)
     assert theirs.returncode == 0, theirs.stderr
     assert theirs.stdout == ours
 
@@ -325,13 +319,7 @@ def test_a_differencing_disk_grows_past_its_parent_and_other_readers_agree(tmp_p
         ours = bytes(store.read(0, size))
         store.close()
         assert check_vhd(path).ok
-        script = (
-            "import pyvhdi, sys\n"
-            "p = pyvhdi.file(); p.open(sys.argv[1])\n"
-            "c = pyvhdi.file(); c.open(sys.argv[2]); c.set_parent(p)\n"
-            "sys.stdout.buffer.write(c.read_buffer_at_offset(c.get_media_size(), 0))\n")
-        theirs = subprocess.run([SYSTEM_PYTHON, "-c", script, str(golden), str(path)], capture_output=True,
-                                timeout=120)
+        theirs = libvhdi_read(path, golden)
         assert theirs.returncode == 0, theirs.stderr
         assert theirs.stdout == ours, "libvhdi reads the grown chain differently"
     with pytest.raises(VhdFormatError, match="smaller than its parent"):
