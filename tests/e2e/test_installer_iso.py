@@ -1,0 +1,53 @@
+"""The installer ISO (tests/support/installer_iso.py) installs a bootable disk over the
+network, before bootsrv's `image install` exists: iPXE hooks an empty iSCSI disk served
+by bootsrv and sanboots the ISO over HTTP (ranged reads); the ISO's Linux logs in from
+the iBFT and writes the golden disk onto it. The disk then reads back as the golden image
+and boots diskless like it."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from target.stores.vhd.create import create_dynamic
+from tests.support import installer_lab as lab
+from tests.support.installer_iso import golden_raw, installer_iso
+from tests.support.linux_boot import assert_clean_boot
+from tests.support.linux_image import DISK_SIZE
+from tests.support.netboot import start_bootsrv
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.timeout(1500)
+def test_installer_iso_writes_a_disk_that_boots_like_the_golden_image(lab_netns, linux_golden, tmp_path):
+    golden, iso = linux_golden, installer_iso()
+    disk = tmp_path / "disk.vhd"
+    create_dynamic(disk, DISK_SIZE)
+    (tmp_path / "http").mkdir()
+    shutil.copyfile(iso, tmp_path / "http" / lab.ISO_NAME)
+    server_log = start_bootsrv(lab_netns, tmp_path, lab.bootsrv_config(disk))
+    lab.start_http(lab_netns, tmp_path / "http", tmp_path / "http.log")
+    lab.start_dnsmasq(lab_netns, tmp_path)
+
+    lab.set_script(tmp_path, lab.install_script())
+    install = lab.power_on_once(lab_netns, tmp_path, "install")
+    report = f"the installer's console:\n{install.text[-6000:]}"
+    assert install.failures() == [], report
+    assert install.boot_errors() == [], report
+    assert install.kernel_errors() == [], report
+    said = install.said()
+    assert "bootloader ISOLINUX" in said, report  # the ISO's loader, not the (empty) hooked disk's
+    assert said[-3:] == [f"disk /dev/sda: {DISK_SIZE} bytes", "installed onto /dev/sda", "installer done"], report
+    assert lab.range_reads(tmp_path / "http.log") > 0, "iPXE never read the ISO with ranged GETs"
+    assert f"{lab.INITIATOR} logged in to {lab.TARGET}" in server_log()
+    assert golden_raw(disk) == golden_raw(golden), "the installed disk does not read back as the golden image"
+
+    lab.set_script(tmp_path, lab.disk_script())
+    booted = lab.power_on_once(lab_netns, tmp_path, "boot")
+    assert_clean_boot("ws01", booted)
+    assert "bootloader SYSLINUX" in booted.said(), booted.text[-3000:]
+    assert f"image golden {golden.parent.name}" in booted.said(), booted.text[-3000:]
+    assert booted.files == ["sums"], booted.text[-3000:]  # a fresh golden disk: no earlier boot's files
+    assert "Traceback" not in server_log()
