@@ -6,12 +6,15 @@ and boots diskless like it."""
 
 from __future__ import annotations
 
+import http.client
 import shutil
+import threading
 
 import pytest
 
 from target.stores.vhd.create import create_dynamic
 from tests.support import installer_lab as lab
+from tests.support import rangehttp
 from tests.support.installer_iso import golden_raw, installer_iso
 from tests.support.linux_boot import assert_clean_boot
 from tests.support.linux_image import DISK_SIZE
@@ -51,3 +54,38 @@ def test_installer_iso_writes_a_disk_that_boots_like_the_golden_image(lab_netns,
     assert f"image golden {golden.parent.name}" in booted.said(), booted.text[-3000:]
     assert booted.files == ["sums"], booted.text[-3000:]  # a fresh golden disk: no earlier boot's files
     assert "Traceback" not in server_log()
+
+
+def test_range_server_answers_what_ipxe_asks(tmp_path):
+    """HEAD for the size, then `Range: bytes=a-b` reads on one kept-alive connection."""
+    data = bytes(range(256)) * 64
+    (tmp_path / "disk.iso").write_bytes(data)
+    server = rangehttp.serve(tmp_path, "127.0.0.1", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+        conn.request("HEAD", "/disk.iso")
+        head = conn.getresponse()
+        head.read()
+        assert (head.status, head.getheader("Content-Length"), head.getheader("Accept-Ranges")) == \
+            (200, str(len(data)), "bytes")
+        for wanted, start, end in (("2048-4095", 2048, 4095), ("16000-", 16000, len(data) - 1),
+                                   ("-100", len(data) - 100, len(data) - 1)):
+            conn.request("GET", "/disk.iso", headers={"Range": f"bytes={wanted}"})
+            part = conn.getresponse()
+            assert part.status == 206 and part.read() == data[start:end + 1]
+            assert part.getheader("Content-Range") == f"bytes {start}-{end}/{len(data)}"
+        conn.request("GET", "/disk.iso", headers={"Range": f"bytes={len(data)}-"})
+        beyond = conn.getresponse()
+        beyond.read()
+        assert beyond.status == 416
+        conn.request("GET", "/../disk.iso/../../etc/passwd")
+        outside = conn.getresponse()
+        outside.read()
+        assert outside.status == 404
+        conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
