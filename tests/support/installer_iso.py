@@ -59,6 +59,8 @@ ip=$(cat /sys/firmware/ibft/ethernet0/ip-addr)
 prefix=$(cat /sys/firmware/ibft/ethernet0/prefix-len 2>/dev/null || echo 24)
 say "iBFT: $dev $ip/$prefix initiator $(cat /sys/firmware/ibft/initiator/initiator-name)" \
     "target $(cat /sys/firmware/ibft/target0/target-name)"
+# Only the hooked iSCSI disk should be there: iPXE describes no HTTP SAN device in the iBFT.
+say "iBFT targets: $(cd /sys/firmware/ibft && echo target*)"
 ip link set lo up
 ip link set "$dev" up
 ip addr add "$ip/$prefix" dev "$dev"

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from tests.support.linux_boot import Console, linux_client, wait_powered_off
+from tests.support.netboot import wait_for
 from tests.support.paths import checkout_env
 
 SERVER = "10.77.0.1"
@@ -66,9 +67,11 @@ def disk_script() -> str:
 
 
 def start_http(ns, root: Path, log: Path) -> subprocess.Popen:
-    """The range-capable HTTP server on SERVER:HTTP_PORT in the namespace."""
-    return ns.popen([sys.executable, "-m", "tests.support.rangehttp", str(root), SERVER, str(HTTP_PORT)],
+    """The range-capable HTTP server on SERVER:HTTP_PORT in the namespace, once it listens."""
+    proc = ns.popen([sys.executable, "-m", "tests.support.rangehttp", str(root), SERVER, str(HTTP_PORT)],
                     stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=checkout_env())
+    wait_for(lambda: "serving " in log.read_text(errors="replace"), "the HTTP server", 30, proc)
+    return proc
 
 
 def start_dnsmasq(ns, workdir: Path) -> Path:
@@ -77,11 +80,12 @@ def start_dnsmasq(ns, workdir: Path) -> Path:
     tftp = workdir / "ipxe"
     tftp.mkdir(exist_ok=True)
     log = workdir / "dnsmasq.log"
-    ns.popen([shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--no-daemon", "--port=0", "--interface=tap0",
-              "--bind-interfaces", "--dhcp-range=10.77.0.100,10.77.0.199,255.255.255.0,1h",
-              f"--dhcp-leasefile={workdir / 'dnsmasq.leases'}", f"--pid-file={workdir / 'dnsmasq.pid'}",
-              "--enable-tftp", f"--tftp-root={tftp}", "--dhcp-boot=boot.ipxe", "--dhcp-option=encap:175,176,1b",
-              "--log-dhcp"], stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    proc = ns.popen([shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--no-daemon", "--port=0",
+                     "--interface=tap0", "--bind-interfaces", "--dhcp-range=10.77.0.100,10.77.0.199,255.255.255.0,1h",
+                     f"--dhcp-leasefile={workdir / 'dnsmasq.leases'}", f"--pid-file={workdir / 'dnsmasq.pid'}",
+                     "--enable-tftp", f"--tftp-root={tftp}", "--dhcp-boot=boot.ipxe",
+                     "--dhcp-option=encap:175,176,1b", "--log-dhcp"], stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    wait_for(lambda: "started, version" in log.read_text(errors="replace"), "dnsmasq", 30, proc)
     return log
 
 
