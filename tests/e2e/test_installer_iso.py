@@ -2,7 +2,7 @@
 network, before bootsrv's `image install` exists: iPXE hooks an empty iSCSI disk served
 by bootsrv and sanboots the ISO over HTTP (ranged reads); the ISO's Linux logs in from
 the iBFT and writes the golden disk onto it. The disk then reads back as the golden image
-and boots diskless like it."""
+and boots diskless like it; under SeaBIOS and under OVMF."""
 
 from __future__ import annotations
 
@@ -16,15 +16,19 @@ from target.stores.vhd.create import create_dynamic
 from tests.support import installer_lab as lab
 from tests.support import rangehttp
 from tests.support.installer_iso import golden_raw, installer_iso
-from tests.support.linux_boot import assert_clean_boot
+from tests.support.linux_boot import FIRMWARES, assert_clean_boot
 from tests.support.linux_image import DISK_SIZE
 from tests.support.netboot import start_bootsrv
 
 pytestmark = pytest.mark.e2e
 
 
+LOADERS = {"bios": ("ISOLINUX", "SYSLINUX"), "uefi": ("GRUB", "GRUB")}  # the ISO's, the installed disk's
+
+
 @pytest.mark.timeout(1500)
-def test_installer_iso_writes_a_disk_that_boots_like_the_golden_image(lab_netns, linux_golden, tmp_path):
+@pytest.mark.parametrize("firmware", FIRMWARES)
+def test_installer_iso_writes_a_disk_that_boots_like_the_golden_image(lab_netns, linux_golden, tmp_path, firmware):
     golden, iso = linux_golden, installer_iso()
     disk = tmp_path / "disk.vhd"
     create_dynamic(disk, DISK_SIZE)
@@ -35,22 +39,22 @@ def test_installer_iso_writes_a_disk_that_boots_like_the_golden_image(lab_netns,
     lab.start_dnsmasq(lab_netns, tmp_path)
 
     lab.set_script(tmp_path, lab.install_script())
-    install = lab.power_on_once(lab_netns, tmp_path, "install")
+    install = lab.power_on_once(lab_netns, tmp_path, firmware, "install")
     report = f"the installer's console:\n{install.text[-6000:]}"
     assert install.failures() == [], report
     assert install.boot_errors() == [], report
     assert install.kernel_errors() == [], report
     said = install.said()
-    assert "bootloader ISOLINUX" in said, report  # the ISO's loader, not the (empty) hooked disk's
+    assert f"bootloader {LOADERS[firmware][0]}" in said, report  # the ISO's loader
     assert said[-3:] == [f"disk /dev/sda: {DISK_SIZE} bytes", "installed onto /dev/sda", "installer done"], report
     assert lab.range_reads(tmp_path / "http.log") > 0, "iPXE never read the ISO with ranged GETs"
     assert f"{lab.INITIATOR} logged in to {lab.TARGET}" in server_log()
     assert golden_raw(disk) == golden_raw(golden), "the installed disk does not read back as the golden image"
 
     lab.set_script(tmp_path, lab.disk_script())
-    booted = lab.power_on_once(lab_netns, tmp_path, "boot")
+    booted = lab.power_on_once(lab_netns, tmp_path, firmware, "boot")
     assert_clean_boot("ws01", booted)
-    assert "bootloader SYSLINUX" in booted.said(), booted.text[-3000:]
+    assert f"bootloader {LOADERS[firmware][1]}" in booted.said(), booted.text[-3000:]
     assert f"image golden {golden.parent.name}" in booted.said(), booted.text[-3000:]
     assert booted.files == ["sums"], booted.text[-3000:]  # a fresh golden disk: no earlier boot's files
     assert "Traceback" not in server_log()

@@ -2,8 +2,10 @@
 over HTTP after a `sanhook` of the client's iSCSI disk, it writes linux_image's golden
 disk onto that disk and powers off; the disk then boots like the golden image.
 
-The ISO is a hybrid (like distributions' installers): ISOLINUX for BIOS (El Torito) loads
-the Debian kernel and a busybox initramfs that carries `iscsistart` and the payload:
+The ISO is a hybrid (like distributions' installers), with two El Torito boot images:
+ISOLINUX for BIOS, and for UEFI a small FAT image holding a standalone GRUB that finds the
+ISO's files with its own iso9660 driver. Both load the Debian kernel and a busybox
+initramfs that carries `iscsistart` and the payload:
 sector 0 (SYSLINUX's MBR with the two partitions, built as linux_image.disk() builds it)
 and the golden image's FAT and ext4 partitions, read out of golden.vhd, so an installed
 disk reads back byte for byte as the golden image. The payload rides in the initramfs
@@ -32,7 +34,10 @@ from tests.support.linux_image import (
     download, golden_image, kernel_package, library_closure, module_load_order)
 
 BUILD = paths.BUILD / "installer"
-HOST_TOOLS = ("xorriso", "isolinux", "syslinux-common")  # CI adds these to linux_image's tools
+# CI adds xorriso and isolinux to linux_image's tools.
+HOST_TOOLS = ("xorriso", "isolinux", "syslinux-common", "grub-efi-amd64-bin", "grub-common", "mtools", "dosfstools")
+GRUB_MODULES = "part_msdos part_gpt fat iso9660 search search_fs_file linux normal echo test efi_gop"  # gop: the kernel's screen
+EFI_IMAGE_KIB = 4096  # GRUB (about 1 MiB) with room to grow
 ISOLINUX = Path("/usr/lib/ISOLINUX")
 BIOS_MODULES = Path("/usr/lib/syslinux/modules/bios")
 MIB = 1 << 20
@@ -98,6 +103,15 @@ LABEL install
   LINUX /vmlinuz
   INITRD /install.img
   APPEND {KERNEL_ARGS}
+"""
+
+
+GRUB_CFG = f"""set timeout=0
+echo "{SAY} bootloader GRUB"
+search --no-floppy --file /install.img --set=root
+linux /vmlinuz {KERNEL_ARGS}
+initrd /install.img
+boot
 """
 
 
@@ -172,6 +186,20 @@ def initramfs(tree: Path, golden: Path) -> bytes:
     return gzip.compress(archive.finish(), compresslevel=1, mtime=0)
 
 
+def efi_image(work: Path) -> Path:
+    """The UEFI El Torito image: a FAT file system with GRUB as EFI/BOOT/BOOTX64.EFI."""
+    (work / "grub.cfg").write_text(GRUB_CFG)
+    grub = work / "BOOTX64.EFI"
+    _run("grub-mkstandalone", "-O", "x86_64-efi", "-o", grub, f"--modules={GRUB_MODULES}",
+         f"--install-modules={GRUB_MODULES}", "--locales=", "--fonts=", "--themes=",
+         f"boot/grub/grub.cfg={work / 'grub.cfg'}")
+    fat = work / "efiboot.img"
+    _run("mkfs.fat", "-C", "-n", "BOOTSRV_EFI", fat, str(EFI_IMAGE_KIB))
+    _run("mmd", "-i", fat, "::EFI", "::EFI/BOOT")
+    _run("mcopy", "-i", fat, grub, "::EFI/BOOT/BOOTX64.EFI")
+    return fat
+
+
 def iso(tree: Path, golden: Path, work: Path) -> Path:
     root = work / "iso"
     (root / "isolinux").mkdir(parents=True)
@@ -180,10 +208,12 @@ def iso(tree: Path, golden: Path, work: Path) -> Path:
     (root / "isolinux" / "isolinux.cfg").write_text(ISOLINUX_CFG)
     shutil.copy(next((tree / "boot").glob("vmlinuz-*")), root / "vmlinuz")
     (root / "install.img").write_bytes(initramfs(tree, golden))
+    shutil.copy(efi_image(work), root / "efiboot.img")
     out = work / "installer.iso"
     _run("xorriso", "-as", "mkisofs", "-quiet", "-o", out, "-V", "BOOTSRV_INSTALL",
          "-isohybrid-mbr", ISOLINUX / "isohdpfx.bin", "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat",
-         "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table", "-R", "-J", root)
+         "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
+         "-eltorito-alt-boot", "-e", "efiboot.img", "-no-emul-boot", "-isohybrid-gpt-basdat", "-R", "-J", root)
     return out
 
 

@@ -7,7 +7,8 @@ by trying: `sanhook` takes drive 0x80, so `sanboot` of the ISO must name another
 (the default, 0x80 again, fails with "Could not open SAN device: Error 0x03232019", drive
 in use); hooking the disk as 0x81 instead and booting the ISO as 0x80 fails ("Input/output
 error 0x1d852039"), because the hooked disk's natural number is 0x80 and iPXE remaps every
-call for 0x80 to it.
+call for 0x80 to it. The EFI iPXE of the same ROM (under OVMF) runs the same script: it
+registers the same drive numbers, and OVMF finds the ISO's EFI El Torito image itself.
 """
 
 from __future__ import annotations
@@ -94,12 +95,14 @@ def set_script(workdir: Path, script: str) -> None:
     (workdir / "ipxe" / "boot.ipxe").write_text(script)
 
 
-def power_on_once(ns, workdir: Path, tag: str) -> Console:
-    """Power on the BIOS machine on tap0 and wait until it powered itself off. A boot that
-    finds nothing to boot reboots after 1 s instead of waiting forever, and with QEMU's
-    -no-reboot a reboot ends the machine: a failed iPXE script shows up at once."""
+def power_on_once(ns, workdir: Path, firmware: str, tag: str) -> Console:
+    """Power on the machine on tap0 and wait until it powered itself off. Under SeaBIOS a
+    boot that finds nothing to boot reboots after 1 s instead of waiting forever, and with
+    QEMU's -no-reboot a reboot ends the machine: a failed iPXE script shows up at once."""
     serial = workdir / f"ws01-{tag}.serial"
-    argv = [*linux_client("bios", serial, MAC, "tap0"), "-boot", "reboot-timeout=1000"]
+    argv = linux_client(firmware, serial, MAC, "tap0")
+    if firmware == "bios":
+        argv += ["-boot", "reboot-timeout=1000"]
     machine = ns.popen(argv, stdout=open(workdir / f"ws01-{tag}.qemu.log", "wb"), stderr=subprocess.STDOUT)
     wait_powered_off({"ws01": machine})
     return Console.read(serial)
