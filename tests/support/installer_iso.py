@@ -9,7 +9,8 @@ initramfs that carries `iscsistart` and the payload:
 sector 0 (SYSLINUX's MBR with the two partitions, built as linux_image.disk() builds it)
 and the golden image's FAT and ext4 partitions, read out of golden.vhd, so an installed
 disk reads back byte for byte as the golden image. The payload rides in the initramfs
-because the kernel has no CD-ROM drivers here. /init logs in from the iBFT that iPXE
+because Linux cannot read the ISO once it runs: iPXE's HTTP SAN drive exists only for the
+firmware (int 13h or EFI block I/O; the iBFT describes only the iSCSI disk). /init logs in from the iBFT that iPXE
 wrote for the hooked disk, checks the disk's size, writes and syncs, reads it back
 against the payload's checksum and prints `bootsrv-linux:` lines on COM1.
 
@@ -36,7 +37,8 @@ from tests.support.linux_image import (
 BUILD = paths.BUILD / "installer"
 # CI adds xorriso and isolinux to linux_image's tools.
 HOST_TOOLS = ("xorriso", "isolinux", "syslinux-common", "grub-efi-amd64-bin", "grub-common", "mtools", "dosfstools")
-GRUB_MODULES = "part_msdos part_gpt fat iso9660 search search_fs_file linux normal echo test efi_gop"  # gop: the kernel's screen
+# iso9660: GRUB reads the kernel from the ISO itself; efi_gop: the kernel's screen.
+GRUB_MODULES = "part_msdos part_gpt fat iso9660 search search_fs_file linux normal echo test efi_gop"
 EFI_IMAGE_KIB = 4096  # GRUB (about 1 MiB) with room to grow
 ISOLINUX = Path("/usr/lib/ISOLINUX")
 BIOS_MODULES = Path("/usr/lib/syslinux/modules/bios")
