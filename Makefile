@@ -9,9 +9,11 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # tgt, the reference target the benchmarks run beside us; chromium for the dashboard test;
 # kea-admin for perfdhcp (bench/dhcp.py: DHCP load against bootsrv and dnsmasq);
 # the tools that build the real-Linux golden image of the boot tests (tests/support/linux_image.py):
-# SYSLINUX and GRUB EFI, mtools and mkfs.fat for its FAT partition, mke2fs for its root, readelf.
+# SYSLINUX and GRUB EFI, mtools and mkfs.fat for its FAT partition, mke2fs for its root, readelf;
+# xorriso and ISOLINUX for the installer ISO of the install tests (tests/support/installer_iso.py).
 APT_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra tgt python3-venv libvhdi-utils python3-libvhdi qemu-system-x86 ipxe-qemu iproute2 ipxe bind9-dnsutils curl dnsmasq-base ovmf chromium kea-admin \
-	syslinux syslinux-common mtools dosfstools e2fsprogs grub-efi-amd64-bin grub-common binutils
+	syslinux syslinux-common mtools dosfstools e2fsprogs grub-efi-amd64-bin grub-common binutils \
+	xorriso isolinux
 
 .PHONY: demo serve-demo test bench soak dist deps clean
 
