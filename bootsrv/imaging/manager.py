@@ -224,9 +224,14 @@ class ImageManager:
         assert record is not None
         chap = client.config.chap
         credentials = f"set username {chap.user}\nset password {chap.secret}\n" if chap else ""
+        # 0x81: 0x80 is the hooked disk's (iPXE refuses a second device there). On failure
+        # the machine stays in iPXE's shell, saying why: falling through to the BIOS would
+        # boot the half-installed disk.
         return (f"#!ipxe\nset initiator-iqn {client.initiator_iqn}\n{credentials}"
-                f"sanhook --drive 0x80 {client.root_path(server_ip, iscsi_port)}\n"
-                f"sanboot --drive 0x81 http://{server_ip}:{http_port}/install/{record.name}.iso\n").encode()
+                f"sanhook --drive 0x80 {client.root_path(server_ip, iscsi_port)} || goto failed\n"
+                f"sanboot --drive 0x81 http://{server_ip}:{http_port}/install/{record.name}.iso || goto failed\n"
+                f":failed\necho bootsrv: the installer of image {record.name} did not start: ${{errno}}\n"
+                f"shell\n").encode()
 
     def edit(self, image: str, client: str, iso: str = "") -> dict[str, Any]:
         if client not in self.inventory.clients:

@@ -134,3 +134,24 @@ def test_flatten_starts_a_short_chain_and_prune_then_drops_the_old_one(tmp_path)
         assert images.prune("golden")["pruned"] == []  # 1 is the configured file: it stays
         assert [v.number for v in images.record("golden").versions] == [1, 4]
         assert read(app.clients["ws01"].disk_path, 0, 1 << 20) == before
+
+
+def test_an_install_serves_its_iso_and_scripts_its_client(tmp_path):
+    iso = tmp_path / "installer.iso"
+    iso.write_bytes(bytes(0x8001) + b"CD001" + bytes(4096))
+    with opened_appliance(tmp_path) as app:
+        images = app.images
+        (tmp_path / "notes.txt").write_text("not an ISO")
+        with pytest.raises(ImageError, match="not an ISO 9660 image"):
+            images.install("golden", "ws01", str(tmp_path / "notes.txt"))
+        images.install("golden", "ws01", str(iso))
+        assert images.installing("ws01") is not None and images.installing("ws02") is None
+        assert images.install_iso("/install/golden.iso") == iso
+        for other in ("/install/other.iso", "/install/golden.iso/x", "/install/../golden.iso", "/golden.iso"):
+            assert images.install_iso(other) is None
+        script = images.install_script(app.clients["ws01"], "10.77.0.1", 3260, 8069).decode()
+        assert "set initiator-iqn iqn.2026-11.lan.bootsrv:initiator.ws01\n" in script
+        assert "sanhook --drive 0x80 iscsi:10.77.0.1:::0:iqn.2026-11.lan.bootsrv:ws01 || goto failed\n" in script
+        assert "sanboot --drive 0x81 http://10.77.0.1:8069/install/golden.iso || goto failed\n" in script
+        images.discard("golden")
+        assert images.install_iso("/install/golden.iso") is None  # served only while the install is recorded
