@@ -163,7 +163,11 @@ class ImageManager:
         for image in self.config.images:
             edit = self.record(image.name).edit
             if edit is not None and edit.booted and edit.client in self.inventory.units:
-                self._serve_edit(image.name, edit)
+                try:
+                    self._serve_edit(image.name, edit)
+                except StoreError as exc:  # the other clients are served all the same
+                    log.error("image %s: cannot serve the edit layer %s to %s: %s; it boots its own disk "
+                              "(image discard %s drops the edit)", image.name, edit.file, edit.client, exc, image.name)
 
     def _serve_edit(self, image: str, edit: Edit) -> None:
         gate = self.edits.get(image)

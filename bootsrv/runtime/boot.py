@@ -107,7 +107,12 @@ async def _powering_on(app: Appliance, effect: PoweringOn, loop: asyncio.Abstrac
     images = app.images
     if images.editing(client.name) is not None:  # the maintenance client: its image's edit layer
         app.server.registry.drop_target(client.target_iqn)
-        record = await loop.run_in_executor(None, images.boot_edit, client.name)
+        try:
+            record = await loop.run_in_executor(None, images.boot_edit, client.name)
+        except (StoreError, OSError) as exc:  # its own disk is served instead: never a client with none
+            log.error("%s: cannot serve the edit layer of image %s: %s; it boots its own disk",
+                      client.name, images.editing(client.name).name, exc)  # type: ignore[union-attr]
+            record = None
         if record is not None and record.edit is not None:
             log.info("%s powering on into the edit of image %s (over version %d; its own disk is left as it is), "
                      "on %s", client.name, record.name, record.edit.base, effect.cause)
