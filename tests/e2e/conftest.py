@@ -1,5 +1,5 @@
-"""Fixtures of the end-to-end tests: the real server, the golden Linux image, and
-private network namespaces. The helpers behind them live in tests/support/."""
+"""Fixtures of the end-to-end tests: the real server, the golden Linux image, private network
+namespaces, and a throw-away Ceph cluster. The helpers behind them live in tests/support/."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import ceph
 from tests.support.namespaces import tap_namespace, two_namespaces
 from tests.support.server import Server, start_server
 
@@ -34,6 +35,17 @@ def linux_golden() -> Path:
     under build/linux and shared by every test that boots it."""
     from tests.support.linux_image import golden_image
     return golden_image()
+
+
+@pytest.fixture(scope="session")
+def ceph_cluster(tmp_path_factory) -> ceph.CephCluster:
+    """One one-node Ceph cluster on loopback for the whole session (tests/support/ceph.py),
+    started when a test first asks for it; skipped when Ceph or librbd's Python module is missing."""
+    reason = ceph.missing()
+    if reason is not None:
+        pytest.skip(reason)
+    with ceph.ceph_cluster(tmp_path_factory.mktemp("ceph")) as cluster:
+        yield cluster
 
 
 @pytest.fixture
