@@ -129,7 +129,13 @@ def convert(src: str, dst: str, kind: str | None) -> str:
 
 def grow(path: str, size: int) -> str:
     try:
-        if is_vhd(path):
+        if str(path).startswith("rbd:"):  # a Ceph image: librbd resizes it in place
+            store = open_store(path)
+            try:
+                store.resize(size)  # type: ignore[attr-defined]
+            finally:
+                store.close()
+        elif is_vhd(path):
             extend(path, size, after_step=lambda step: crash_point(f"disk.extend.{step}"))
         else:
             if size < os.path.getsize(path):

@@ -161,6 +161,9 @@ class SnapshotEngine:
         volume = self.volume(disk)
         with self.lock(disk):
             live = volume.path
+            if str(live).startswith("rbd:"):
+                raise SnapshotError(f"disk {disk!r} is an RBD image ({live}): its snapshots are RBD snapshots "
+                                    "(rbd snap create), not yet taken by bootsrv")
             try:
                 read_footer(live)
             except VhdFormatError:

@@ -16,8 +16,8 @@ from bootsrv.config import crosschecks
 from bootsrv.config.errors import ConfigError
 from bootsrv.config.model import Config
 from bootsrv.config.reader import Section
-from bootsrv.config.sections import (clients, dhcp, disks, dns, http, images, iscsi, server, snapshots, targets,
-                                     tftp, web)
+from bootsrv.config.sections import (ceph, clients, dhcp, disks, dns, http, images, iscsi, server, snapshots,
+                                     targets, tftp, web)
 
 
 def load_config(path: str | Path) -> Config:
@@ -46,6 +46,7 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
     dns_config = dns.parse(top)
     tftp_root = tftp.parse(top, base)
     http_config = http.parse(top)
+    ceph_config = ceph.parse(top, base)
     image_configs = images.parse(top, base)
     image_names = {i.name for i in image_configs}
     crosschecks.unknown_clients_policy(file, dhcp_config, image_names)
@@ -57,5 +58,6 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
     web_config = web.parse(top)
     top.done()
     return Config(path=file, server=server_config, iscsi=iscsi_config, disks=disk_configs, targets=target_configs,
-                  dhcp=dhcp_config, dns=dns_config, tftp_root=tftp_root, http=http_config, images=image_configs,
+                  dhcp=dhcp_config, dns=dns_config, tftp_root=tftp_root, http=http_config, ceph=ceph_config,
+                  images=image_configs,
                   clients=client_configs, snapshots=snapshots_config, web=web_config, _disk_index=disk_index)

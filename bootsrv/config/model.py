@@ -106,6 +106,14 @@ class DnsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CephConfig:
+    """How to reach the Ceph cluster of `rbd:` disks, as the Ceph tools default it."""
+    conf: Path = Path("/etc/ceph/ceph.conf")
+    id: str = "admin"  # the client name without "client."
+    keyring: Path | None = None  # None: what ceph.conf names (or Ceph's default paths)
+
+
+@dataclass(frozen=True, slots=True)
 class HttpConfig:
     """bootsrv's own HTTP for boot files (an installer ISO that iPXE sanboots), on the
     DHCP server address; it runs with the boot services."""
@@ -154,6 +162,7 @@ class Config:
     dns: DnsConfig = DnsConfig()
     tftp_root: Path | None = None
     http: HttpConfig = HttpConfig()
+    ceph: CephConfig = CephConfig()
     images: tuple[ImageConfig, ...] = ()
     clients: tuple[ClientConfig, ...] = ()
     snapshots: SnapshotsConfig = SnapshotsConfig()

@@ -42,6 +42,7 @@ from target.iscsi.params import TargetLimits
 from target.iscsi.session import Session
 from target.iscsi.targets import TargetDirectory
 from target.scsi.lu import LogicalUnit
+from target.stores import rbd
 from target.stores.gate import GatedStore
 
 log = logging.getLogger("bootsrv")
@@ -92,6 +93,8 @@ class Appliance:
     def open_disks(self) -> None:
         inventory = self.inventory
         inventory.config.server.state_dir.mkdir(parents=True, exist_ok=True)
+        ceph = self.config.ceph
+        rbd.configure(rbd.CephSettings(str(ceph.conf), ceph.id, str(ceph.keyring) if ceph.keyring else ""))
         self.images.recover()
         for disk in self.config.disks:
             inventory.add_disk(disk)
@@ -127,7 +130,9 @@ class Appliance:
         self.backup.loop = asyncio.get_running_loop()
         self.backup.start()
         iscsi = self.config.iscsi
-        settings = ServerSettings(limits=TargetLimits(digests=iscsi.digests),
+        # librbd waits on the network with the GIL released: more workers overlap more I/O.
+        remote = any(str(d.path).startswith("rbd:") for d in self.config.disks)
+        settings = ServerSettings(limits=TargetLimits(digests=iscsi.digests), **({"worker_threads": 32} if remote else {}),
                                   queue_depth=iscsi.queue_depth, max_sessions=iscsi.max_sessions,
                                   nop_interval=iscsi.nop_interval, nop_timeout=iscsi.nop_timeout,
                                   login_timeout=iscsi.login_timeout)
@@ -229,6 +234,7 @@ class Appliance:
         self.images.close()
         self.inventory.close()
         self.backup.close()
+        rbd.disconnect()
 
     # ---- what DHCP asks for (bootsrv.runtime.boot) -------------------------------------------
 

@@ -17,6 +17,9 @@ log = logging.getLogger("bootsrv")
 
 def open_disk(config: Config, disk: DiskConfig) -> BlockStore:
     where = f"{config.path}: disk {disk.name!r}"
+    backend, _ = backend_for(disk.path)
+    if backend.scheme is not None:  # a remote image (rbd:): no file to look for
+        return _open_remote(where, disk)
     try:
         if not disk.path.exists():
             if disk.size is None:
@@ -26,6 +29,20 @@ def open_disk(config: Config, disk: DiskConfig) -> BlockStore:
             log.info("creating %s (%d bytes, %s)", disk.path, disk.size,
                      "dynamic VHD" if backend.name == "vhd" else f"sparse {backend.name}")
             create_store(disk.path, disk.size)
+        return open_store(disk.path, readonly=disk.readonly)
+    except StoreError as exc:
+        raise StartupError(f"{where}: {exc}") from None
+
+
+def _open_remote(where: str, disk: DiskConfig) -> BlockStore:
+    try:
+        return open_store(disk.path, readonly=disk.readonly)
+    except StoreError as exc:
+        if disk.size is None or "no image" not in str(exc):
+            raise StartupError(f"{where}: {exc}") from None
+    log.info("creating %s (%d bytes)", disk.path, disk.size)
+    try:
+        create_store(disk.path, disk.size)
         return open_store(disk.path, readonly=disk.readonly)
     except StoreError as exc:
         raise StartupError(f"{where}: {exc}") from None

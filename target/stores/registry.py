@@ -5,8 +5,8 @@ here is a `Backend` with a name, how to open and create its stores, and which
 disks it claims. `open_store` and `create_store` are the only places that
 decide; nothing else looks at a path's suffix. The rule, first match wins:
 
-1. `scheme:locator`, for a backend registered with that scheme (none is yet; an
-   `rbd:pool/image` backend would be one): the locator goes to that backend.
+1. `scheme:locator`, for a backend registered with that scheme (`rbd:POOL/IMAGE`,
+   target/stores/rbd.py): the locator goes to that backend.
 2. the path's suffix, case-insensitive: `.vhd` is a VHD (fixed, dynamic or
    differencing, told apart by its footer).
 3. with `sniff=True` (tools that inspect files an admin names), a backend that
@@ -27,6 +27,7 @@ from typing import Callable
 from target.stores.errors import FormatError, StoreError
 from target.stores.layered import LayeredStore
 from target.stores.raw import RawStore
+from target.stores.rbd import RbdStore, create as create_rbd
 from target.stores.vhd.create import create_differencing, create_dynamic
 from target.stores.vhd.store import open_vhd, read_footer
 
@@ -123,5 +124,6 @@ def _is_vhd(locator: Locator) -> bool:
 
 
 register(Backend("raw", lambda locator, readonly: RawStore(locator, readonly=readonly), _create_raw))
+register(Backend("rbd", lambda locator, readonly: RbdStore(locator, readonly=readonly), create_rbd, scheme="rbd"))
 register(Backend("vhd", lambda locator, readonly: open_vhd(locator, readonly=readonly), _create_vhd, _create_vhd_over,
                  suffixes=(".vhd",), recognizes=_is_vhd))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from bootsrv.config.model import DiskConfig, default_of
 from bootsrv.config.names import NAME_RE
 from bootsrv.config.reader import Section, parse_size
+
+
+RBD_PATH = re.compile(r"rbd:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(@[A-Za-z0-9_.-]+)?$")
 
 
 def _disk(section: Section, base: Path, taken: list[DiskConfig]) -> DiskConfig:
@@ -14,7 +18,10 @@ def _disk(section: Section, base: Path, taken: list[DiskConfig]) -> DiskConfig:
         section.fail("name", "letters, digits, '.', '_' or '-' (at most 64)", name)
     if any(d.name == name for d in taken):
         section.fail("name", "a name no other [[disk]] uses", name)
-    disk_path = section.get("path", str, "a file path", required=True)
+    disk_path = section.get("path", str, 'a file path or "rbd:POOL/IMAGE"', required=True)
+    remote = disk_path.startswith("rbd:")  # a Ceph RBD image, named as QEMU names it: no file
+    if remote and not RBD_PATH.match(disk_path):
+        section.fail("path", 'an RBD image as "rbd:POOL/IMAGE"', disk_path)
     readonly = section.get("readonly", bool, "true or false", default_of(DiskConfig, "readonly"))
     size = None
     if "size" in section.table:
@@ -23,7 +30,7 @@ def _disk(section: Section, base: Path, taken: list[DiskConfig]) -> DiskConfig:
             section.fail("size", 'a size in bytes, a multiple of 512, like "1GiB" or "512MiB"',
                          section.table["size"])
     section.done()
-    return DiskConfig(name, (base / disk_path).resolve(), readonly, size)
+    return DiskConfig(name, Path(disk_path) if remote else (base / disk_path).resolve(), readonly, size)
 
 
 def parse(top: Section, base: Path) -> tuple[DiskConfig, ...]:

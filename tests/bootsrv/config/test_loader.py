@@ -19,6 +19,14 @@ def test_good_config_resolves_paths_and_normalises_names(tmp_path):
     assert config.targets[0].chap.secret == "s12345678901"
 
 
+def test_rbd_disks_are_named_as_qemu_names_them_and_ceph_defaults_as_its_tools(tmp_path):
+    config = load_config(write(tmp_path, GOOD.replace('path = "disks/scratch.img"', 'path = "rbd:lab/scratch"')))
+    assert str(config.disks[0].path) == "rbd:lab/scratch"  # not a file beside the configuration
+    assert (str(config.ceph.conf), config.ceph.id, config.ceph.keyring) == ("/etc/ceph/ceph.conf", "admin", None)
+    config = load_config(write(tmp_path, GOOD + '[ceph]\nconf = "ceph/ceph.conf"\nid = "bootsrv"\nkeyring = "k"\n'))
+    assert config.ceph.conf == (tmp_path / "ceph/ceph.conf").resolve() and config.ceph.keyring == (tmp_path / "k")
+
+
 @pytest.mark.parametrize("change,key,expected", [
     (('portals = ["127.0.0.1:3260", "[::1]:3261"]', 'portals = ["nohost"]'), "iscsi.portals", "host:port"),
     (('luns = ["scratch"]', 'luns = ["nosuch"]'), "target[0].luns", "names of [[disk]]"),
@@ -29,6 +37,8 @@ def test_good_config_resolves_paths_and_normalises_names(tmp_path):
     (('[server]', '[server]\nstate_dirr = "x"'), "server.state_dirr", "unknown key"),
     (('name = "scratch"', 'name = "bad name!"'), "disk[0].name", "letters"),
     (('s98765432109', 's12345678901'), "target[0].mutual_chap", "different"),
+    (('path = "disks/scratch.img"', 'path = "rbd:pool"'), "disk[0].path", "rbd:POOL/IMAGE"),
+    (('[server]', '[ceph]\nid = "client.admin"\n[server]'), "ceph.id", "without \"client.\""),
 ])
 def test_errors_name_file_key_and_expectation(tmp_path, change, key, expected):
     path = write(tmp_path, GOOD.replace(*change))

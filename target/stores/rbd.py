@@ -1,0 +1,256 @@
+"""A Ceph RBD image as a backing store (`rbd:POOL/IMAGE`, `rbd:POOL/IMAGE@SNAP` read-only),
+through librbd's Python binding (Debian's python3-rbd), as tgt's bs_rbd and QEMU's rbd
+driver do.
+
+Every I/O waits for the network, so a read never answers `nowait` (the SCSI layer runs it
+on a worker thread; librbd releases the GIL while it waits, so the workers overlap). The
+RBD cache is off: a write librbd acknowledges is on the OSDs, so FUA and SYNCHRONIZE
+CACHE need nothing more (`flush` still asks librbd, which is cheap with no cache).
+
+One cluster connection per process (`connect`), shared by every image: the settings
+(ceph.conf, client id, keyring) are the appliance's `[ceph]` section, handed over with
+`configure` before the first open. Failures become StoreErrors naming the image and the
+cluster in one line.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from target.stores.errors import FormatError, StoreError, WouldBlock
+from target.stores.layered import SingleLayer
+from target.stores.pieces import Pieces
+
+CONNECT_TIMEOUT = 10  # seconds: an unreachable monitor is an error at start, not a hang
+
+
+@dataclass(frozen=True, slots=True)
+class CephSettings:
+    conf: str = "/etc/ceph/ceph.conf"
+    client_id: str = "admin"
+    keyring: str = ""  # empty: what ceph.conf names (or the default keyring paths)
+
+    def describe(self) -> str:
+        return f"cluster {self.conf} as client.{self.client_id}"
+
+
+_settings = CephSettings()
+_cluster: Any = None
+_guard = threading.Lock()
+
+
+def available() -> str:
+    """Why librbd cannot be used here, or "" when it can."""
+    try:
+        import rados  # noqa: F401
+        import rbd  # noqa: F401
+    except ImportError as exc:
+        return (f"librbd's Python modules are not importable ({exc}): install python3-rbd and python3-rados "
+                "(make deps links them into the venv)")
+    return ""
+
+
+def configure(settings: CephSettings) -> None:
+    """Settings for the next connection; an open one is closed (a reload changed them)."""
+    global _settings, _cluster
+    with _guard:
+        if _cluster is not None and settings != _settings:
+            _cluster.shutdown()
+            _cluster = None
+        _settings = settings
+
+
+def connect() -> Any:
+    """The process's cluster connection, made on first use."""
+    global _cluster
+    with _guard:
+        if _cluster is not None:
+            return _cluster
+        why = available()
+        if why:
+            raise StoreError(why)
+        import rados
+        conf = {"rbd_cache": "false", "client_mount_timeout": str(CONNECT_TIMEOUT),
+                "rados_mon_op_timeout": str(CONNECT_TIMEOUT), "rados_osd_op_timeout": "30"}
+        if _settings.keyring:
+            conf["keyring"] = _settings.keyring
+        try:
+            cluster = rados.Rados(conffile=_settings.conf, rados_id=_settings.client_id, conf=conf)
+            cluster.connect(timeout=CONNECT_TIMEOUT)
+        except (rados.Error, OSError) as exc:
+            raise StoreError(f"cannot connect to the Ceph {_settings.describe()}: {_reason(exc)}") from None
+        _cluster = cluster
+        return cluster
+
+
+def disconnect() -> None:
+    global _cluster
+    with _guard:
+        if _cluster is not None:
+            _cluster.shutdown()
+            _cluster = None
+
+
+def _reason(exc: BaseException) -> str:
+    code = getattr(exc, "errno", None)
+    words = {errno.ENOENT: "not found", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+             errno.ETIMEDOUT: "timed out (is a monitor reachable?)", errno.EEXIST: "already exists"}
+    return words.get(abs(code), str(exc)) if isinstance(code, int) else str(exc) or type(exc).__name__
+
+
+def split(locator: str) -> tuple[str, str, str | None]:
+    """POOL/IMAGE[@SNAP] -> (pool, image, snapshot or None)."""
+    pool, sep, rest = locator.partition("/")
+    image, _, snap = rest.partition("@")
+    if not sep or not pool or not image:
+        raise FormatError(f"rbd:{locator}: expected rbd:POOL/IMAGE (or rbd:POOL/IMAGE@SNAPSHOT)")
+    return pool, image, snap or None
+
+
+class RbdStore(SingleLayer):
+    """One RBD image (or a snapshot of one, read-only)."""
+
+    def __init__(self, locator: str, *, readonly: bool = False) -> None:
+        import rados
+        import rbd
+        self.path = f"rbd:{locator}"
+        pool, name, snap = split(locator)
+        self._readonly = readonly or snap is not None
+        where = f"{self.path} ({_settings.describe()})"
+        try:
+            self._ioctx = connect().open_ioctx(pool)
+        except rados.ObjectNotFound:
+            raise StoreError(f"{where}: no pool {pool!r}") from None
+        except rados.Error as exc:
+            raise StoreError(f"{where}: pool {pool!r}: {_reason(exc)}") from None
+        try:
+            self._image = rbd.Image(self._ioctx, name, snapshot=snap, read_only=self._readonly)
+        except rbd.ImageNotFound:
+            self._ioctx.close()
+            raise StoreError(f"{where}: no image {name!r}{f' or snapshot {snap!r}' if snap else ''} "
+                             f"in pool {pool!r}") from None
+        except rbd.Error as exc:
+            self._ioctx.close()
+            raise StoreError(f"{where}: {_reason(exc)}") from None
+        self._rbd = rbd
+        self._size = self._image.size()
+        self._closed = False
+
+    # ---- what it is -------------------------------------------------------------------
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def refresh_size(self) -> int:
+        self._size = self._call("size", self._image.size)
+        return self._size
+
+    @property
+    def readonly(self) -> bool:
+        return self._readonly
+
+    @property
+    def can_unmap(self) -> bool:
+        return not self._readonly
+
+    @property
+    def uuid(self) -> bytes | None:
+        return None
+
+    # ---- I/O --------------------------------------------------------------------------
+
+    def _check(self, offset: int, length: int) -> None:
+        if offset % 512 or length % 512 or offset < 0 or offset + length > self._size:
+            raise StoreError(f"{self.path}: I/O at {offset}+{length} outside the disk or not sector aligned")
+
+    def _call(self, what: str, call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except self._rbd.Error as exc:
+            raise StoreError(f"{self.path}: {what}: {_reason(exc)}") from None
+
+    def read(self, offset: int, length: int, *, nowait: bool = False) -> bytes | bytearray:
+        if nowait:
+            raise WouldBlock  # every read waits for the network: a worker thread does it
+        self._check(offset, length)
+        data = self._call("read", self._image.read, offset, length)
+        return data if len(data) == length else data + bytes(length - len(data))
+
+    def read_pieces(self, offset: int, length: int, *, nowait: bool = False) -> Pieces:
+        return [self.read(offset, length, nowait=nowait)]
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None:
+        if self._readonly:
+            raise StoreError(f"{self.path} is read-only")
+        self._check(offset, len(data))
+        self._call("write", self._image.write, bytes(data), offset)
+        if durable:
+            self.flush()
+
+    def write_may_block(self, offset: int, length: int) -> bool:
+        return True
+
+    def unmap(self, offset: int, length: int) -> None:
+        if self._readonly:
+            raise StoreError(f"{self.path} is read-only")
+        self._check(offset, length)
+        self._call("discard", self._image.discard, offset, length)
+
+    def extents(self, offset: int, length: int) -> Iterator[tuple[int, int, bool]]:
+        """Allocated runs as librbd knows them (diff_iterate from the beginning of time)."""
+        end = min(offset + length, self._size)
+        found: list[tuple[int, int]] = []
+        self._call("diff_iterate", self._image.diff_iterate, offset, end - offset, None,
+                   lambda start, size, exists: found.append((start, size)) if exists else None)
+        pos = offset
+        for start, size in sorted(found):
+            if start > pos:
+                yield pos, start - pos, False
+            yield max(start, pos), start + size - max(start, pos), True
+            pos = start + size
+        if pos < end:
+            yield pos, end - pos, False
+
+    def resize(self, size: int) -> None:
+        """Grow the image (librbd's resize; the image stays open and served)."""
+        if size < self._size:
+            raise StoreError(f"{self.path}: shrinking ({self._size} -> {size}) is not supported")
+        self._call("resize", self._image.resize, size)
+        self._size = size
+
+    def held_bytes(self) -> int:
+        return sum(size for _, size, mapped in self.extents(0, self._size) if mapped)
+
+    def flush(self) -> None:
+        if not self._readonly:
+            self._call("flush", self._image.flush)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self._image.close()
+            finally:
+                self._ioctx.close()
+
+
+def create(locator: str, size: int) -> None:
+    """A new image of `size` bytes (format 2, with the features clones and exclusive locks need)."""
+    import rbd
+    pool, name, snap = split(locator)
+    if snap is not None:
+        raise FormatError(f"rbd:{locator}: a snapshot is made from an image, not created")
+    ioctx = connect().open_ioctx(pool)
+    try:
+        rbd.RBD().create(ioctx, name, size, old_format=False,
+                         features=rbd.RBD_FEATURE_LAYERING | rbd.RBD_FEATURE_EXCLUSIVE_LOCK)
+    except rbd.ImageExists:
+        raise StoreError(f"rbd:{locator} already exists") from None
+    except rbd.Error as exc:
+        raise StoreError(f"rbd:{locator}: {_reason(exc)}") from None
+    finally:
+        ioctx.close()
