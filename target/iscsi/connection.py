@@ -269,9 +269,15 @@ class _ConnectionShell(asyncio.BufferedProtocol):
 
     def _complete(self, task: ScsiTask, result: ScsiResult, started: float) -> None:
         assert self.core is not None
-        self.server.stats.record(task.cdb[0] if task.cdb else 0, len(result.data), len(task.data or b""),
-                                 result.status, time.monotonic() - started)
-        self.core.complete(task, result)
+        try:
+            self.server.stats.record(task.cdb[0] if task.cdb else 0, len(result.data), len(task.data or b""),
+                                     result.status, time.monotonic() - started)
+            self.core.complete(task, result)
+        except Exception:  # a result we cannot send: a command left unanswered would hang the initiator
+            log.exception("%s: the result of command %s could not be sent; the connection is dropped "
+                          "(the initiator reconnects and retries)", self.peer, task.cdb.hex())
+            if self.transport is not None:
+                self.transport.abort()
 
     def _flush(self) -> None:
         core, transport, output = self.core, self.transport, self.output

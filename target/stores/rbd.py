@@ -73,7 +73,9 @@ def connect() -> Any:
         if why:
             raise StoreError(why)
         import rados
-        conf = {"rbd_cache": "false", "client_mount_timeout": str(CONNECT_TIMEOUT),
+        # No cache: an acknowledged write is on the OSDs. Partial discards zero their range:
+        # the LU promises that unmapped blocks read zeros (LBPRZ).
+        conf = {"rbd_cache": "false", "rbd_skip_partial_discard": "false", "client_mount_timeout": str(CONNECT_TIMEOUT),
                 "rados_mon_op_timeout": str(CONNECT_TIMEOUT), "rados_osd_op_timeout": "30"}
         if _settings.keyring:
             conf["keyring"] = _settings.keyring
@@ -181,7 +183,7 @@ class RbdStore(SingleLayer):
         return data if len(data) == length else data + bytes(length - len(data))
 
     def read_pieces(self, offset: int, length: int, *, nowait: bool = False) -> Pieces:
-        return [self.read(offset, length, nowait=nowait)]
+        return Pieces([self.read(offset, length, nowait=nowait)])
 
     def write(self, offset: int, data: bytes | bytearray | memoryview, *, durable: bool = False) -> None:
         if self._readonly:
