@@ -1,4 +1,5 @@
-"""A small good configuration the config tests mutate one key at a time, and a writer for it."""
+"""A small good configuration the config tests mutate one key at a time, a writer for it,
+and the one-disk, one-target configuration the single-initiator tests serve."""
 
 from pathlib import Path
 
@@ -37,3 +38,25 @@ def refusal(path: Path) -> str:
     message = str(err.value)
     assert message.startswith(f"{path}: ") and "\n" not in message, message
     return message
+
+
+def one_target(portal: str, disk: str, path: Path | str, iqn: str, initiator: str) -> str:
+    """A served configuration of one [[disk]] behind one target that only `initiator` may
+    log in to (no DHCP, no TFTP): what the tests of a single real initiator need."""
+    return f"""
+[server]
+state_dir = "state"
+
+[iscsi]
+portals = ["{portal}"]
+nop_interval = "5s"
+
+[[disk]]
+name = "{disk}"
+path = "{path}"
+
+[[target]]
+iqn = "{iqn}"
+luns = ["{disk}"]
+initiators = ["{initiator}"]
+"""

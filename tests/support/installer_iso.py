@@ -24,7 +24,6 @@ import gzip
 import hashlib
 import re
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -32,7 +31,7 @@ from target.stores.vhd import open_vhd
 from tests.support import paths
 from tests.support.linux_image import (
     DISK_SIZE, FAT_SECTORS, FAT_START, KERNEL_ARGS, PACKAGES, ROOT_SECTORS, SAY, SECTOR, Cpio, _partition_entry,
-    download, golden_image, kernel_package, library_closure, module_load_order)
+    download, golden_image, kernel_package, library_closure, module_load_order, run_tool)
 
 BUILD = paths.BUILD / "installer"
 # CI adds xorriso and isolinux to linux_image's tools.
@@ -117,13 +116,6 @@ boot
 """
 
 
-def _run(*cmd: str | Path, cwd: Path | None = None) -> str:
-    result = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} exited {result.returncode}:\n{result.stdout}{result.stderr}")
-    return result.stdout
-
-
 def mbr() -> bytes:
     """Sector 0 of the golden disk, made as linux_image.disk() makes it."""
     sector = bytearray(SECTOR)
@@ -192,13 +184,13 @@ def efi_image(work: Path) -> Path:
     """The UEFI El Torito image: a FAT file system with GRUB as EFI/BOOT/BOOTX64.EFI."""
     (work / "grub.cfg").write_text(GRUB_CFG)
     grub = work / "BOOTX64.EFI"
-    _run("grub-mkstandalone", "-O", "x86_64-efi", "-o", grub, f"--modules={GRUB_MODULES}",
+    run_tool("grub-mkstandalone", "-O", "x86_64-efi", "-o", grub, f"--modules={GRUB_MODULES}",
          f"--install-modules={GRUB_MODULES}", "--locales=", "--fonts=", "--themes=",
          f"boot/grub/grub.cfg={work / 'grub.cfg'}")
     fat = work / "efiboot.img"
-    _run("mkfs.fat", "-C", "-n", "BOOTSRV_EFI", fat, str(EFI_IMAGE_KIB))
-    _run("mmd", "-i", fat, "::EFI", "::EFI/BOOT")
-    _run("mcopy", "-i", fat, grub, "::EFI/BOOT/BOOTX64.EFI")
+    run_tool("mkfs.fat", "-C", "-n", "BOOTSRV_EFI", fat, str(EFI_IMAGE_KIB))
+    run_tool("mmd", "-i", fat, "::EFI", "::EFI/BOOT")
+    run_tool("mcopy", "-i", fat, grub, "::EFI/BOOT/BOOTX64.EFI")
     return fat
 
 
@@ -212,7 +204,7 @@ def iso(tree: Path, golden: Path, work: Path) -> Path:
     (root / "install.img").write_bytes(initramfs(tree, golden))
     shutil.copy(efi_image(work), root / "efiboot.img")
     out = work / "installer.iso"
-    _run("xorriso", "-as", "mkisofs", "-quiet", "-o", out, "-V", "BOOTSRV_INSTALL",
+    run_tool("xorriso", "-as", "mkisofs", "-quiet", "-o", out, "-V", "BOOTSRV_INSTALL",
          "-isohybrid-mbr", ISOLINUX / "isohdpfx.bin", "-b", "isolinux/isolinux.bin", "-c", "isolinux/boot.cat",
          "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table",
          "-eltorito-alt-boot", "-e", "efiboot.img", "-no-emul-boot", "-isohybrid-gpt-basdat", "-R", "-J", root)
@@ -224,7 +216,7 @@ def content_key(golden: Path, debs: list[Path]) -> str:
     digest.update(golden.parent.name.encode())  # the golden image's own content key
     for deb in debs:
         digest.update(deb.name.encode())
-    digest.update(_run("dpkg-query", "-W", *HOST_TOOLS).encode())
+    digest.update(run_tool("dpkg-query", "-W", *HOST_TOOLS).encode())
     return digest.hexdigest()[:16]
 
 
@@ -241,7 +233,7 @@ def installer_iso() -> Path:
         work = Path(scratch)
         tree = work / "tree"
         for deb in debs:
-            _run("dpkg-deb", "-x", deb, tree)
+            run_tool("dpkg-deb", "-x", deb, tree)
         built = iso(tree, golden, work)
         (work / "out").mkdir()
         built.rename(work / "out" / "installer.iso")

@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.config_sample import one_target
 from tests.support.linux_boot import Console, linux_client, wait_powered_off
 from tests.support.netboot import wait_for
 from tests.support.paths import checkout_env
@@ -34,23 +35,7 @@ FAILED = "echo bootsrv-linux: FAILED iPXE ${errno}\n"
 
 def bootsrv_config(disk: Path) -> str:
     """One iSCSI target with `disk` as LUN 0, for INITIATOR only; no DHCP, no TFTP."""
-    return f"""
-[server]
-state_dir = "state"
-
-[iscsi]
-portals = ["{SERVER}:3260"]
-nop_interval = "5s"
-
-[[disk]]
-name = "install"
-path = "{disk}"
-
-[[target]]
-iqn = "{TARGET}"
-luns = ["install"]
-initiators = ["{INITIATOR}"]
-"""
+    return one_target(f"{SERVER}:3260", "install", disk, TARGET, INITIATOR)
 
 
 def install_script() -> str:

@@ -226,7 +226,8 @@ boot
 """
 
 
-def _run(*cmd: str | Path, cwd: Path | None = None) -> str:
+def run_tool(*cmd: str | Path, cwd: Path | None = None) -> str:
+    """Run a build tool; its output, or a RuntimeError with all it said."""
     result = subprocess.run([str(c) for c in cmd], cwd=cwd, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, cmd))} exited {result.returncode}:\n{result.stdout}{result.stderr}")
@@ -235,7 +236,7 @@ def _run(*cmd: str | Path, cwd: Path | None = None) -> str:
 
 def kernel_package() -> str:
     """The versioned kernel that Debian's linux-image-amd64 points at."""
-    depends = _run("apt-cache", "depends", "linux-image-amd64")
+    depends = run_tool("apt-cache", "depends", "linux-image-amd64")
     found = re.search(r"Depends: (linux-image-[0-9][^\s]*-amd64)", depends)
     if found is None:
         raise RuntimeError(f"cannot tell the kernel package from:\n{depends}")
@@ -247,7 +248,7 @@ def download(packages: list[str], into: Path) -> list[Path]:
     into.mkdir(parents=True, exist_ok=True)
     wanted: list[Path] = []
     missing: list[str] = []
-    for line in _run("apt-get", "download", "--print-uris", *packages).splitlines():
+    for line in run_tool("apt-get", "download", "--print-uris", *packages).splitlines():
         fields = line.split()
         if len(fields) < 2:
             continue
@@ -258,7 +259,7 @@ def download(packages: list[str], into: Path) -> list[Path]:
     if len(wanted) != len(packages):
         raise RuntimeError(f"apt-get download --print-uris gave {len(wanted)} files for {len(packages)} packages")
     if missing:
-        _run("apt-get", "download", *missing, cwd=into)
+        run_tool("apt-get", "download", *missing, cwd=into)
     return sorted(wanted)
 
 
@@ -267,7 +268,7 @@ def content_key(debs: list[Path]) -> str:
     for deb in debs:
         digest.update(deb.name.encode())
         digest.update(hashlib.sha256(deb.read_bytes()).digest())
-    digest.update(_run("dpkg-query", "-W", *HOST_TOOLS).encode())
+    digest.update(run_tool("dpkg-query", "-W", *HOST_TOOLS).encode())
     return digest.hexdigest()[:16]
 
 
@@ -283,7 +284,7 @@ def golden_image() -> Path:
         work = Path(scratch)
         tree = work / "tree"
         for deb in debs:
-            _run("dpkg-deb", "-x", deb, tree)
+            run_tool("dpkg-deb", "-x", deb, tree)
         (work / "initrd.img").write_bytes(initramfs(tree))
         raw = disk(tree, work, done.name)
         vhd = work / "golden.vhd"
@@ -339,7 +340,7 @@ def module_load_order(tree: Path) -> list[tuple[str, Path]]:
 
 
 def _needed_libraries(binary: Path) -> list[str]:
-    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", _run("readelf", "-d", binary))
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", run_tool("readelf", "-d", binary))
 
 
 def library_closure(tree: Path, binary: Path) -> dict[str, Path]:
@@ -429,21 +430,21 @@ def _partition_entry(active: bool, kind: int, start: int, sectors: int) -> bytes
 
 def boot_partition(tree: Path, work: Path) -> Path:
     fat = work / "boot.fat"
-    _run("mkfs.fat", "-C", "-F", "32", "-h", str(FAT_START), "-n", "BOOTSRV", fat, str(FAT_SECTORS // 2))
+    run_tool("mkfs.fat", "-C", "-F", "32", "-h", str(FAT_START), "-n", "BOOTSRV", fat, str(FAT_SECTORS // 2))
     kernel = next((tree / "boot").glob("vmlinuz-*"))
     (work / "syslinux.cfg").write_text(SYSLINUX_CFG)
     (work / "grub.cfg").write_text(GRUB_CFG)
     efi = work / "BOOTX64.EFI"
-    _run("grub-mkstandalone", "-O", "x86_64-efi", "-o", efi, f"--modules={GRUB_MODULES}",
+    run_tool("grub-mkstandalone", "-O", "x86_64-efi", "-o", efi, f"--modules={GRUB_MODULES}",
          f"--install-modules={GRUB_MODULES}", "--locales=", "--fonts=", "--themes=",
          f"boot/grub/grub.cfg={work / 'grub.cfg'}")
     on_fat = ("-i", str(fat))
-    _run("mcopy", *on_fat, kernel, "::vmlinuz")
-    _run("mcopy", *on_fat, work / "initrd.img", "::initrd.img")
-    _run("mcopy", *on_fat, work / "syslinux.cfg", "::syslinux.cfg")
-    _run("mmd", *on_fat, "::EFI", "::EFI/BOOT")
-    _run("mcopy", *on_fat, efi, "::EFI/BOOT/BOOTX64.EFI")
-    _run("syslinux", "--install", fat)
+    run_tool("mcopy", *on_fat, kernel, "::vmlinuz")
+    run_tool("mcopy", *on_fat, work / "initrd.img", "::initrd.img")
+    run_tool("mcopy", *on_fat, work / "syslinux.cfg", "::syslinux.cfg")
+    run_tool("mmd", *on_fat, "::EFI", "::EFI/BOOT")
+    run_tool("mcopy", *on_fat, efi, "::EFI/BOOT/BOOTX64.EFI")
+    run_tool("syslinux", "--install", fat)
     return fat
 
 
@@ -454,7 +455,7 @@ def root_partition(work: Path, key: str) -> Path:
     (root / "etc" / "bootsrv-image").write_text(f"golden {key}\n")
     (root / "client" / "sums").write_text("")
     ext4 = work / "root.ext4"
-    _run("mke2fs", "-q", "-t", "ext4", "-L", "root", "-d", root, ext4, f"{ROOT_SECTORS // 2}k")
+    run_tool("mke2fs", "-q", "-t", "ext4", "-L", "root", "-d", root, ext4, f"{ROOT_SECTORS // 2}k")
     return ext4
 
 

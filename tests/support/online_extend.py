@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from tests.support.config_sample import one_target
 from tests.support.cli import run_cli
 from tests.support.linux_boot import direct_kernel_client
 from tests.support.linux_image import EXTEND_ARG, KERNEL_ARGS, boot_files
@@ -26,23 +27,7 @@ WAITING = "waiting for a bigger disk"  # what the machine says once the disk is 
 
 def config(disk: Path) -> str:
     """One [[disk]] behind one target that only INITIATOR_IQN may log in to."""
-    return f"""
-[server]
-state_dir = "state"
-
-[iscsi]
-portals = ["{PORTAL}"]
-nop_interval = "5s"
-
-[[disk]]
-name = "data"
-path = "{disk}"
-
-[[target]]
-iqn = "{TARGET_IQN}"
-luns = ["data"]
-initiators = ["{INITIATOR_IQN}"]
-"""
+    return one_target(PORTAL, "data", disk, TARGET_IQN, INITIATOR_IQN)
 
 
 def ext4_vhd(tmp_path: Path, size: int, name: str = "data.vhd") -> Path:
