@@ -30,7 +30,8 @@ from pathlib import Path
 from target.stores.vhd import open_vhd
 from tests.support import paths
 from tests.support.linux_image import (
-    DISK_SIZE, FAT_SECTORS, FAT_START, KERNEL_ARGS, PACKAGES, ROOT_SECTORS, SAY, SECTOR, Cpio, _partition_entry,
+    DISK_SIZE, FAT_SECTORS, FAT_START, IBFT_NIC, KERNEL_ARGS, PACKAGES, ROOT_SECTORS, SAY, SECTOR, SHELL_START, Cpio,
+    _partition_entry,
     download, golden_image, kernel_package, library_closure, module_load_order, run_tool)
 
 BUILD = paths.BUILD / "installer"
@@ -46,26 +47,10 @@ ROOT_START = FAT_START + FAT_SECTORS
 # The installer writes in MiB blocks: every region of the layout must start on one.
 assert FAT_START * SECTOR % MIB == 0 and ROOT_START * SECTOR % MIB == 0 and DISK_SIZE % MIB == 0
 
-INIT = r"""#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin:/sbin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-say() { echo "@SAY@ $*"; }
-fail() { say "FAILED: $*"; dmesg | tail -20; sync; poweroff -f; }
-say "installer started"
+INIT = SHELL_START + r"""say "installer started"
 for m in $(cat /lib/modules/load-order); do insmod /lib/modules/$m.ko || say "insmod $m failed"; done
 [ -d /sys/firmware/ibft/target0 ] || fail "no iSCSI disk in the iBFT (was it sanhooked?)"
-mac=$(cat /sys/firmware/ibft/ethernet0/mac)
-dev=
-for nic in /sys/class/net/*; do [ "$(cat $nic/address)" = "$mac" ] && dev=${nic##*/}; done
-[ -n "$dev" ] || fail "no NIC with the iBFT's MAC $mac"
-ip=$(cat /sys/firmware/ibft/ethernet0/ip-addr)
-prefix=$(cat /sys/firmware/ibft/ethernet0/prefix-len 2>/dev/null || echo 24)
-say "iBFT: $dev $ip/$prefix initiator $(cat /sys/firmware/ibft/initiator/initiator-name)" \
-    "target $(cat /sys/firmware/ibft/target0/target-name)"
-# Only the hooked iSCSI disk should be there: iPXE describes no HTTP SAN device in the iBFT.
+""" + IBFT_NIC + r"""# Only the hooked iSCSI disk should be there: iPXE describes no HTTP SAN device in the iBFT.
 say "iBFT targets: $(cd /sys/firmware/ibft && echo target*)"
 ip link set lo up
 ip link set "$dev" up

@@ -57,7 +57,9 @@ ROOT_SECTORS = 24 << 11  # 24 MiB of ext4
 DISK_SIZE = (FAT_START + FAT_SECTORS + ROOT_SECTORS) * SECTOR
 KERNEL_ARGS = "console=ttyS0,115200 loglevel=6 panic=-1"
 
-INIT = r"""#!/bin/busybox sh
+# What every init of these images starts with: busybox, the kernel's file systems, and
+# say/fail, whose lines the tests read on COM1.
+SHELL_START = r"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin
 mount -t proc proc /proc
@@ -65,11 +67,9 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 say() { echo "@SAY@ $*"; }
 fail() { say "FAILED: $*"; dmesg | tail -20; sync; poweroff -f; }
-say "init started"
-case " $(cat /proc/cmdline) " in *" @EXTEND_ARG@="*) exec /bin/sh /extend ;; esac
-for m in $(cat /lib/modules/load-order); do insmod /lib/modules/$m.ko || say "insmod $m failed"; done
-[ -d /sys/firmware/ibft/ethernet0 ] || fail "no iBFT from the boot firmware"
-mac=$(cat /sys/firmware/ibft/ethernet0/mac)
+"""
+# The boot NIC and its address, from the iBFT the boot firmware (iPXE) left: $dev $ip $prefix.
+IBFT_NIC = r"""mac=$(cat /sys/firmware/ibft/ethernet0/mac)
 dev=
 for nic in /sys/class/net/*; do [ "$(cat $nic/address)" = "$mac" ] && dev=${nic##*/}; done
 [ -n "$dev" ] || fail "no NIC with the iBFT's MAC $mac"
@@ -77,7 +77,13 @@ ip=$(cat /sys/firmware/ibft/ethernet0/ip-addr)
 prefix=$(cat /sys/firmware/ibft/ethernet0/prefix-len 2>/dev/null || echo 24)
 say "iBFT: $dev $ip/$prefix initiator $(cat /sys/firmware/ibft/initiator/initiator-name)" \
     "target $(cat /sys/firmware/ibft/target0/target-name)"
-ip link set lo up
+"""
+
+INIT = SHELL_START + r"""say "init started"
+case " $(cat /proc/cmdline) " in *" @EXTEND_ARG@="*) exec /bin/sh /extend ;; esac
+for m in $(cat /lib/modules/load-order); do insmod /lib/modules/$m.ko || say "insmod $m failed"; done
+[ -d /sys/firmware/ibft/ethernet0 ] || fail "no iBFT from the boot firmware"
+""" + IBFT_NIC + r"""ip link set lo up
 ip link set "$dev" up
 ip addr add "$ip/$prefix" dev "$dev"
 iscsistart -b || fail "iscsistart -b could not log in from the iBFT"
