@@ -18,6 +18,7 @@ OVMF = Path("/usr/share/qemu/OVMF.fd")
 FIRMWARES = ("bios", "uefi")
 # iPXE reports failures as "... : Error 0x3e1e2001 (http://ipxe.org/3e1e2001)" or "Could not ...";
 # GRUB's start with "error:", SYSLINUX's with "Boot failed" or "Could not find kernel image".
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 BOOT_ERROR = re.compile(r"Error 0x[0-9a-f]{8}|Could not |No more network devices|No bootable device|"
                         r"^\s*error: |Boot failed", re.I)
 
@@ -56,7 +57,10 @@ class Console:
 
     @classmethod
     def read(cls, serial: Path) -> "Console":
-        return cls(serial.read_bytes().decode(errors="replace") if serial.exists() else "")
+        text = serial.read_bytes().decode(errors="replace") if serial.exists() else ""
+        # SeaBIOS's sercon moves its cursor with ANSI sequences, which can land in the
+        # middle of a line the loader prints ("bootload\x1b[25;23Her ISOLINUX").
+        return cls(ANSI_ESCAPE.sub("", text))
 
     def said(self) -> list[str]:
         """The image's own report lines, without the prefix."""
