@@ -6,7 +6,7 @@ disks it claims. `open_store` and `create_store` are the only places that
 decide; nothing else looks at a path's suffix. The rule, first match wins:
 
 1. `scheme:locator`, for a backend registered with that scheme (`rbd:POOL/IMAGE`,
-   target/stores/rbd.py): the locator goes to that backend.
+   target/stores/rbd/): the locator goes to that backend.
 2. the path's suffix, case-insensitive: `.vhd` is a VHD (fixed, dynamic or
    differencing, told apart by its footer).
 3. with `sniff=True` (tools that inspect files an admin names), a backend that
@@ -27,7 +27,7 @@ from typing import Callable
 from target.stores.errors import FormatError, StoreError
 from target.stores.layered import LayeredStore
 from target.stores.raw import RawStore
-from target.stores.rbd import RbdStore, create as create_rbd
+from target.stores.rbd import RbdStore, create as create_rbd, images as rbd_images
 from target.stores.vhd.create import create_differencing, create_dynamic
 from target.stores.vhd.store import open_vhd, read_footer
 
@@ -124,6 +124,15 @@ def _is_vhd(locator: Locator) -> bool:
 
 
 register(Backend("raw", lambda locator, readonly: RawStore(locator, readonly=readonly), _create_raw))
-register(Backend("rbd", lambda locator, readonly: RbdStore(locator, readonly=readonly), create_rbd, scheme="rbd"))
+def _clone_rbd(locator: Locator, parent: Locator) -> None:
+    scheme, sep, source = parent.partition(":")
+    if not sep or scheme != "rbd":
+        raise FormatError(f"rbd:{locator}: an RBD clone is made of an RBD snapshot (rbd:POOL/IMAGE@SNAP), "
+                          f"not of {parent}")
+    rbd_images.clone(source, locator)
+
+
+register(Backend("rbd", lambda locator, readonly: RbdStore(locator, readonly=readonly), create_rbd, _clone_rbd,
+                 scheme="rbd"))
 register(Backend("vhd", lambda locator, readonly: open_vhd(locator, readonly=readonly), _create_vhd, _create_vhd_over,
                  suffixes=(".vhd",), recognizes=_is_vhd))

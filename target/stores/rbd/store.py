@@ -7,109 +7,18 @@ on a worker thread; librbd releases the GIL while it waits, so the workers overl
 RBD cache is off: a write librbd acknowledges is on the OSDs, so FUA and SYNCHRONIZE
 CACHE need nothing more (`flush` still asks librbd, which is cheap with no cache).
 
-One cluster connection per process (`connect`), shared by every image: the settings
-(ceph.conf, client id, keyring) are the appliance's `[ceph]` section, handed over with
-`configure` before the first open. Failures become StoreErrors naming the image and the
-cluster in one line.
+One cluster connection per process (cluster.py), shared by every image. Failures become
+StoreErrors naming the image and the cluster in one line.
 """
 
 from __future__ import annotations
 
-import errno
-import threading
-from dataclasses import dataclass
 from typing import Any, Iterator
 
 from target.stores.errors import FormatError, StoreError, WouldBlock
 from target.stores.layered import SingleLayer
 from target.stores.pieces import Pieces
-
-CONNECT_TIMEOUT = 10  # seconds: an unreachable monitor is an error at start, not a hang
-
-
-@dataclass(frozen=True, slots=True)
-class CephSettings:
-    conf: str = "/etc/ceph/ceph.conf"
-    client_id: str = "admin"
-    keyring: str = ""  # empty: what ceph.conf names (or the default keyring paths)
-
-    def describe(self) -> str:
-        return f"cluster {self.conf} as client.{self.client_id}"
-
-
-_settings = CephSettings()
-_cluster: Any = None
-_guard = threading.Lock()
-
-
-def available() -> str:
-    """Why librbd cannot be used here, or "" when it can."""
-    try:
-        import rados  # noqa: F401
-        import rbd  # noqa: F401
-    except ImportError as exc:
-        return (f"librbd's Python modules are not importable ({exc}): install python3-rbd and python3-rados "
-                "(make deps links them into the venv)")
-    return ""
-
-
-def configure(settings: CephSettings) -> None:
-    """Settings for the next connection; an open one is closed (a reload changed them)."""
-    global _settings, _cluster
-    with _guard:
-        if _cluster is not None and settings != _settings:
-            _cluster.shutdown()
-            _cluster = None
-        _settings = settings
-
-
-def connect() -> Any:
-    """The process's cluster connection, made on first use."""
-    global _cluster
-    with _guard:
-        if _cluster is not None:
-            return _cluster
-        why = available()
-        if why:
-            raise StoreError(why)
-        import rados
-        # No cache: an acknowledged write is on the OSDs. Partial discards zero their range:
-        # the LU promises that unmapped blocks read zeros (LBPRZ).
-        conf = {"rbd_cache": "false", "rbd_skip_partial_discard": "false", "client_mount_timeout": str(CONNECT_TIMEOUT),
-                "rados_mon_op_timeout": str(CONNECT_TIMEOUT), "rados_osd_op_timeout": "30"}
-        if _settings.keyring:
-            conf["keyring"] = _settings.keyring
-        try:
-            cluster = rados.Rados(conffile=_settings.conf, rados_id=_settings.client_id, conf=conf)
-            cluster.connect(timeout=CONNECT_TIMEOUT)
-        except (rados.Error, OSError) as exc:
-            raise StoreError(f"cannot connect to the Ceph {_settings.describe()}: {_reason(exc)}") from None
-        _cluster = cluster
-        return cluster
-
-
-def disconnect() -> None:
-    global _cluster
-    with _guard:
-        if _cluster is not None:
-            _cluster.shutdown()
-            _cluster = None
-
-
-def _reason(exc: BaseException) -> str:
-    code = getattr(exc, "errno", None)
-    words = {errno.ENOENT: "not found", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-             errno.ETIMEDOUT: "timed out (is a monitor reachable?)", errno.EEXIST: "already exists"}
-    return words.get(abs(code), str(exc)) if isinstance(code, int) else str(exc) or type(exc).__name__
-
-
-def split(locator: str) -> tuple[str, str, str | None]:
-    """POOL/IMAGE[@SNAP] -> (pool, image, snapshot or None)."""
-    pool, sep, rest = locator.partition("/")
-    image, _, snap = rest.partition("@")
-    if not sep or not pool or not image:
-        raise FormatError(f"rbd:{locator}: expected rbd:POOL/IMAGE (or rbd:POOL/IMAGE@SNAPSHOT)")
-    return pool, image, snap or None
+from target.stores.rbd.cluster import connect, reason, settings, split
 
 
 class RbdStore(SingleLayer):
@@ -121,13 +30,13 @@ class RbdStore(SingleLayer):
         self.path = f"rbd:{locator}"
         pool, name, snap = split(locator)
         self._readonly = readonly or snap is not None
-        where = f"{self.path} ({_settings.describe()})"
+        where = f"{self.path} ({settings().describe()})"
         try:
             self._ioctx = connect().open_ioctx(pool)
         except rados.ObjectNotFound:
             raise StoreError(f"{where}: no pool {pool!r}") from None
         except rados.Error as exc:
-            raise StoreError(f"{where}: pool {pool!r}: {_reason(exc)}") from None
+            raise StoreError(f"{where}: pool {pool!r}: {reason(exc)}") from None
         try:
             self._image = rbd.Image(self._ioctx, name, snapshot=snap, read_only=self._readonly)
         except rbd.ImageNotFound:
@@ -136,7 +45,7 @@ class RbdStore(SingleLayer):
                              f"in pool {pool!r}") from None
         except rbd.Error as exc:
             self._ioctx.close()
-            raise StoreError(f"{where}: {_reason(exc)}") from None
+            raise StoreError(f"{where}: {reason(exc)}") from None
         self._rbd = rbd
         self._size = self._image.size()
         self._closed = False
@@ -173,7 +82,7 @@ class RbdStore(SingleLayer):
         try:
             return call(*args)
         except self._rbd.Error as exc:
-            raise StoreError(f"{self.path}: {what}: {_reason(exc)}") from None
+            raise StoreError(f"{self.path}: {what}: {reason(exc)}") from None
 
     def read(self, offset: int, length: int, *, nowait: bool = False) -> bytes | bytearray:
         if nowait:
@@ -243,16 +152,16 @@ class RbdStore(SingleLayer):
 def create(locator: str, size: int) -> None:
     """A new image of `size` bytes (format 2, with the features clones and exclusive locks need)."""
     import rbd
+    from target.stores.rbd.images import features
     pool, name, snap = split(locator)
     if snap is not None:
         raise FormatError(f"rbd:{locator}: a snapshot is made from an image, not created")
     ioctx = connect().open_ioctx(pool)
     try:
-        rbd.RBD().create(ioctx, name, size, old_format=False,
-                         features=rbd.RBD_FEATURE_LAYERING | rbd.RBD_FEATURE_EXCLUSIVE_LOCK)
+        rbd.RBD().create(ioctx, name, size, old_format=False, features=features())
     except rbd.ImageExists:
         raise StoreError(f"rbd:{locator} already exists") from None
     except rbd.Error as exc:
-        raise StoreError(f"rbd:{locator}: {_reason(exc)}") from None
+        raise StoreError(f"rbd:{locator}: {reason(exc)}") from None
     finally:
         ioctx.close()

@@ -1,0 +1,11 @@
+"""Ceph RBD images as backing stores (`rbd:POOL/IMAGE`, `rbd:POOL/IMAGE@SNAP` read-only).
+
+- cluster.py: the process's one cluster connection and the `[ceph]` settings;
+- store.py: `RbdStore`, one image (or snapshot) as a BlockStore, and `create`;
+- images.py: snapshots, protection and clones, the layers images and snapshots are made of.
+"""
+
+from target.stores.rbd.cluster import CephSettings, available, configure, connect, disconnect, split
+from target.stores.rbd.store import RbdStore, create
+
+__all__ = ["CephSettings", "RbdStore", "available", "configure", "connect", "create", "disconnect", "split"]
