@@ -64,4 +64,4 @@ def _client(config: Config, client: ClientConfig, image: Path, origin: str = "co
     base = config.iscsi.base_iqn
     return BootClient(client, naming.client_target_iqn(base, client.name),
                       naming.client_initiator_iqn(base, client.name),
-                      naming.client_disk_path(config.server.state_dir, client.name), image, origin=origin)
+                      naming.client_disk_path(config.server.state_dir, client.name, image), image, origin=origin)

@@ -27,8 +27,12 @@ def client_initiator_iqn(base_iqn: str, client: str) -> str:
     return f"{base_iqn}:initiator.{client}"
 
 
-def client_disk_path(state_dir: Path, client: str) -> Path:
-    """A client's differencing disk over its image."""
+def client_disk_path(state_dir: Path, client: str, image: Path | None = None) -> Path:
+    """A client's differencing disk over its image; for an image on RBD (rbd:POOL/NAME), a clone
+    in the image's pool, named for the client alone, so every node of a fleet finds the same disk."""
+    if image is not None and str(image).startswith("rbd:"):
+        pool = str(image).removeprefix("rbd:").partition("/")[0]
+        return Path(f"rbd:{pool}/bootsrv.client.{client}")
     return state_dir / "clients" / f"{client}.vhd"
 
 

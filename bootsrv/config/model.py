@@ -171,3 +171,6 @@ class Config:
 
     def disk(self, name: str) -> DiskConfig:
         return self._disk_index[name]
+
+    def image(self, name: str) -> ImageConfig:
+        return next(i for i in self.images if i.name == name)

@@ -21,7 +21,8 @@ from typing import Any
 from bootsrv.clients import BootClient
 from bootsrv.config import Config
 from bootsrv.config.modes import ImageUpdate
-from bootsrv.imaging import versions
+from bootsrv.imaging import rbdlayers, versions
+from bootsrv.imaging.rbdlayers import is_rbd
 from bootsrv.imaging.versions import Edit, ImageRecord, Version
 from bootsrv.runtime.inventory import Inventory
 from snapshots.engine import SnapshotEngine, SnapshotError, fresh_path
@@ -29,6 +30,7 @@ from snapshots.faults import crash_point
 from snapshots.files import fsync_dir
 from target.stores.errors import StoreError
 from target.stores.gate import GatedStore
+from target.stores.registry import open_store
 from target.stores.vhd import open_vhd, read_footer
 from target.stores.vhd.chain import parent_uuid
 from target.stores.vhd.create import create_differencing, create_dynamic
@@ -60,6 +62,9 @@ class ImageManager:
     inventory: Inventory
     engine: SnapshotEngine
     edits: dict[str, GatedStore] = field(default_factory=dict)  # image -> its open edit layer
+    # Which version each client's RBD clone is made of: a clone's parent changes only when
+    # this process remakes the disk (reset), so it is asked of the cluster once.
+    _rbd_versions: dict[str, int | None] = field(default_factory=dict)
     _records: dict[str, ImageRecord] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -92,12 +97,20 @@ class ImageManager:
         if record.saved:
             return record
         first = record.versions[0]
-        described = versions.describe(Path(first.file), 1, None, first.label)
+        if is_rbd(first.file):  # version 1 is a protected snapshot of the configured image
+            described = rbdlayers.take_version(first.file, 1, None, first.label)
+        else:
+            described = versions.describe(Path(first.file), 1, None, first.label)
         return replace(record, versions=(described, *record.versions[1:]))
 
     def current_file(self, image: str) -> Path:
-        """What a client of the image starts from: its current version's file."""
-        return Path(self.record(image).current_version.file)
+        """What a client of the image starts from: its current version's file (on RBD, its
+        snapshot: version 1's is taken on first use)."""
+        with self._lock:
+            record = self.record(image)
+            if not record.saved and is_rbd(record.versions[0].file):
+                record = self._save(self._first_save(record))
+            return Path(record.current_version.file)
 
     def base_for(self, client: BootClient) -> Path:
         return self.current_file(client.config.image)
@@ -105,9 +118,18 @@ class ImageManager:
     def version_of(self, client: BootClient) -> int | None:
         """The version a client's disk is built on, read from its files: the parent chain
         through its snapshots down to a version's UUID (None: not one of the versions)."""
-        by_uuid = self.record(client.config.image).by_uuid()
+        record = self.record(client.config.image)
+        if is_rbd(client.disk_path):
+            if client.name not in self._rbd_versions:
+                self._rbd_versions[client.name] = rbdlayers.version_below(client.disk_path, record)
+            return self._rbd_versions[client.name]
+        by_uuid = record.by_uuid()
         snapshots = {s.uuid: s.file for s in self.engine.catalog.snapshots(client.name) if s.uuid}
         return self._version_below(client.disk_path, by_uuid, snapshots)
+
+    def disk_remade(self, client: str) -> None:
+        """The client's disk was made again (a reset): its version is asked again."""
+        self._rbd_versions.pop(client, None)
 
     @staticmethod
     def _version_below(path: Path, by_uuid: dict[str, Version], snapshots: dict[str, str]) -> int | None:
@@ -142,6 +164,9 @@ class ImageManager:
         done: list[str] = []
         for image in self.config.images:
             record = self.record(image.name)
+            if is_rbd(image.path):
+                done += self._recover_rbd(image.name)
+                continue
             if record.edit is not None and not Path(record.edit.file).exists():
                 self._save(replace(record, edit=None))
                 done.append(f"image {image.name}: the edit by {record.edit.client} had no layer any more: forgotten")
@@ -158,6 +183,19 @@ class ImageManager:
             log.warning("recovery: %s", line)
         return done
 
+    def _recover_rbd(self, image: str) -> list[str]:
+        done: list[str] = []
+        record = self.record(image)
+        if record.edit is not None and not rbdlayers.exists(record.edit.file):
+            self._save(replace(record, edit=None))
+            done.append(f"image {image}: the edit by {record.edit.client} had no layer any more: forgotten")
+            record = self.record(image)
+        configured = self.config.image(image).path
+        for stray in rbdlayers.strays(configured, record):
+            rbdlayers.drop_head(stray)
+            done.append(f"image {image}: removed {stray} (a step that did not finish)")
+        return done
+
     def serve_booted_edits(self) -> None:
         """A maintenance client that had booted into its edit keeps it across a restart."""
         for image in self.config.images:
@@ -172,7 +210,7 @@ class ImageManager:
     def _serve_edit(self, image: str, edit: Edit) -> None:
         gate = self.edits.get(image)
         if gate is None:
-            gate = self.edits[image] = GatedStore(open_vhd(edit.file))
+            gate = self.edits[image] = GatedStore(open_store(edit.file))
         self.inventory.serve_layer(edit.client, gate)
 
     # ---- a client powers on (from bootsrv.runtime.boot, on a worker) ------------------------
@@ -252,18 +290,26 @@ class ImageManager:
                 raise ImageError(f"version {record.current} of {image!r} is {MAX_VERSION_DEPTH} versions deep: "
                                  f"image flatten {image} first (then prune once clients have moved)")
             record = self._first_save(record)
-            layer = versions.edit_path(self.state_dir, image)
-            layer.parent.mkdir(parents=True, exist_ok=True)
-            fresh = fresh_path(layer)
-            fresh.unlink(missing_ok=True)
-            create_differencing(fresh, record.current_version.file)
-            os.replace(fresh, layer)
-            fsync_dir(layer.parent)
+            if is_rbd(record.current_version.file):  # a clone named for the version it becomes
+                layer = rbdlayers.new_layer(self.config.image(image).path, record.next_number(),
+                                            record.current_version.file)
+            else:
+                layer = str(self._new_edit_file(image, record.current_version.file))
             crash_point("image.edit.created")
-            record = self._save(replace(record, edit=Edit(client, record.current, str(layer), time.time(), iso=iso)))
+            record = self._save(replace(record, edit=Edit(client, record.current, layer, time.time(), iso=iso)))
         log.info("image %s: %s %s a layer over version %d from its next power-on", image, client,
                  f"installs {Path(iso).name} onto" if iso else "edits", record.current)
         return record.as_dict()
+
+    def _new_edit_file(self, image: str, base: str) -> Path:
+        layer = versions.edit_path(self.state_dir, image)
+        layer.parent.mkdir(parents=True, exist_ok=True)
+        fresh = fresh_path(layer)
+        fresh.unlink(missing_ok=True)
+        create_differencing(fresh, base)
+        os.replace(fresh, layer)
+        fsync_dir(layer.parent)
+        return layer
 
     def _end_edit(self, record: ImageRecord, force: bool, what: str) -> None:
         """The maintenance client stops using the layer: refused while it is logged in,
@@ -298,6 +344,8 @@ class ImageManager:
     def commit(self, image: str, label: str = "", force: bool = False) -> dict[str, Any]:
         with self._lock:
             record, edit = self._edit_of(image, force, "commit")
+            if is_rbd(edit.file):
+                return self._commit_rbd(record, edit, label)
             number = record.next_number()
             final = versions.version_path(self.state_dir, image, number)
             final.unlink(missing_ok=True)  # a stray of an earlier commit that was killed
@@ -315,12 +363,26 @@ class ImageManager:
                  label or "no label", own, edit.base, edit.client)
         return record.as_dict()
 
+    def _commit_rbd(self, record: ImageRecord, edit: Edit, label: str) -> dict[str, Any]:
+        """Snapshot the edit's clone (named for this version already), then record it."""
+        number = rbdlayers.number_of(edit.file)
+        crash_point("image.commit.linked")
+        version = rbdlayers.take_version(edit.file, number, edit.base, label)
+        record = self._save(replace(record, versions=(*record.versions, version), current=number, edit=None))
+        crash_point("image.commit.recorded")
+        log.info("image %s: version %d committed (%s, %d bytes over version %d, by %s)", record.name, number,
+                 label or "no label", version.bytes, edit.base, edit.client)
+        return record.as_dict()
+
     def discard(self, image: str, force: bool = False) -> dict[str, Any]:
         with self._lock:
             record, edit = self._edit_of(image, force, "discard")
             record = self._save(replace(record, edit=None))
-            Path(edit.file).unlink(missing_ok=True)
-            fsync_dir(Path(edit.file).parent)
+            if is_rbd(edit.file):
+                rbdlayers.drop_head(edit.file)
+            else:
+                Path(edit.file).unlink(missing_ok=True)
+                fsync_dir(Path(edit.file).parent)
         log.info("image %s: the edit by %s discarded", image, edit.client)
         return record.as_dict()
 
@@ -335,10 +397,18 @@ class ImageManager:
                 raise ImageError(f"image {image!r} is being edited by {record.edit.client}: "
                                  "commit or discard that first")
             base = Path(record.current_version.file)
-            old = read_footer(base).virtual_size
+            old = rbdlayers.size_of(base) if is_rbd(base) else read_footer(base).virtual_size
             if size <= old:
                 raise ImageError(f"image {image!r} is {old} bytes: extend means a larger size, not {size}")
             number = record.next_number()
+            if is_rbd(base):
+                layer = rbdlayers.new_layer(self.config.image(image).path, number, str(base), size=size)
+                crash_point("image.extend.created")
+                version = rbdlayers.take_version(layer, number, record.current, f"extended to {size} bytes")
+                record = self._save(replace(record, versions=(*record.versions, version), current=number))
+                log.info("image %s: version %d is version %d extended to %d bytes", image, number,
+                         version.parent, size)
+                return record.as_dict()
             final = versions.version_path(self.state_dir, image, number)
             final.parent.mkdir(parents=True, exist_ok=True)
             final.unlink(missing_ok=True)
@@ -358,6 +428,8 @@ class ImageManager:
         with self._lock:
             record = self._first_save(self.record(image))
             number = record.next_number()
+            if is_rbd(record.current_version.file):
+                return self._flatten_rbd(record, number, label)
             final = versions.version_path(self.state_dir, image, number)
             fresh = fresh_path(final)
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -389,6 +461,21 @@ class ImageManager:
                  version.bytes)
         return record.as_dict()
 
+    def _flatten_rbd(self, record: ImageRecord, number: int, label: str) -> dict[str, Any]:
+        """A clone of the current version with its parents' data copied in (librbd's flatten)."""
+        if record.edit is not None:  # its clone is named for the number this version would take
+            raise ImageError(f"image {record.name!r} is being edited by {record.edit.client}: "
+                             "commit or discard that first")
+        base = record.current
+        layer = rbdlayers.new_layer(self.config.image(record.name).path, number, record.current_version.file,
+                                    flatten=True)
+        crash_point("image.flatten.written")
+        version = rbdlayers.take_version(layer, number, None, label or f"version {base} flattened")
+        record = self._save(replace(record, versions=(*record.versions, version), current=number))
+        log.info("image %s: version %d is version %d flattened (%d bytes, no parent)", record.name, number, base,
+                 version.bytes)
+        return record.as_dict()
+
     # ---- revert, prune ----------------------------------------------------------------------
 
     def revert(self, image: str, to: int) -> dict[str, Any]:
@@ -413,6 +500,11 @@ class ImageManager:
         for client in self.inventory.clients.values():
             if client.config.image != image:
                 continue
+            if is_rbd(client.disk_path):  # its snapshots are of the same clone: the same parent
+                number = self.version_of(client)
+                if number is not None:
+                    used.add(number)
+                continue
             snapshots = {s.uuid: s.file for s in self.engine.catalog.snapshots(client.name) if s.uuid}
             for path in (client.disk_path, *map(Path, snapshots.values())):
                 number = self._version_below(path, by_uuid, snapshots)
@@ -430,8 +522,12 @@ class ImageManager:
                 record = self._save(replace(record, versions=tuple(v for v in record.versions if v.number in keep)))
                 crash_point("image.prune.recorded")
                 for version in gone:
-                    Path(version.file).unlink(missing_ok=True)
-                fsync_dir(versions.folder(self.state_dir, image))
+                    if is_rbd(version.file):
+                        rbdlayers.drop_version(self.config.image(image).path, version)
+                    else:
+                        Path(version.file).unlink(missing_ok=True)
+                if versions.folder(self.state_dir, image).is_dir():
+                    fsync_dir(versions.folder(self.state_dir, image))
         log.info("image %s: pruned version(s) %s", image, ", ".join(str(v.number) for v in gone) or "none")
         return {**record.as_dict(), "pruned": [v.number for v in gone]}
 
@@ -455,6 +551,7 @@ class ImageManager:
             before = self.version_of(client)
             base = self.base_for(client)
             self.engine.start_over(name, base, "client.reset.child")
+            self.disk_remade(name)
         number = self.record(client.config.image).current
         log.warning("client %s reset: its changes discarded, it starts from version %d of %s (was on %s)",
                     name, number, client.config.image, before if before is not None else "an unknown base")

@@ -131,7 +131,7 @@ class Appliance:
         self.backup.start()
         iscsi = self.config.iscsi
         # librbd waits on the network with the GIL released: more workers overlap more I/O.
-        remote = any(str(d.path).startswith("rbd:") for d in self.config.disks)
+        remote = any(str(d.path).startswith("rbd:") for d in (*self.config.disks, *self.config.images))
         settings = ServerSettings(limits=TargetLimits(digests=iscsi.digests), **({"worker_threads": 32} if remote else {}),
                                   queue_depth=iscsi.queue_depth, max_sessions=iscsi.max_sessions,
                                   nop_interval=iscsi.nop_interval, nop_timeout=iscsi.nop_timeout,

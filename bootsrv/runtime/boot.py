@@ -14,6 +14,7 @@ from bootsrv.clients import unknown_client
 from bootsrv.config import StartupError
 from bootsrv.dhcp.policy import Adopt, Effect, EndIpv6Wait, PoweringOn
 from bootsrv.runtime.disks import open_client_disk
+from snapshots.engine import SnapshotError
 from target.stores.base import StoreError
 
 if TYPE_CHECKING:
@@ -123,8 +124,14 @@ async def _powering_on(app: Appliance, effect: PoweringOn, loop: asyncio.Abstrac
     app.server.registry.drop_target(client.target_iqn)
     # On a worker: the reset swaps files under the gate; it gives up rather than wait
     # for a snapshot operation on this disk.
-    base = images.base_for(client)
-    if not await loop.run_in_executor(None, app.backup.engine.restart_from, client.name, base):
+    try:
+        base = await loop.run_in_executor(None, images.base_for, client)
+        started_over = await loop.run_in_executor(None, app.backup.engine.restart_from, client.name, base)
+    except (StoreError, SnapshotError, OSError) as exc:  # it boots the disk it has: never none
+        log.error("%s powering on: its disk could not start again from its image: %s", client.name, exc)
+        return
+    images.disk_remade(client.name)
+    if not started_over:
         log.warning("%s powering on during a snapshot operation on its disk: not reset this time (%s)",
                     client.name, effect.cause)
         return

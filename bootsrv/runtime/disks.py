@@ -9,6 +9,7 @@ from pathlib import Path
 from bootsrv.clients import BootClient
 from bootsrv.config import Config, DiskConfig, StartupError
 from target.stores.base import BlockStore, StoreError
+from target.stores.rbd import images as rbd_images
 from target.stores.registry import backend_for, create_store, open_store
 from target.stores.vhd import open_vhd
 
@@ -49,9 +50,12 @@ def _open_remote(where: str, disk: DiskConfig) -> BlockStore:
 
 
 def open_client_disk(config: Config, client: BootClient, base: Path | None = None) -> BlockStore:
-    """The client's differencing disk over `base` (its image's current version), made on first use."""
+    """The client's differencing disk over `base` (its image's current version), made on first use;
+    on RBD, a clone of the version's snapshot."""
     where = f"{config.path}: client {client.name!r}"
     base = base or client.image_path
+    if str(client.disk_path).startswith("rbd:"):
+        return _open_client_clone(where, client, base)
     try:
         if not client.disk_path.exists():
             if not base.exists():
@@ -61,5 +65,15 @@ def open_client_disk(config: Config, client: BootClient, base: Path | None = Non
             log.info("creating %s over %s", client.disk_path, base)
             create_store(client.disk_path, parent=base)
         return open_vhd(client.disk_path)
+    except StoreError as exc:
+        raise StartupError(f"{where}: {exc}") from None
+
+
+def _open_client_clone(where: str, client: BootClient, base: Path) -> BlockStore:
+    try:
+        if not rbd_images.exists(str(client.disk_path).removeprefix("rbd:")):
+            log.info("creating %s as a clone of %s", client.disk_path, base)
+            create_store(client.disk_path, parent=base)
+        return open_store(client.disk_path)
     except StoreError as exc:
         raise StartupError(f"{where}: {exc}") from None

@@ -26,7 +26,7 @@ from target.scsi.lu import LogicalUnit
 from target.scsi.reservations import Reservations
 from target.stores.base import BlockStore, StoreError
 from target.stores.gate import GatedStore
-from target.stores.vhd import open_vhd
+from target.stores.registry import open_store
 
 log = logging.getLogger("bootsrv")
 
@@ -68,7 +68,7 @@ class Inventory:
         """The same for a client's own disk (past its image's end it reads zeros)."""
         client = self.clients[name]
         self._extend(name, self.stores[client.store_key], client.disk_path, size, grow,
-                     lambda: open_vhd(client.disk_path))
+                     lambda: open_store(client.disk_path))
 
     def _extend(self, volume: str, gate: GatedStore, path: Path, size: int, grow: Callable[[Path, int], object],
                 reopen: Callable[[], BlockStore]) -> None:
@@ -161,7 +161,7 @@ class Inventory:
         if not busy.acquire(blocking=False):
             return False
         try:
-            return gate.park(lambda: open_vhd(client.disk_path))
+            return gate.park(lambda: open_store(client.disk_path))
         finally:
             busy.release()
 

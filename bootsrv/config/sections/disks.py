@@ -10,6 +10,7 @@ from bootsrv.config.reader import Section, parse_size
 
 
 RBD_PATH = re.compile(r"rbd:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(@[A-Za-z0-9_.-]+)?$")
+RBD_IMAGE = re.compile(r"rbd:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
 def _disk(section: Section, base: Path, taken: list[DiskConfig]) -> DiskConfig:

@@ -197,3 +197,13 @@ def parent_of(locator: str) -> str | None:
 def size_of(locator: str) -> int:
     with opened(locator, read_only=True) as image:
         return image.size()
+
+
+def images(pool: str) -> list[str]:
+    """The names of the images in the pool."""
+    import rbd
+    with ioctx(pool) as context:
+        try:
+            return list(rbd.RBD().list(context))
+        except rbd.Error as exc:
+            raise StoreError(f"rbd: pool {pool!r}: list images: {reason(exc)} ({settings().describe()})") from None
