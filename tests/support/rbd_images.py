@@ -5,6 +5,7 @@ of RBD images and snapshots through librbd, for the checks that look at the clus
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -109,3 +110,11 @@ def snapshots(cluster: CephCluster, name: str) -> dict[str, bool]:
     """The image's snapshots: name -> protected."""
     with _opened(cluster, name) as image:
         return {s["name"]: image.is_protected_snap(s["name"]) for s in image.list_snaps()}
+
+
+def client_ports(cluster: CephCluster) -> list[int]:
+    """The host loopback ports a Ceph client talks to: the monitor's and each OSD's public ones."""
+    dump = json.loads(run_client(["ceph", "-c", str(cluster.conf), "--id", cluster.client_id, "--keyring",
+                                  str(cluster.keyring), "osd", "dump", "--format", "json"]).stdout)
+    osd_ports = {int(a["addr"].rsplit(":", 1)[1]) for osd in dump["osds"] for a in osd["public_addrs"]["addrvec"]}
+    return [int(cluster.mon_addr.rsplit(":", 1)[1]), *sorted(osd_ports)]
