@@ -1,10 +1,11 @@
 """The one-file binary, built from packaging/bootsrv.spec, run the way an admin
 runs it: no venv, no PYTHONPATH, from another folder. It serves a disk that
 iscsi-ls sees, takes a snapshot through its admin socket, stops on SIGTERM with
-exit 0, and leaves no unpacked directory behind."""
+exit 0, and leaves no unpacked directory behind; an rbd: disk goes through the host's librbd."""
 
 from __future__ import annotations
 
+import random
 import signal
 import subprocess
 import sys
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ceph import run_client
 from tests.support.paths import REPO
 from tests.support.ports import free_port
+from tests.support.rbd_lu import RBD_IQN, rbd_config
 from tests.support.scratch import SCRATCH_IQN, scratch_config
 from tests.support.server import READY_LINE
 from tests.support.tools import run
@@ -74,3 +77,32 @@ def test_binary_serves_snapshots_and_stops_cleanly(binary, tmp_path):
     assert code == 0, log.read_text()
     assert "Traceback" not in log.read_text()
     assert list(unpack.iterdir()) == [], "the launcher left its unpacked files behind"
+
+
+def test_binary_serves_an_rbd_disk_through_the_hosts_librbd(binary, ceph_cluster, tmp_path):
+    """The binary carries no librbd: it loads the host's python3-rbd (Debian's, the same CPython
+    ABI) and serves an rbd: disk byte for byte."""
+    port = free_port()
+    config = tmp_path / "bootsrv.toml"
+    config.write_text(rbd_config(ceph_cluster, "binary-lu", "16MiB").replace("@PORT@", str(port)))
+    log = tmp_path / "server.log"
+    with open(log, "wb") as handle:
+        proc = subprocess.Popen([str(binary), "serve", "--config", str(config)], stdout=handle,
+                                stderr=subprocess.STDOUT, cwd=tmp_path, env=CLEAN_ENV)
+    try:
+        deadline = time.monotonic() + 60  # readiness wait, not a speed assertion
+        while READY_LINE not in log.read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        data = random.Random(19).randbytes(4 << 20)
+        (tmp_path / "in.raw").write_bytes(data)
+        url = f"iscsi://127.0.0.1:{port}/{RBD_IQN}/0"
+        run(["qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", str(tmp_path / "in.raw"), url])
+        run_client(["qemu-img", "convert", "-f", "raw", "-O", "raw", ceph_cluster.qemu_url("binary-lu"),
+                    str(tmp_path / "out.raw")])
+        assert (tmp_path / "out.raw").read_bytes()[:len(data)] == data
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(30)
+    assert code == 0, log.read_text()
+    assert "Traceback" not in log.read_text()

@@ -8,12 +8,17 @@ with `configure` before the first open; every image shares the connection.
 from __future__ import annotations
 
 import errno
+import importlib.machinery
+import importlib.util
+import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from target.stores.errors import FormatError, StoreError
 
+HOST_MODULES = Path("/usr/lib/python3/dist-packages")  # Debian's python3-rados / python3-rbd
 CONNECT_TIMEOUT = 10  # seconds: an unreachable monitor is an error at start, not a hang
 
 
@@ -38,9 +43,39 @@ def available() -> str:
         import rados  # noqa: F401
         import rbd  # noqa: F401
     except ImportError as exc:
+        where = ("the one-file binary uses the host's: " if getattr(sys, "frozen", False)
+                 else "make deps links them into the venv; ")
         return (f"librbd's Python modules are not importable ({exc}): install python3-rbd and python3-rados "
-                "(make deps links them into the venv)")
+                f"({where}{HOST_MODULES})")
     return ""
+
+
+def use_host_librbd() -> bool:
+    """The one-file binary carries no librbd (it must match the host's Ceph libraries, plugins and
+    ceph.conf): load the host's python3-rados and python3-rbd modules, built for the same CPython
+    ABI, by file, just those two (putting all of dist-packages on the path would let the host's
+    copies of other packages shadow ours). False when the host has none: `rbd:` paths then fail
+    with `available()`'s message, every other disk works."""
+    loaded = []
+    for name in ("rados", "rbd"):  # rbd's module imports rados: that one first
+        if name in sys.modules:
+            loaded.append(name)
+            continue
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = HOST_MODULES / f"{name}{suffix}"
+            if path.exists():
+                spec = importlib.util.spec_from_file_location(name, path)
+                assert spec is not None and spec.loader is not None
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[name] = module
+                try:
+                    spec.loader.exec_module(module)
+                except ImportError:  # another ABI, or its libraries are missing
+                    del sys.modules[name]
+                    return False
+                loaded.append(name)
+                break
+    return loaded == ["rados", "rbd"]
 
 
 def configure(settings: CephSettings) -> None:
