@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bootsrv.naming import client_disk_path
+from target.stores.registry import remove_store
 from target.stores.base import fsync_dir
 
 _WRITING = threading.Lock()  # adoptions run on worker threads: one read-modify-replace at a time
@@ -72,10 +73,10 @@ def remove(state_dir: Path, name: str) -> AdoptedClient | None:
         return found
 
 
-def dispose_disk(state_dir: Path, name: str, delete: bool) -> str:
-    """After an adopted client is forgotten: delete its disk file if asked; says what happened."""
-    disk = client_disk_path(state_dir, name)
+def dispose_disk(state_dir: Path, name: str, delete: bool, image: Path | None = None) -> str:
+    """After an adopted client is forgotten: delete its disk (over `image`) if asked; says what happened."""
+    disk = client_disk_path(state_dir, name, image)
     if delete:
-        disk.unlink(missing_ok=True)
+        remove_store(disk)
         return f"adopted client {name} removed, disk {disk} deleted"
     return f"adopted client {name} removed (disk {disk} kept)"

@@ -31,6 +31,7 @@ from bootsrv.httpboot import BootHttp
 from bootsrv.imaging.manager import ImageManager
 from bootsrv.runtime import boot, reload as reloading
 from bootsrv.runtime.boot import PARK_AFTER
+from bootsrv.runtime.disks import configure_ceph, image_path
 from bootsrv.runtime.inventory import Inventory
 from bootsrv.runtime.services import (DhcpPort, DnsPort, HttpPort, IscsiPortals, LeaseWriter, RouterAdvertisements,
                                       Service, TftpThread)
@@ -93,8 +94,7 @@ class Appliance:
     def open_disks(self) -> None:
         inventory = self.inventory
         inventory.config.server.state_dir.mkdir(parents=True, exist_ok=True)
-        ceph = self.config.ceph
-        rbd.configure(rbd.CephSettings(str(ceph.conf), ceph.id, str(ceph.keyring) if ceph.keyring else ""))
+        configure_ceph(self.config)
         self.images.recover()
         for disk in self.config.disks:
             inventory.add_disk(disk)
@@ -259,7 +259,8 @@ class Appliance:
             self.inventory.remove_client(name)
             if self.policy is not None and self.policy.adoptions is not None:
                 self.policy.adoptions.forgotten()
-        return adopted.dispose_disk(self.config.server.state_dir, name, delete_disk)
+        image = image_path(self.config, (record or client.config).image)  # type: ignore[union-attr]
+        return adopted.dispose_disk(self.config.server.state_dir, name, delete_disk, image)
 
     def extend_disk(self, path: str, size: int) -> str:
         """`disk extend`: a [[disk]] this server serves grows online (from a worker thread),

@@ -9,11 +9,23 @@ from pathlib import Path
 from bootsrv.clients import BootClient
 from bootsrv.config import Config, DiskConfig, StartupError
 from target.stores.base import BlockStore, StoreError
+from target.stores import rbd
 from target.stores.rbd import images as rbd_images
 from target.stores.registry import backend_for, create_store, open_store
 from target.stores.vhd import open_vhd
 
 log = logging.getLogger("bootsrv")
+
+
+def configure_ceph(config: Config) -> None:
+    """The cluster `rbd:` disks and images are in: the [ceph] section's (before any is opened)."""
+    ceph = config.ceph
+    rbd.configure(rbd.CephSettings(str(ceph.conf), ceph.id, str(ceph.keyring) if ceph.keyring else ""))
+
+
+def image_path(config: Config, image: str) -> Path | None:
+    """The configured [[image]]'s path (None: no such image any more)."""
+    return next((i.path for i in config.images if i.name == image), None)
 
 
 def open_disk(config: Config, disk: DiskConfig) -> BlockStore:

@@ -42,6 +42,9 @@ class Backend:
     # A new layer over a parent (a differencing disk); None if the backend has no layers.
     create_over: Callable[[Locator, Locator], None] | None = None
     suffixes: tuple[str, ...] = ()  # lower case, with the dot
+    # Delete a disk (absent already is fine) and rename one; None: it is a file (unlink, rename).
+    remove: Callable[[Locator], None] | None = None
+    rename: Callable[[Locator, Locator], None] | None = None
     scheme: str | None = None  # claims "scheme:..." names
     recognizes: Callable[[Locator], bool] | None = None  # content sniffing, for rule 3
 
@@ -103,6 +106,27 @@ def create_store(path: str | os.PathLike[str], size: int | None = None, *,
         chosen.create(locator, size)
 
 
+def remove_store(path: str | os.PathLike[str]) -> None:
+    """Delete the disk at `path` (a file, or an RBD image with its snapshots); absent is fine."""
+    chosen, locator = _named(None, path, False)
+    if chosen.remove is not None:
+        chosen.remove(locator)
+    else:
+        Path(locator).unlink(missing_ok=True)
+
+
+def rename_store(path: str | os.PathLike[str], new: str | os.PathLike[str]) -> None:
+    """Give the disk at `path` the name `new`, in the same backend (and pool)."""
+    chosen, locator = _named(None, path, False)
+    other, new_locator = _named(None, new, False)
+    if other is not chosen:
+        raise StoreError(f"{os.fspath(path)} cannot be renamed to {os.fspath(new)}: another kind of disk")
+    if chosen.rename is not None:
+        chosen.rename(locator, new_locator)
+    else:
+        os.replace(locator, new_locator)
+
+
 def _create_raw(locator: Locator, size: int) -> None:
     RawStore.create(locator, size).close()
 
@@ -133,6 +157,6 @@ def _clone_rbd(locator: Locator, parent: Locator) -> None:
 
 
 register(Backend("rbd", lambda locator, readonly: RbdStore(locator, readonly=readonly), create_rbd, _clone_rbd,
-                 scheme="rbd"))
+                 scheme="rbd", remove=rbd_images.remove, rename=rbd_images.rename))
 register(Backend("vhd", lambda locator, readonly: open_vhd(locator, readonly=readonly), _create_vhd, _create_vhd_over,
                  suffixes=(".vhd",), recognizes=_is_vhd))

@@ -10,6 +10,7 @@ import pytest
 from tests.support import rbd_images as cluster_io
 from tests.support.appliance import opened_appliance
 from tests.support.ceph import CephCluster
+from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.e2e
 MiB = 1 << 20
@@ -20,6 +21,7 @@ def rbd_lab(ceph_cluster: CephCluster, tmp_path, request):
     image = f"golden-{request.node.name[-24:].replace('[', '-').replace(']', '')}"
     cluster_io.new_image(ceph_cluster, image, 32 * MiB)
     cluster_io.write(ceph_cluster, image, 0, b"\x11" * 4096)  # version 1's content
+    cluster_io.forget_client_disks(ceph_cluster, "ws01", "ws02")
     text = cluster_io.rbd_image_config(ceph_cluster, image, {"ws01": "52:54:00:12:34:56", "ws02": "52:54:00:12:34:57"},
                                        reset=("ws02",))
     with opened_appliance(tmp_path, text) as app:
@@ -87,3 +89,16 @@ def test_extend_flatten_discard_and_recovery_of_strays(rbd_lab, ceph_cluster: Ce
     assert any("removed rbd:" in line and f"{image}.v9" in line for line in images.recover())
     assert f"{image}.v9" not in cluster_io.images(ceph_cluster)
 
+
+
+def test_client_remove_deletes_its_clone(ceph_cluster: CephCluster, tmp_path):
+    """`client remove --delete-disk` (no server running) deletes the client's clone in the pool."""
+    cluster_io.new_image(ceph_cluster, "golden-remove", 8 * MiB)
+    cluster_io.forget_client_disks(ceph_cluster, "ws07")
+    text = cluster_io.rbd_image_config(ceph_cluster, "golden-remove", {"ws07": "52:54:00:12:34:77"})
+    with opened_appliance(tmp_path, text):
+        assert "bootsrv.client.ws07" in cluster_io.images(ceph_cluster)
+    result = run_cli("client", "remove", "ws07", "--delete-disk", "-c", tmp_path / "c.toml", cwd=tmp_path)
+    assert result.returncode == 0 and f"deleted rbd:{ceph_cluster.pool}/bootsrv.client.ws07" in result.stdout, result
+    assert "bootsrv.client.ws07" not in cluster_io.images(ceph_cluster)
+    assert "ws07" not in (tmp_path / "c.toml").read_text()

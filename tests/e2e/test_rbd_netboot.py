@@ -51,6 +51,7 @@ def test_linux_clients_boot_clones_of_an_rbd_image(classroom_of_three, linux_gol
     lab, _site = classroom_of_three
     pool = ceph_cluster.pool
     cluster_io.import_image(ceph_cluster, linux_golden, "netboot-golden", fmt="vpc")
+    cluster_io.forget_client_disks(ceph_cluster, *MACHINES)
     with host_ports_in(lab.name, cluster_io.client_ports(ceph_cluster)):
         server_log = start_bootsrv(lab, tmp_path, lab_config(ceph_cluster, "netboot-golden"))
         for name in MACHINES:

@@ -118,3 +118,15 @@ def client_ports(cluster: CephCluster) -> list[int]:
                                   str(cluster.keyring), "osd", "dump", "--format", "json"]).stdout)
     osd_ports = {int(a["addr"].rsplit(":", 1)[1]) for osd in dump["osds"] for a in osd["public_addrs"]["addrvec"]}
     return [int(cluster.mon_addr.rsplit(":", 1)[1]), *sorted(osd_ports)]
+
+
+def forget_client_disks(cluster: CephCluster, *clients: str) -> None:
+    """Remove the clients' clones (bootsrv.client.NAME) that an earlier test left in the session's
+    pool: client disks are named for the client alone, and a test's clients start from nothing."""
+    import rbd
+    with cluster.ioctx() as ioctx:
+        for client in clients:
+            try:
+                rbd.RBD().remove(ioctx, f"bootsrv.client.{client}")
+            except rbd.ImageNotFound:
+                pass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,9 @@ from bootsrv.admin import call
 from bootsrv.cli.common import actions, ask, config_option, edit, print_rows
 from bootsrv.config import load_config
 from bootsrv.naming import client_disk_path
+from bootsrv.runtime.disks import configure_ceph, image_path
+from target.stores.errors import StoreError
+from target.stores.registry import remove_store, rename_store
 
 
 def register(commands: Any) -> None:
@@ -94,29 +96,42 @@ def _keep(args: argparse.Namespace) -> int:
     if record is None:
         raise SystemExit(f"bootsrv: no adopted client {args.name!r} (client list shows them)")
     _forget_adopted(config.server.state_dir, args.name, delete_disk=False)
-    disk = client_disk_path(config.server.state_dir, args.name)
-    if disk.exists():  # the [[client]] boots the same disk, changes and all
-        os.replace(disk, client_disk_path(config.server.state_dir, args.new_name))
+    image = image_path(config, record.image)
+    configure_ceph(config)
+    try:  # the [[client]] boots the same disk, changes and all
+        rename_store(client_disk_path(config.server.state_dir, args.name, image),
+                     client_disk_path(config.server.state_dir, args.new_name, image))
+    except FileNotFoundError:
+        pass  # it never got a disk
+    except StoreError as exc:
+        raise SystemExit(f"bootsrv: {exc}") from None
     return edit(args, "client.add", {"name": args.new_name, "mac": record.mac, "image": record.image})
 
 
 def _remove(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    if _adopted(config.server.state_dir, args.name) is not None and not any(c.name == args.name for c in config.clients):
-        print(_forget_adopted(config.server.state_dir, args.name, args.delete_disk))
+    record = _adopted(config.server.state_dir, args.name)
+    configure_ceph(config)
+    if record is not None and not any(c.name == args.name for c in config.clients):
+        print(_forget_adopted(config.server.state_dir, args.name, args.delete_disk, image_path(config, record.image)))
         return 0
+    configured = next((c for c in config.clients if c.name == args.name), None)
     status = edit(args, "client.remove", {"name": args.name})
     if args.delete_disk:
-        disk = client_disk_path(config.server.state_dir, args.name)
-        disk.unlink(missing_ok=True)
+        disk = client_disk_path(config.server.state_dir, args.name,
+                                image_path(config, configured.image) if configured else None)
+        try:
+            remove_store(disk)
+        except StoreError as exc:
+            raise SystemExit(f"bootsrv: {exc}") from None
         print(f"deleted {disk}")
     return status
 
 
-def _forget_adopted(state_dir: Path, name: str, delete_disk: bool) -> str:
-    """A running server drops the client's sessions and target; else only the record and file go."""
+def _forget_adopted(state_dir: Path, name: str, delete_disk: bool, image: Path | None = None) -> str:
+    """A running server drops the client's sessions and target; else only the record and disk go."""
     try:
         return str(call(state_dir, "client.forget", {"name": name, "delete_disk": delete_disk}))
     except ConnectionError:
         adopted.remove(state_dir, name)
-        return adopted.dispose_disk(state_dir, name, delete_disk)
+        return adopted.dispose_disk(state_dir, name, delete_disk, image)

@@ -207,3 +207,17 @@ def images(pool: str) -> list[str]:
             return list(rbd.RBD().list(context))
         except rbd.Error as exc:
             raise StoreError(f"rbd: pool {pool!r}: list images: {reason(exc)} ({settings().describe()})") from None
+
+
+def rename(locator: str, new: str) -> None:
+    """POOL/IMAGE -> POOL/NEW (librbd renames within a pool only)."""
+    import rbd
+    pool, name, _ = split(locator)
+    new_pool, new_name, _ = split(new)
+    if new_pool != pool:
+        raise StoreError(f"rbd:{locator} cannot move to pool {new_pool!r}: an image is renamed within its pool")
+    with ioctx(pool) as context:
+        try:
+            rbd.RBD().rename(context, name, new_name)
+        except rbd.Error as exc:
+            raise _fail(locator, f"rename to {new_name}", exc) from None
