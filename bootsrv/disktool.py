@@ -12,7 +12,8 @@ from snapshots.faults import crash_point
 from snapshots.files import fsync_dir
 from target.stores.base import BlockStore, StoreError
 from target.stores.raw import RawStore
-from target.stores.registry import backend_for, open_store
+from target.stores.rbd import images as rbd_images
+from target.stores.registry import backend_for, create_store, open_store, remove_store, rename_store
 from target.stores.vhd import VhdFormatError, VhdStore, open_vhd, read_footer
 from target.stores.vhd.check import check_vhd
 from target.stores.vhd.create import create_differencing, create_dynamic, create_fixed, extend
@@ -84,7 +85,10 @@ def allocated_bytes(path: str | os.PathLike[str]) -> int:
 
 def convert(src: str, dst: str, kind: str | None) -> str:
     """Copy into DST.partial, sync it, then rename it to DST: a convert that is stopped
-    leaves no DST that looks whole, and the next run starts over."""
+    leaves no DST that looks whole, and the next run starts over. DST may be rbd:POOL/IMAGE
+    (an import into Ceph)."""
+    if dst.startswith("rbd:"):
+        return _convert_to_rbd(src, dst)
     if os.path.exists(dst):
         raise DiskToolError(f"{dst} already exists")
     partial = dst + ".partial"
@@ -124,6 +128,33 @@ def convert(src: str, dst: str, kind: str | None) -> str:
         raise DiskToolError(f"converting {src} to {dst}: {exc}") from None
     finally:
         source.close()
+    return f"converted {src} -> {dst}"
+
+
+def _convert_to_rbd(src: str, dst: str) -> str:
+    """The same steps into the cluster: rbd:POOL/IMAGE.partial, written, renamed."""
+    partial = dst + ".partial"
+    try:
+        if rbd_images.exists(dst.removeprefix("rbd:")):
+            raise DiskToolError(f"{dst} already exists")
+        remove_store(partial)  # left by a convert that was stopped
+        source = open_any(src)
+        try:
+            create_store(partial, source.size)
+            target = open_store(partial)
+            try:
+                for offset in range(0, source.size, CHUNK):
+                    data = source.read(offset, min(CHUNK, source.size - offset))
+                    if any(data):  # a new image reads zeros: holes stay holes
+                        target.write(offset, data)
+                target.flush()
+            finally:
+                target.close()
+        finally:
+            source.close()
+        rename_store(partial, dst)
+    except StoreError as exc:
+        raise DiskToolError(f"converting {src} to {dst}: {exc}") from None
     return f"converted {src} -> {dst}"
 
 

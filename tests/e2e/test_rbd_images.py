@@ -5,7 +5,12 @@ the cluster itself, through librbd and the rbd tool, on an opened appliance."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
+
+from target.stores.vhd import open_vhd
+from target.stores.vhd.create import create_dynamic
 
 from tests.support import rbd_images as cluster_io
 from tests.support.appliance import opened_appliance
@@ -102,3 +107,31 @@ def test_client_remove_deletes_its_clone(ceph_cluster: CephCluster, tmp_path):
     assert result.returncode == 0 and f"deleted rbd:{ceph_cluster.pool}/bootsrv.client.ws07" in result.stdout, result
     assert "bootsrv.client.ws07" not in cluster_io.images(ceph_cluster)
     assert "ws07" not in (tmp_path / "c.toml").read_text()
+
+
+def test_image_import_and_create_into_the_cluster(ceph_cluster: CephCluster, tmp_path):
+    """An admin's installed disk (a VHD here) goes into Ceph with `image import --path rbd:...`:
+    the cluster then holds its bytes, and the configuration names the RBD image."""
+    source = tmp_path / "installed.vhd"
+    data = random.Random(7).randbytes(3 * MiB) + bytes(2 * MiB) + b"\x5a" * MiB
+    create_dynamic(source, 8 * MiB)
+    store = open_vhd(source)
+    store.write(0, data)
+    store.close()
+    config = tmp_path / "c.toml"
+    config.write_text(f'[server]\nstate_dir = "state"\n{cluster_io.ceph_section(ceph_cluster)}')
+    pool = ceph_cluster.pool
+    imported = run_cli("image", "import", "lab", str(source), "--path", f"rbd:{pool}/imported", "-c", config,
+                       cwd=tmp_path)
+    assert imported.returncode == 0, imported
+    assert cluster_io.read(ceph_cluster, "imported", 0, len(data)) == data
+    assert cluster_io.size(ceph_cluster, "imported") == 8 * MiB
+    assert "imported.partial" not in cluster_io.images(ceph_cluster)
+    made = run_cli("image", "create", "empty", "--size", "16MiB", "--path", f"rbd:{pool}/made", "-c", config,
+                   cwd=tmp_path)
+    assert made.returncode == 0 and cluster_io.size(ceph_cluster, "made") == 16 * MiB, made
+    text = config.read_text()
+    assert f'path = "rbd:{pool}/imported"' in text and f'path = "rbd:{pool}/made"' in text, text
+    again = run_cli("image", "create", "other", "--size", "16MiB", "--path", f"rbd:{pool}/made", "-c", config,
+                    cwd=tmp_path)
+    assert again.returncode != 0 and "already exists" in again.stderr, again

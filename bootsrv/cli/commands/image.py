@@ -10,8 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from bootsrv.cli.common import actions, ask, config_option, edit as edit_config, size_arg, size_text, when
+from bootsrv.config import load_config
 from bootsrv.disktool import DiskToolError, convert, is_vhd
+from bootsrv.runtime.disks import configure_ceph
 from target.stores.errors import StoreError
+from target.stores.rbd import images as rbd_images
+from target.stores.registry import create_store, remove_store
 from target.stores.vhd import read_footer
 from target.stores.vhd.check import check_vhd
 from target.stores.vhd.create import create_dynamic
@@ -24,7 +28,8 @@ def register(commands: Any) -> None:
     create = image.add_parser("create", help="a new, empty image (a dynamic VHD): install onto it, or import one")
     create.add_argument("image")
     create.add_argument("--size", required=True, help="its virtual size, like 40GiB")
-    create.add_argument("--path", help="its file (default: images/IMAGE.vhd beside the configuration)")
+    create.add_argument("--path", help="its file (default: images/IMAGE.vhd beside the configuration), "
+                                       "or rbd:POOL/IMAGE in the [ceph] cluster")
     create.set_defaults(run=_create)
     take = image.add_parser("import", help="a new image from an existing raw or VHD file (checked, then copied "
                             "as a dynamic VHD; --in-place uses the VHD where it is, --move takes it over)")
@@ -34,7 +39,8 @@ def register(commands: Any) -> None:
     how.add_argument("--move", action="store_true", help="the file becomes the image's (it is moved, or "
                      "converted and then removed)")
     how.add_argument("--in-place", action="store_true", help="serve the VHD where it is (it must not change)")
-    take.add_argument("--path", help="where the copy goes (default: images/IMAGE.vhd beside the configuration)")
+    take.add_argument("--path", help="where the copy goes (default: images/IMAGE.vhd beside the configuration), "
+                                     "or rbd:POOL/IMAGE in the [ceph] cluster")
     take.set_defaults(run=_import)
     listing = image.add_parser("versions", help="an image's versions, which is current, who boots each")
     listing.add_argument("image", nargs="?")
@@ -91,6 +97,11 @@ def register(commands: Any) -> None:
 
 
 def _new_path(args: argparse.Namespace) -> Path:
+    if args.path and args.path.startswith("rbd:"):  # an image in the Ceph cluster of [ceph]
+        configure_ceph(load_config(args.config))
+        if rbd_images.exists(args.path.removeprefix("rbd:")):
+            raise DiskToolError(f"{args.path} already exists (choose another --path)")
+        return Path(args.path)
     path = Path(args.path) if args.path else Path(args.config).resolve().parent / "images" / f"{args.image}.vhd"
     if path.exists():
         raise DiskToolError(f"{path} already exists (choose another --path)")
@@ -104,7 +115,7 @@ def _add_image(args: argparse.Namespace, path: Path, made: bool) -> int:
         return edit_config(args, "image.add", {"name": args.image, "path": str(path)})
     except BaseException:
         if made:
-            path.unlink(missing_ok=True)
+            remove_store(path)
         raise
 
 
@@ -112,7 +123,7 @@ def _create(args: argparse.Namespace) -> int:
     size = size_arg(args.size, "--size")
     path = _new_path(args)
     try:
-        create_dynamic(path, size)
+        create_store(path, size) if str(path).startswith("rbd:") else create_dynamic(path, size)
     except StoreError as exc:
         raise DiskToolError(f"{path}: {exc}") from None
     print(f"created {path} ({size_text(size)}, empty)")
@@ -136,7 +147,7 @@ def _import(args: argparse.Namespace) -> int:
             raise DiskToolError(f"{source} is a raw image: it is converted to a VHD copy (leave out --in-place)")
         return _add_image(args, source, made=False)
     path = _new_path(args)
-    if args.move and vhd:
+    if args.move and vhd and not str(path).startswith("rbd:"):
         shutil.move(source, path)
         print(f"moved {source} -> {path}")
         return _add_image(args, path, made=False)
