@@ -62,9 +62,11 @@ class ImageManager:
     inventory: Inventory
     engine: SnapshotEngine
     edits: dict[str, GatedStore] = field(default_factory=dict)  # image -> its open edit layer
-    # Which version each client's RBD clone is made of: a clone's parent changes only when
-    # this process remakes the disk (reset), so it is asked of the cluster once.
+    # Which version each client's RBD clone is made of, and each RBD image's current size: asked
+    # of the cluster on workers (at start, at a reset, at a new version), read on the event loop
+    # by status and the dashboard. A clone's parent changes only when this process remakes it.
     _rbd_versions: dict[str, int | None] = field(default_factory=dict)
+    _rbd_sizes: dict[str, int] = field(default_factory=dict)
     _records: dict[str, ImageRecord] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -90,6 +92,8 @@ class ImageManager:
 
     def _save(self, record: ImageRecord) -> ImageRecord:
         saved = self._records[record.name] = versions.save(self.state_dir, record)
+        if is_rbd(saved.current_version.file):  # the current version may be another (on a worker here)
+            self._rbd_sizes[record.name] = rbdlayers.size_of(saved.current_version.file)
         return saved
 
     def _first_save(self, record: ImageRecord) -> ImageRecord:
@@ -110,7 +114,13 @@ class ImageManager:
             record = self.record(image)
             if not record.saved and is_rbd(record.versions[0].file):
                 record = self._save(self._first_save(record))
+            if is_rbd(record.current_version.file) and image not in self._rbd_sizes:
+                self._rbd_sizes[image] = rbdlayers.size_of(record.current_version.file)
             return Path(record.current_version.file)
+
+    def size_of(self, image: str) -> int | None:
+        """An RBD image's current size as last asked (None: not on RBD, or not asked yet)."""
+        return self._rbd_sizes.get(image)
 
     def base_for(self, client: BootClient) -> Path:
         return self.current_file(client.config.image)
@@ -128,8 +138,17 @@ class ImageManager:
         return self._version_below(client.disk_path, by_uuid, snapshots)
 
     def disk_remade(self, client: str) -> None:
-        """The client's disk was made again (a reset): its version is asked again."""
+        """The client's disk was made (again): which version it is on is asked of the cluster
+        now, on this worker, so that status never has to on the event loop."""
         self._rbd_versions.pop(client, None)
+        found = self.inventory.clients.get(client)
+        if found is not None and is_rbd(found.disk_path):
+            self.version_of(found)
+
+    def learn_rbd_clients(self) -> None:
+        """At start (before the event loop serves): each RBD client's version, asked once."""
+        for name in list(self.inventory.clients):
+            self.disk_remade(name)
 
     @staticmethod
     def _version_below(path: Path, by_uuid: dict[str, Version], snapshots: dict[str, str]) -> int | None:

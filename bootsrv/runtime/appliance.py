@@ -112,6 +112,7 @@ class Appliance:
         for target in self.config.targets:
             inventory.add_target(target)
         self.images.serve_booted_edits()
+        self.images.learn_rbd_clients()
 
     def _drop_sessions(self, target_iqn: str) -> None:
         if self.server is not None:

@@ -81,6 +81,7 @@ async def _adopt(app: Appliance, effect: Adopt, loop: asyncio.AbstractEventLoop)
             log.error("cannot record unknown client %s as adopted: %s", effect.mac, exc)
             return
         app.inventory.add_client(client, store)  # the policy sees it from now on
+        await loop.run_in_executor(None, app.images.disk_remade, client.name)
         ok = True
         log.info("unknown PXE client %s adopted as %s (image %s), on %s", effect.mac, client.name,
                  client.config.image, effect.cause)

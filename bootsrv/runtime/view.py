@@ -69,7 +69,7 @@ class ApplianceView:
         rows = []
         for image in self.config.images:
             try:
-                size = read_footer(image.path).virtual_size
+                size = self.app.images.size_of(image.name) or read_footer(image.path).virtual_size
             except (FormatError, OSError):
                 size = 0
             record = self.app.images.record(image.name)
