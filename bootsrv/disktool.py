@@ -11,6 +11,7 @@ from typing import Any
 from snapshots.faults import crash_point
 from snapshots.files import fsync_dir
 from target.stores.base import BlockStore, StoreError
+from target.stores.copy import copy_content
 from target.stores.raw import RawStore
 from target.stores.rbd import images as rbd_images
 from target.stores.registry import backend_for, create_store, open_store, remove_store, rename_store
@@ -143,11 +144,7 @@ def _convert_to_rbd(src: str, dst: str) -> str:
             create_store(partial, source.size)
             target = open_store(partial)
             try:
-                for offset in range(0, source.size, CHUNK):
-                    data = source.read(offset, min(CHUNK, source.size - offset))
-                    if any(data):  # a new image reads zeros: holes stay holes
-                        target.write(offset, data)
-                target.flush()
+                copy_content(source, target)
             finally:
                 target.close()
         finally:

@@ -29,6 +29,7 @@ from snapshots.engine import SnapshotEngine, SnapshotError, fresh_path
 from snapshots.faults import crash_point
 from snapshots.files import fsync_dir
 from target.stores.errors import StoreError
+from target.stores.copy import copy_content
 from target.stores.gate import GatedStore
 from target.stores.registry import open_store
 from target.stores.vhd import open_vhd, read_footer
@@ -37,7 +38,6 @@ from target.stores.vhd.create import create_differencing, create_dynamic
 from target.stores.vhd.store import MAX_CHAIN
 
 log = logging.getLogger("bootsrv.images")
-COPY_CHUNK = 4 << 20
 MAX_VERSION_DEPTH = 32  # versions deep at most: a client's chain needs room for its snapshots too
 
 
@@ -458,13 +458,7 @@ class ImageManager:
                 create_dynamic(fresh, source.size)
                 target = open_vhd(fresh)
                 try:
-                    for start, length, mapped in source.extents(0, source.size):
-                        for offset in range(start, start + length, COPY_CHUNK) if mapped else ():
-                            self.engine.check_stopping()
-                            data = source.read(offset, min(COPY_CHUNK, start + length - offset))
-                            if any(data):  # zeros stay holes
-                                target.write(offset, data)
-                    target.flush()
+                    copy_content(source, target, between=self.engine.check_stopping)
                 finally:
                     target.close()
             finally:

@@ -14,16 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.binary import CLEAN_ENV, serve_binary
 from tests.support.ceph import run_client
 from tests.support.paths import REPO
 from tests.support.ports import free_port
 from tests.support.rbd_lu import RBD_IQN, rbd_config
 from tests.support.scratch import SCRATCH_IQN, scratch_config
-from tests.support.server import READY_LINE
 from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
-CLEAN_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +54,9 @@ def test_binary_serves_snapshots_and_stops_cleanly(binary, tmp_path):
     port = free_port()
     config = tmp_path / "bootsrv.toml"
     config.write_text(scratch_config("64MiB").replace("@PORT@", str(port)).replace("scratch.img", "scratch.vhd"))
-    log = tmp_path / "server.log"
     started = time.monotonic()
-    with open(log, "wb") as handle:
-        proc = subprocess.Popen([str(binary), "serve", "--config", str(config)], stdout=handle,
-                                stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+    proc, log = serve_binary(binary, config, tmp_path, env)
     try:
-        deadline = time.monotonic() + 60  # readiness wait, not a speed assertion
-        while READY_LINE not in log.read_text(errors="replace"):
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
         print(f"serve ready after {time.monotonic() - started:.2f} s")
         listing = run(["iscsi-ls", "-s", f"iscsi://127.0.0.1:{port}"]).stdout
         assert SCRATCH_IQN in listing and "Lun:0" in listing, listing
@@ -85,15 +77,8 @@ def test_binary_serves_an_rbd_disk_through_the_hosts_librbd(binary, ceph_cluster
     port = free_port()
     config = tmp_path / "bootsrv.toml"
     config.write_text(rbd_config(ceph_cluster, "binary-lu", "16MiB").replace("@PORT@", str(port)))
-    log = tmp_path / "server.log"
-    with open(log, "wb") as handle:
-        proc = subprocess.Popen([str(binary), "serve", "--config", str(config)], stdout=handle,
-                                stderr=subprocess.STDOUT, cwd=tmp_path, env=CLEAN_ENV)
+    proc, log = serve_binary(binary, config, tmp_path)
     try:
-        deadline = time.monotonic() + 60  # readiness wait, not a speed assertion
-        while READY_LINE not in log.read_text(errors="replace"):
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
         data = random.Random(19).randbytes(4 << 20)
         (tmp_path / "in.raw").write_bytes(data)
         url = f"iscsi://127.0.0.1:{port}/{RBD_IQN}/0"

@@ -16,13 +16,11 @@ import shutil
 
 import pytest
 
-from tests.support.cli import run_cli
-from tests.support.linux_boot import assert_clean_boot, power_on, sha256
+from tests.support.cli import lab_admin, run_cli
+from tests.support.linux_boot import clean_boot_round, sha256
 from tests.support.netboot import TWO_CLIENTS, start_bootsrv
 
 pytestmark = pytest.mark.e2e
-MACHINES = {"ws01": ("52:54:00:12:34:56", "tap0"), "ws02": ("52:54:00:12:34:57", "tap1"),
-            "ws03": ("52:54:00:12:34:58", "tap2")}
 CONFIG = TWO_CLIENTS.replace('interface = "tap0"', 'interface = "br0"') + """
 [[client]]
 name = "ws03"
@@ -31,19 +29,8 @@ image = "golden"
 """
 
 
-def admin(tmp_path, *args: str) -> str:
-    return run_cli(*args, "-c", tmp_path / "lab.toml", cwd=tmp_path, check=True).stdout
-
-
 def clients(tmp_path) -> dict[str, dict]:
-    return {row["name"]: row for row in json.loads(admin(tmp_path, "client", "list", "--json"))}
-
-
-def boot_round(lab, tmp_path, round_name: str, *names: str):
-    consoles = power_on(lab, tmp_path, "bios", {name: MACHINES[name] for name in names}, round_name)
-    for name, console in consoles.items():
-        assert_clean_boot(name, console)
-    return consoles
+    return {row["name"]: row for row in json.loads(lab_admin(tmp_path, "client", "list", "--json"))}
 
 
 @pytest.mark.timeout(1500)
@@ -56,23 +43,23 @@ def test_an_image_update_reaches_each_client_as_its_policy_says(classroom_of_thr
     ws01_disk = tmp_path / "state" / "clients" / "ws01.vhd"
     ws01_own = sha256(ws01_disk)
 
-    assert "from its next power-on" in admin(tmp_path, "image", "edit", "golden", "--client", "ws01")
-    first = boot_round(lab, tmp_path, "first", "ws01", "ws03")
+    assert "from its next power-on" in lab_admin(tmp_path, "image", "edit", "golden", "--client", "ws01")
+    first = clean_boot_round(lab, tmp_path, "first", "ws01", "ws03")
     assert first["ws01"].files == ["sums"] and first["ws03"].files == ["sums"]
     assert "ws01 powering on into the edit of image golden" in server_log()
     assert sha256(ws01_disk) == ws01_own, "the maintenance boot wrote to ws01's own disk"
 
     # ws01 powered off without logging out: its session lingers until the NOP timeout.
-    assert "current version 2 (term 2)" in admin(tmp_path, "image", "commit", "golden", "--label", "term 2",
+    assert "current version 2 (term 2)" in lab_admin(tmp_path, "image", "commit", "golden", "--label", "term 2",
                                                    "--force")
     v2 = tmp_path / "state" / "images" / "golden" / "v2.vhd"
     v2_digest = sha256(v2)
-    versions = json.loads(admin(tmp_path, "image", "versions", "golden", "--json"))[0]
+    versions = json.loads(lab_admin(tmp_path, "image", "versions", "golden", "--json"))[0]
     assert versions["current"] == 2 and versions["edit"] is None
     assert [(v["number"], v["parent"], v["label"]) for v in versions["versions"]] == [(1, None, ""), (2, 1, "term 2")]
     assert versions["versions"][1]["sha256"] == v2_digest and versions["versions"][0]["sha256"] == v1_digest
 
-    second = boot_round(lab, tmp_path, "second", "ws02", "ws03")
+    second = clean_boot_round(lab, tmp_path, "second", "ws02", "ws03")
     # ws02 starts from version 2: the maintenance client's file is there, nobody else's.
     assert second["ws02"].files == ["after-dhcp-1", "data-1", "sums"] and second["ws02"].writers == ["ws01"]
     # ws03 keeps version 1 and what it wrote itself.
@@ -80,12 +67,12 @@ def test_an_image_update_reaches_each_client_as_its_policy_says(classroom_of_thr
     listed = clients(tmp_path)
     assert (listed["ws03"]["version"], listed["ws02"]["version"]) == ("1 (current: 2)", "2")
 
-    assert "boots version 2 of image golden (was on version 1)" in admin(tmp_path, "client", "reset", "ws03",
+    assert "boots version 2 of image golden (was on version 1)" in lab_admin(tmp_path, "client", "reset", "ws03",
                                                                           "--force")
-    assert "version 1 is current" in admin(tmp_path, "image", "revert", "golden", "--to", "1")
-    assert "none (every version is in use)" in admin(tmp_path, "image", "prune", "golden")  # ws03 is on 2
+    assert "version 1 is current" in lab_admin(tmp_path, "image", "revert", "golden", "--to", "1")
+    assert "none (every version is in use)" in lab_admin(tmp_path, "image", "prune", "golden")  # ws03 is on 2
 
-    third = boot_round(lab, tmp_path, "third", "ws01", "ws02", "ws03")
+    third = clean_boot_round(lab, tmp_path, "third", "ws01", "ws02", "ws03")
     assert third["ws01"].files == ["sums"], "ws01's own disk has the edit's files"
     assert third["ws02"].files == ["sums"], "reset_on_boot did not start from version 1 after the revert"
     assert third["ws03"].writers == ["ws01"], "client reset did not bring version 2 without ws03's own files"

@@ -16,3 +16,8 @@ def run_cli(*args: object, cwd: Path | str | None = None, check: bool = False,
     if check:
         assert result.returncode == 0, (args, result.stdout, result.stderr)
     return result
+
+
+def lab_admin(workdir: Path, *args: object, config: str = "lab.toml") -> str:
+    """An admin's command on the lab's configuration in `workdir` (it must succeed); its output."""
+    return run_cli(*args, "-c", Path(workdir) / config, cwd=workdir, check=True).stdout

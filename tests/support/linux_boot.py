@@ -137,3 +137,17 @@ def assert_clean_boot(name: str, console: Console) -> None:
 
 
 sha256 = file_sha256  # what the image tests compare version files with
+
+
+# The three machines of the classroom_of_three fixture: name -> (MAC, tap).
+THREE_MACHINES = {"ws01": ("52:54:00:12:34:56", "tap0"), "ws02": ("52:54:00:12:34:57", "tap1"),
+                  "ws03": ("52:54:00:12:34:58", "tap2")}
+
+
+def clean_boot_round(lab, tmp_path: Path, round_name: str, *names: str,
+                     machines: dict[str, tuple[str, str]] = THREE_MACHINES) -> dict[str, Console]:
+    """Boot the named machines at once under SeaBIOS; each must boot cleanly. What each printed."""
+    consoles = power_on(lab, tmp_path, "bios", {name: machines[name] for name in names}, round_name)
+    for name, console in consoles.items():
+        assert_clean_boot(name, console)
+    return consoles
