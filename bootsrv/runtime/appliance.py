@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from target.iscsi.session import Session
 from target.iscsi.targets import TargetDirectory
 from target.scsi.lu import LogicalUnit
 from target.stores import rbd
+from target.stores.rbd import lock as rbd_lock
 from target.stores.gate import GatedStore
 
 log = logging.getLogger("bootsrv")
@@ -95,6 +97,8 @@ class Appliance:
         inventory.config.server.state_dir.mkdir(parents=True, exist_ok=True)
         ceph = self.config.ceph
         rbd.configure(rbd.CephSettings(str(ceph.conf), ceph.id, str(ceph.keyring) if ceph.keyring else ""))
+        rbd_lock.set_node(rbd_lock.Node(self.config.node.name or socket.gethostname(),
+                                        tuple(str(p) for p in self.config.iscsi.portals)))
         self.images.recover()
         for disk in self.config.disks:
             inventory.add_disk(disk)
@@ -305,6 +309,25 @@ class Appliance:
                 "tftp": ("running" if tftp.alive else f"failed: {tftp.failed}") if tftp else "off",
                 "dns": "running" if self.dns else "off",
                 "http": f"port {self.http.port}, {self.http.served} request(s)" if self.http else "off"}
+
+    def cluster_status(self) -> dict[str, Any]:
+        """`status` of several nodes: this node, the Ceph cluster's health, and per RBD disk (a
+        [[disk]] or a client's) the node that holds its exclusive lock (the one serving it)."""
+        me = rbd_lock.node()
+        served = [(d.name, str(d.path), self.stores[d.name]) for d in self.config.disks]
+        served += [(c.name, str(c.disk_path), self.stores[c.store_key]) for c in self.clients.values()]
+        disks = []
+        for name, path, gate in served:
+            if not path.startswith("rbd:"):
+                continue
+            owner_of = getattr(gate.unparked(), "lock_owner", None)
+            owner = owner_of() if owner_of is not None else None
+            disks.append({"name": name, "path": path, "node": owner.node if owner else None,
+                          "address": owner.address if owner else None,
+                          "here": owner is not None and owner.address == rbd_lock.my_address()})
+        if not disks:
+            return {"node": me.name, "health": None, "fenced": "", "disks": []}
+        return {"node": me.name, "health": rbd_lock.cluster_health(), "fenced": rbd_lock.fenced(), "disks": disks}
 
     def tftp_transfers(self) -> int:
         return self.tftp.transfers if self.tftp else 0

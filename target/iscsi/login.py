@@ -101,6 +101,7 @@ class LoginStatus(IntEnum):
     SESSION_DOES_NOT_EXIST = 0x020A
     INVALID_DURING_LOGIN = 0x020B
     TARGET_ERROR = 0x0300
+    SERVICE_UNAVAILABLE = 0x0301
     OUT_OF_RESOURCES = 0x0302
 
 
@@ -163,6 +164,15 @@ class LoginMachine:
             log.warning("login from %r refused (0x%04x): %s", self._initiator or "?", failure.status,
                         failure.reason)
             return self._respond(pdu, transit=False, nsg=0, keys=[], status=failure.status)
+
+    def refuse_bound(self, pdu: Pdu, status: LoginStatus, reason: str) -> list[bytes | bytearray | memoryview]:
+        """The answer to `pdu`, whose login bound a session that cannot be served after all (its
+        target was not ours to claim): a failure in place of the success response withheld."""
+        self.failed, self.result = status, None
+        log.warning("login from %r refused (0x%04x): %s", self._initiator or "?", status, reason)
+        self._statsn = (self._statsn - 1) & 0xFFFFFFFF  # the withheld response's StatSN
+        self._stage = Stage.OPERATIONAL if (pdu.flags >> 2) & 3 == OPERATIONAL else Stage.AUTHENTICATED
+        return self._respond(pdu, transit=False, nsg=0, keys=[], status=status)
 
     def _handle(self, pdu: Pdu) -> list[bytes | bytearray | memoryview]:
         if pdu.opcode != Opcode.LOGIN_REQUEST:

@@ -28,6 +28,14 @@ class ScsiDispatcher(Protocol):
 
     def check_capacity(self) -> None: ...
 
+    # A device whose stores one server at a time may serve (an RBD image): a login claims
+    # them (on a worker thread) before its session starts, and gives them back when it ends.
+    def claims(self) -> bool: ...
+
+    def claim(self, holder: str) -> str | None: ...  # None, or why this server may not serve it
+
+    def release(self, holder: str) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class TargetSpec:

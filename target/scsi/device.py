@@ -6,6 +6,7 @@ rather than a unit: REPORT LUNS, and commands to a LUN that does not exist.
 
 from __future__ import annotations
 
+import logging
 import struct
 from dataclasses import dataclass
 
@@ -15,6 +16,9 @@ from target.scsi.cdb import be, need
 from target.scsi.lu import LogicalUnit
 from target.scsi.nexus import Nexus
 from target.scsi.registry import Access, Command, command
+from target.stores.base import StoreError
+
+log = logging.getLogger("bootsrv.scsi")
 
 REPORT_LUNS = 0xA0
 _WRITE_OPCODES = frozenset({0x2A, 0xAA, 0x8A})
@@ -87,6 +91,44 @@ class ScsiDevice:
     def nexus_removed(self, nexus: Nexus) -> None:
         for unit in self.units:
             unit.nexus_removed(nexus)
+
+    # ---- stores served by one server at a time (an RBD image: target/stores/rbd/lock.py) ----
+
+    def claims(self) -> bool:
+        """Whether a login must claim this device's stores before its session starts."""
+        return any(getattr(unit.store, "claims", False) for unit in self.units)
+
+    def claim(self, holder: str) -> str | None:
+        """Blocking (a worker thread): claim every unit's store for `holder` (a session), or
+        none of them; returns why not (another server writes one), or None."""
+        taken: list[LogicalUnit] = []
+        for unit in self.units:
+            claim = getattr(unit.store, "claim", None)
+            if claim is None:
+                continue
+            try:
+                claim(holder)
+            except StoreError as exc:
+                for done in taken:
+                    self._release_unit(done, holder)
+                return str(exc)
+            taken.append(unit)
+        return None
+
+    def release(self, holder: str) -> None:
+        """Blocking (a worker thread): the session `holder` ended."""
+        for unit in self.units:
+            self._release_unit(unit, holder)
+
+    @staticmethod
+    def _release_unit(unit: LogicalUnit, holder: str) -> None:
+        release = getattr(unit.store, "release", None)
+        if release is None:
+            return
+        try:
+            release(holder)
+        except StoreError as exc:
+            log.error("%s: %s", unit.name, exc)
 
     def reset(self, lun: int | None) -> None:
         """LOGICAL UNIT RESET of one unit, or a target reset (lun None)."""

@@ -1,0 +1,242 @@
+"""One writer per RBD image across bootsrv nodes: RBD's exclusive lock, taken explicitly when a
+node starts serving the image to an initiator and released when its last session ends.
+
+Every node opens every configured image at start, so the lock is not taken at open. librbd's
+own exclusive lock is cooperative (the owner hands it over on request): two nodes would take
+turns writing. `lock_acquire` switches the image to librbd's standard policy: the owner then
+refuses requests (EROFS), so a second node gets a refusal and never writes, and after a
+release every write on an image this node does not hold fails at once (EROFS) rather than
+asking for the lock.
+
+A dead owner is found and fenced by librbd inside `lock_acquire`: the lock's cookie names the
+owner's watch on the image header; while that watch lives (the owner answers the OSDs' pings),
+the owner is asked and refuses; once the watch has expired (osd_client_watch_timeout, 30 s by
+default, after the owner stopped answering: killed, frozen, cut off), librbd blocklists the
+owner's Ceph client (rbd_blocklist_on_break_lock) and only then breaks the lock and takes it.
+A blocklisted process can no longer write anything: a frozen node that wakes up finds every
+write refused (ESHUTDOWN), so no acknowledged write of the new owner is overwritten. bootsrv
+does not break locks itself: librbd's check (no watch) is the one that never breaks a live
+owner, and doing it here would only race it.
+
+Who holds an image is recorded in its metadata (`bootsrv.node` = the node's name) when the
+lock is taken, so refusals and `status` can name the node and not only its Ceph address.
+These calls wait on the network: worker threads only.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from target.stores.errors import StoreError
+from target.stores.rbd.cluster import connect, reason, settings
+
+log = logging.getLogger("bootsrv.rbd")
+
+NODE_KEY = "bootsrv.node"  # image metadata: the name of the node holding the lock
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """This process as the other nodes see it."""
+
+    name: str
+    portals: tuple[str, ...] = ()
+
+
+_node = Node(socket.gethostname())
+_fenced = ""  # why this node's Ceph client may no longer write, once it was blocklisted
+
+
+def set_node(node: Node) -> None:
+    global _node
+    _node = node
+
+
+def node() -> Node:
+    return _node
+
+
+def fenced() -> str:
+    """Non-empty once the cluster blocklisted this node's client: it must restart to write again."""
+    return _fenced
+
+
+class Refused(StoreError):
+    """Another node serves the image (or this node was fenced): a login here is refused."""
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    address: str  # the owner's Ceph client address (what a blocklist names)
+    node: str  # its bootsrv node name, from the image metadata ("" if unknown)
+
+    def describe(self) -> str:
+        return f"node {self.node or '(unknown)'} (Ceph client {self.address})"
+
+
+def owner_of(image: Any) -> Owner | None:
+    """Who holds the image's exclusive lock now (any client, this one included)."""
+    import rbd
+    owners = list(image.lock_get_owners())
+    if not owners:
+        return None
+    try:
+        name = image.metadata_get(NODE_KEY)
+    except (KeyError, rbd.Error):
+        name = ""
+    return Owner(owners[0]["owner"], name)
+
+
+def my_address() -> str:
+    return str(connect().get_addrs())
+
+
+class DiskClaim:
+    """The sessions of this node that serve one image, and the exclusive lock they serve it by.
+
+    `claim(holder)` takes the lock when the first holder comes (waiting while librbd fences a
+    dead owner) and `release(holder)` gives it back when the last one goes. Holders are opaque
+    strings (one per iSCSI session). One claim per image and process, kept across a close and
+    reopen of the image (a parked or grown disk): the reopened image takes the lock again."""
+
+    _all: dict[str, "DiskClaim"] = {}
+    _all_guard = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        self.path = path  # rbd:POOL/IMAGE, for messages
+        self._image: Any = None
+        self._holders: set[str] = set()
+        self._mutex = threading.Lock()  # one claim or release at a time: lock calls are not reentrant
+
+    @classmethod
+    def attach(cls, path: str, image: Any) -> "DiskClaim":
+        """The claim of `path`, now served through `image` (just opened)."""
+        with cls._all_guard:
+            claim = cls._all.setdefault(path, cls(path))
+        with claim._mutex:
+            claim._image = image
+            if claim._holders:  # reopened while sessions use it: theirs again before any I/O
+                try:
+                    claim._acquire()
+                except StoreError as exc:
+                    log.error("%s reopened: %s", path, exc)
+        return claim
+
+    def detach(self, image: Any) -> None:
+        """`image` is being closed (closing it gives the lock back)."""
+        with self._mutex:
+            if self._image is image:
+                self._image = None
+
+    @property
+    def holders(self) -> int:
+        return len(self._holders)
+
+    def claim(self, holder: str) -> None:
+        """Serve the image for `holder`; raises Refused when another node holds it."""
+        with self._mutex:
+            if not (self._holders and self._owned()):
+                self._acquire()
+            self._holders.add(holder)
+
+    def _acquire(self) -> None:
+        import rbd
+        if self._image is None:
+            raise StoreError(f"{self.path} is closed")
+        try:
+            if not self._image.features() & rbd.RBD_FEATURE_EXCLUSIVE_LOCK:
+                raise Refused(f"{self.path} has no exclusive-lock feature, so nothing keeps a second node from "
+                              f"writing it: rbd feature enable {self.path[4:]} exclusive-lock")
+            before = self._look()
+        except rbd.Error as exc:
+            raise self._failed("look at its lock", exc) from None
+        if before is not None and before.address != my_address():
+            log.warning("%s is held by %s: asking it; if its watch has expired (it stopped answering), "
+                        "librbd blocklists it and takes the lock over", self.path, before.describe())
+        started = time.monotonic()
+        try:
+            self._image.lock_acquire(rbd.RBD_LOCK_MODE_EXCLUSIVE)
+        except rbd.ReadOnlyImage:
+            now = self._look()
+            raise Refused(f"{self.path} is served by {now.describe() if now else 'another node'}: "
+                          f"one node at a time writes it ({settings().describe()})") from None
+        except rbd.Error as exc:
+            raise self._failed("take its exclusive lock", exc) from None
+        if before is not None and before.address != my_address():
+            log.warning("%s taken over from %s after %.0f s: its Ceph client is blocklisted, "
+                        "nothing it still sends is written", self.path, before.describe(),
+                        time.monotonic() - started)
+        try:
+            self._image.metadata_set(NODE_KEY, _node.name)
+        except rbd.Error as exc:  # the lock is ours all the same; only the name shown is missing
+            log.error("%s: cannot record node %s in its metadata: %s", self.path, _node.name, reason(exc))
+        log.info("%s: this node (%s) holds its exclusive lock", self.path, _node.name)
+
+    def release(self, holder: str) -> None:
+        """`holder` no longer uses the image; the last one out gives the lock back."""
+        import rbd
+        with self._mutex:
+            self._holders.discard(holder)
+            if self._holders or self._image is None or not self._owned():
+                return
+            try:
+                self._image.flush()
+                self._image.lock_release()
+            except rbd.Error as exc:
+                log.error("%s", self._failed("release its exclusive lock", exc))
+                return
+            log.info("%s: exclusive lock released (no session left on node %s)", self.path, _node.name)
+
+    def owner(self) -> Owner | None:
+        import rbd
+        if self._image is None:
+            return None
+        try:
+            return self._look()
+        except rbd.Error:
+            return None
+
+    def _look(self) -> Owner | None:
+        return owner_of(self._image)
+
+    def _owned(self) -> bool:
+        import rbd
+        if self._image is None:
+            return False
+        try:
+            return bool(self._image.is_exclusive_lock_owner())
+        except rbd.Error:
+            return False
+
+    def _failed(self, what: str, exc: BaseException) -> StoreError:
+        global _fenced
+        if getattr(exc, "errno", None) in (errno.ESHUTDOWN, -errno.ESHUTDOWN):
+            _fenced = (f"the Ceph cluster blocklisted this node's client ({my_address()}): another node took "
+                       "its disks over after it stopped answering; restart bootsrv here to serve again")
+            log.error("%s: %s", self.path, _fenced)
+            return Refused(f"{self.path}: {_fenced}")
+        return StoreError(f"{self.path}: {what}: {reason(exc)} ({settings().describe()})")
+
+
+def cluster_health(timeout: int = 5) -> str:
+    """The cluster's health in one line, as `ceph health` says it ("HEALTH_OK", or the status
+    and its checks' summaries), or why it could not be asked."""
+    import json
+    import rados
+    try:
+        code, out, errs = connect().mon_command(json.dumps({"prefix": "health", "format": "json"}), b"",
+                                                 timeout=timeout)
+    except (rados.Error, StoreError) as exc:
+        return f"unknown: {reason(exc) if isinstance(exc, rados.Error) else exc}"
+    if code != 0:
+        return f"unknown: {errs or reason(OSError(-code, ''))}"
+    health = json.loads(out or b"{}")
+    checks = "; ".join(check.get("summary", {}).get("message", name)
+                       for name, check in sorted(health.get("checks", {}).items()))
+    return health.get("status", "unknown") + (f": {checks}" if checks else "")
