@@ -113,6 +113,7 @@ class DiskClaim:
         self._image: Any = None
         self._holders: set[str] = set()
         self._mutex = threading.Lock()  # one claim or release at a time: lock calls are not reentrant
+        self._held = False
 
     @classmethod
     def attach(cls, path: str, image: Any) -> "DiskClaim":
@@ -120,7 +121,7 @@ class DiskClaim:
         with cls._all_guard:
             claim = cls._all.setdefault(path, cls(path))
         with claim._mutex:
-            claim._image = image
+            claim._image, claim._held = image, False
             if claim._holders:  # reopened while sessions use it: theirs again before any I/O
                 try:
                     claim._acquire()
@@ -176,6 +177,7 @@ class DiskClaim:
             self._image.metadata_set(NODE_KEY, _node.name)
         except rbd.Error as exc:  # the lock is ours all the same; only the name shown is missing
             log.error("%s: cannot record node %s in its metadata: %s", self.path, _node.name, reason(exc))
+        self._held = True
         log.info("%s: this node (%s) holds its exclusive lock", self.path, _node.name)
 
     def release(self, holder: str) -> None:
@@ -185,6 +187,7 @@ class DiskClaim:
             self._holders.discard(holder)
             if self._holders or self._image is None or not self._owned():
                 return
+            self._held = False
             try:
                 self._image.flush()
                 self._image.lock_release()
@@ -193,13 +196,19 @@ class DiskClaim:
                 return
             log.info("%s: exclusive lock released (no session left on node %s)", self.path, _node.name)
 
+    @property
+    def held(self) -> bool:
+        """Whether this node holds the lock (as far as this process knows: no network call)."""
+        return self._held
+
     def owner(self) -> Owner | None:
         import rbd
         if self._image is None:
             return None
         try:
             return self._look()
-        except rbd.Error:
+        except rbd.Error as exc:
+            self._failed("look at its lock", exc)  # notes a blocklisted client (fenced)
             return None
 
     def _look(self) -> Owner | None:

@@ -156,7 +156,8 @@ class RbdStore(SingleLayer):
         return sum(size for _, size, mapped in self.extents(0, self._size) if mapped)
 
     def flush(self) -> None:
-        if not self._readonly:
+        # Without the exclusive lock nothing was written here to flush (and librbd refuses it).
+        if not self._readonly and (self._claim is None or self._claim.held):
             self._call("flush", self._image.flush)
 
     def close(self) -> None:

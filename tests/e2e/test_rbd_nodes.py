@@ -1,0 +1,100 @@
+"""Two bootsrv nodes on one Ceph cluster (issue 19, acceptance 4): a client's disk is written
+through one node at a time. While node A serves it, node B refuses the login; when A dies
+(kill -9) the client logs in through B and reads every flushed byte; a frozen A that wakes up
+after B took over is fenced (blocklisted): its writes fail and the cluster keeps B's data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support.ceph import CephCluster, run_client
+from tests.support.cli import run_cli
+from tests.support.rbd_nodes import (Shell, cluster_holds, failed, freeze, kill, logins, qemu_io, start_node, thaw,
+                                     url)
+
+pytestmark = pytest.mark.e2e
+MiB = 1 << 20
+
+
+def status_of(node) -> dict:  # type: ignore[no-untyped-def]
+    done = run_cli("status", "--json", "-c", node.config, cwd=node.workdir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)["cluster"]
+
+
+def lockers(cluster: CephCluster, image: str) -> str:
+    """`rbd lock ls`: the Ceph CLI's own view of who holds the image."""
+    return run_client(["rbd", "-c", str(cluster.conf), "--id", cluster.client_id, "--keyring", str(cluster.keyring),
+                       "lock", "ls", f"{cluster.pool}/{image}"]).stdout
+
+
+def test_killed_node_its_client_boots_through_the_other_with_every_flushed_byte(ceph_cluster, tmp_path):
+    a = start_node(tmp_path / "a", ceph_cluster, "nodes1", "a")
+    b = start_node(tmp_path / "b", ceph_cluster, "nodes1", "b")
+    client = Shell(url(a))
+    try:
+        assert "wrote" in client.run("write -P 0x5a 0 4M")
+        assert "failed" not in client.run("flush")
+        # B refuses while A serves the disk: a login error naming A, and no byte written.
+        refused = qemu_io(url(b), "write -P 0x66 0 64k")
+        assert failed(refused), refused.stdout + refused.stderr
+        assert "served by node a" in b.log_text(), b.log_text()
+        assert "1 lock(s)" in lockers(ceph_cluster, "nodes1") or "Locker" in lockers(ceph_cluster, "nodes1")
+        shown = status_of(b)
+        assert shown["node"] == "b" and shown["health"].startswith("HEALTH_"), shown
+        assert [(d["name"], d["node"], d["here"]) for d in shown["disks"]] == [("rbd0", "a", False)], shown
+        assert [(d["node"], d["here"]) for d in status_of(a)["disks"]] == [("a", True)]
+
+        kill(a)  # kill -9: no logout, the lock stays with a dead client
+        client.close()  # the client reboots
+
+        # It logs in through B: B waits until A's watch has expired, then librbd blocklists A and
+        # B takes the lock over. Every byte A acknowledged is there.
+        back = qemu_io(url(b), "read -P 0x5a 0 4M", "write -P 0x77 4M 64k", "flush")
+        assert not failed(back), back.stdout + back.stderr + b.log_text()
+        assert "taken over from node a" in b.log_text(), b.log_text()
+        checked = cluster_holds(ceph_cluster, "nodes1", "read -P 0x5a 0 4M", "read -P 0x77 4M 64k")
+        assert not failed(checked), checked.stdout + checked.stderr
+    finally:
+        client.close()
+        if a.proc.poll() is None:
+            kill(a)
+        assert b.stop() == 0, b.log_text()
+    assert "Traceback" not in b.log_text(), b.log_text()
+
+
+def test_a_frozen_node_that_wakes_after_the_takeover_cannot_write(ceph_cluster, tmp_path):
+    a = start_node(tmp_path / "a", ceph_cluster, "nodes2", "a")
+    b = start_node(tmp_path / "b", ceph_cluster, "nodes2", "b")
+    stale = Shell(url(a))
+    try:
+        assert "wrote" in stale.run("write -P 0x11 0 1M")
+        assert "failed" not in stale.run("flush")
+        freeze(a)  # SIGSTOP: A stops answering, its session and its lock stay
+        asked = stale.prompts() + 1
+        stale.send("write -P 0x33 0 64k")  # waits in A's socket while A is frozen
+
+        # The client gives up on A and boots through B, which takes the disk over and writes.
+        moved = qemu_io(url(b), "read -P 0x11 0 1M", "write -P 0x22 0 64k", "flush")
+        assert not failed(moved), moved.stdout + moved.stderr + b.log_text()
+        assert "taken over from node a" in b.log_text(), b.log_text()
+
+        thaw(a)  # the stale A runs on: the write it was handed fails (its Ceph client is blocklisted)
+        answer = stale.answer(asked)
+        assert "failed" in answer, answer + a.log_text()
+        again = qemu_io(url(a), "write -P 0x44 0 64k")  # a new login to the stale A is refused too
+        assert failed(again), again.stdout + again.stderr
+        assert "blocklisted" in a.log_text(), a.log_text()
+        assert status_of(a)["fenced"], status_of(a)
+
+        # The cluster has B's write, not A's.
+        checked = cluster_holds(ceph_cluster, "nodes2", "read -P 0x22 0 64k", "read -P 0x11 64k 960k")
+        assert not failed(checked), checked.stdout + checked.stderr
+    finally:
+        stale.close()
+        kill(a)
+        assert b.stop() == 0, b.log_text()
+    assert "Traceback" not in b.log_text(), b.log_text()
+    assert logins(b) == 1
