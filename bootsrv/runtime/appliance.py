@@ -44,7 +44,8 @@ from target.iscsi.session import Session
 from target.iscsi.targets import TargetDirectory
 from target.scsi.lu import LogicalUnit
 from target.stores import rbd
-from target.stores.rbd import lock as rbd_lock
+from target.stores.rbd import node as rbd_node
+from target.stores.rbd.lock import Leadership
 from target.stores.gate import GatedStore
 
 log = logging.getLogger("bootsrv")
@@ -97,8 +98,11 @@ class Appliance:
         inventory.config.server.state_dir.mkdir(parents=True, exist_ok=True)
         ceph = self.config.ceph
         rbd.configure(rbd.CephSettings(str(ceph.conf), ceph.id, str(ceph.keyring) if ceph.keyring else ""))
-        rbd_lock.set_node(rbd_lock.Node(self.config.node.name or socket.gethostname(),
+        rbd_node.set_node(rbd_node.Node(self.config.node.name or socket.gethostname(),
                                         tuple(str(p) for p in self.config.iscsi.portals)))
+        pools = [rbd.split(str(d.path)[4:])[0] for d in self.config.disks if str(d.path).startswith("rbd:")]
+        if pools:  # the nodes sharing these disks elect one to take their scheduled snapshots
+            self.backup.leader = Leadership(pools[0]).runs
         self.images.recover()
         for disk in self.config.disks:
             inventory.add_disk(disk)
@@ -313,7 +317,7 @@ class Appliance:
     def cluster_status(self) -> dict[str, Any]:
         """`status` of several nodes: this node, the Ceph cluster's health, and per RBD disk (a
         [[disk]] or a client's) the node that holds its exclusive lock (the one serving it)."""
-        me = rbd_lock.node()
+        me = rbd_node.node()
         served = [(d.name, str(d.path), self.stores[d.name]) for d in self.config.disks]
         served += [(c.name, str(c.disk_path), self.stores[c.store_key]) for c in self.clients.values()]
         disks = []
@@ -324,10 +328,10 @@ class Appliance:
             owner = owner_of() if owner_of is not None else None
             disks.append({"name": name, "path": path, "node": owner.node if owner else None,
                           "address": owner.address if owner else None,
-                          "here": owner is not None and owner.address == rbd_lock.my_address()})
+                          "here": owner is not None and owner.address == rbd_node.my_address()})
         if not disks:
             return {"node": me.name, "health": None, "fenced": "", "disks": []}
-        return {"node": me.name, "health": rbd_lock.cluster_health(), "fenced": rbd_lock.fenced(), "disks": disks}
+        return {"node": me.name, "health": rbd_node.cluster_health(), "fenced": rbd_node.fenced(), "disks": disks}
 
     def tftp_transfers(self) -> int:
         return self.tftp.transfers if self.tftp else 0

@@ -11,8 +11,8 @@ import pytest
 
 from tests.support.ceph import CephCluster, run_client
 from tests.support.cli import run_cli
-from tests.support.rbd_nodes import (Shell, cluster_holds, failed, freeze, kill, logins, qemu_io, start_node, thaw,
-                                     url)
+from tests.support.rbd_nodes import (Shell, cluster_holds, failed, freeze, kill, leader_lock, logins, qemu_io,
+                                     start_node, thaw, url)
 
 pytestmark = pytest.mark.e2e
 MiB = 1 << 20
@@ -98,3 +98,28 @@ def test_a_frozen_node_that_wakes_after_the_takeover_cannot_write(ceph_cluster, 
         assert b.stop() == 0, b.log_text()
     assert "Traceback" not in b.log_text(), b.log_text()
     assert logins(b) == 1
+
+
+SCHEDULE = '[[snapshots.schedule]]\nname = "nightly"\ncron = "0 3 * * *"\ndisks = ["rbd0"]\n'
+
+
+def test_two_nodes_with_the_same_schedule_take_each_tick_once(ceph_cluster, tmp_path):
+    """Both nodes run the schedule (as both fire at its tick); one node leads (a RADOS lock in the
+    pool) and takes the RBD disk's run, and takes that tick once. The snapshot itself is the
+    RBD snapshot engine's: here the leader's choice is what is looked at."""
+    nodes = {name: start_node(tmp_path / name, ceph_cluster, "nodes3", name, SCHEDULE) for name in ("a", "b")}
+    try:
+        for _ in range(2):  # the same tick twice on each node: taken once in all
+            for node in nodes.values():
+                run_cli("schedule", "run", "nightly", "-c", node.config, cwd=node.workdir)
+        led = {name: node.log_text().count("leads the RBD disks' snapshots") for name, node in nodes.items()}
+        took = {name: node.log_text().count(f"this node ({name}) leads") for name, node in nodes.items()}
+        assert sorted(took.values()) == [0, 1], led
+        leader = next(name for name, count in took.items() if count)
+        other = "b" if leader == "a" else "a"
+        assert "another node leads" in nodes[other].log_text(), nodes[other].log_text()
+        assert "taken already" in nodes[leader].log_text(), nodes[leader].log_text()
+        assert f"bootsrv node {leader}" in leader_lock(ceph_cluster)
+    finally:
+        for node in nodes.values():
+            assert node.stop() == 0, node.log_text()

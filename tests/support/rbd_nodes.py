@@ -21,10 +21,18 @@ PROMPT = "qemu-io> "
 WAIT = 120.0  # readiness waits (a takeover waits for the dead node's watch to expire), not assertions
 
 
-def start_node(workdir: Path, cluster: CephCluster, image: str, name: str) -> Server:
-    """A bootsrv node named `name` serving rbd:POOL/IMAGE (made on first use) as RBD_IQN."""
+def start_node(workdir: Path, cluster: CephCluster, image: str, name: str, more: str = "") -> Server:
+    """A bootsrv node named `name` serving rbd:POOL/IMAGE (made on first use) as RBD_IQN, as disk
+    rbd0; `more` is appended to its configuration."""
     workdir.mkdir(parents=True, exist_ok=True)
-    return start_server(workdir, rbd_config(cluster, image) + f'\n[node]\nname = "{name}"\n')
+    return start_server(workdir, rbd_config(cluster, image) + f'\n[node]\nname = "{name}"\n' + more)
+
+
+def leader_lock(cluster: CephCluster) -> str:
+    """`rados lock info` of the schedules' leader object: the RADOS CLI's own view of the lead."""
+    return subprocess.run(["rados", "-c", str(cluster.conf), "--id", cluster.client_id, "--keyring",
+                           str(cluster.keyring), "-p", cluster.pool, "lock", "info", "bootsrv.leader", "schedules"],
+                          capture_output=True, text=True, env=clean_env(), timeout=60).stdout
 
 
 def url(node: Server) -> str:

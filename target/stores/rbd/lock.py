@@ -27,44 +27,21 @@ from __future__ import annotations
 
 import errno
 import logging
-import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from target.stores.errors import StoreError
-from target.stores.rbd.cluster import connect, reason, settings
+from target.stores.rbd import node as nodes
+from target.stores.rbd.cluster import reason, settings
+from target.stores.rbd.images import ioctx
+from target.stores.rbd.node import my_address
 
 log = logging.getLogger("bootsrv.rbd")
 
 NODE_KEY = "bootsrv.node"  # image metadata: the name of the node holding the lock
-
-
-@dataclass(frozen=True, slots=True)
-class Node:
-    """This process as the other nodes see it."""
-
-    name: str
-    portals: tuple[str, ...] = ()
-
-
-_node = Node(socket.gethostname())
-_fenced = ""  # why this node's Ceph client may no longer write, once it was blocklisted
-
-
-def set_node(node: Node) -> None:
-    global _node
-    _node = node
-
-
-def node() -> Node:
-    return _node
-
-
-def fenced() -> str:
-    """Non-empty once the cluster blocklisted this node's client: it must restart to write again."""
-    return _fenced
 
 
 class Refused(StoreError):
@@ -91,10 +68,6 @@ def owner_of(image: Any) -> Owner | None:
     except (KeyError, rbd.Error):
         name = ""
     return Owner(owners[0]["owner"], name)
-
-
-def my_address() -> str:
-    return str(connect().get_addrs())
 
 
 class DiskClaim:
@@ -174,11 +147,11 @@ class DiskClaim:
                         "nothing it still sends is written", self.path, before.describe(),
                         time.monotonic() - started)
         try:
-            self._image.metadata_set(NODE_KEY, _node.name)
+            self._image.metadata_set(NODE_KEY, nodes.node().name)
         except rbd.Error as exc:  # the lock is ours all the same; only the name shown is missing
-            log.error("%s: cannot record node %s in its metadata: %s", self.path, _node.name, reason(exc))
+            log.error("%s: cannot record node %s in its metadata: %s", self.path, nodes.node().name, reason(exc))
         self._held = True
-        log.info("%s: this node (%s) holds its exclusive lock", self.path, _node.name)
+        log.info("%s: this node (%s) holds its exclusive lock", self.path, nodes.node().name)
 
     def release(self, holder: str) -> None:
         """`holder` no longer uses the image; the last one out gives the lock back."""
@@ -194,7 +167,7 @@ class DiskClaim:
             except rbd.Error as exc:
                 log.error("%s", self._failed("release its exclusive lock", exc))
                 return
-            log.info("%s: exclusive lock released (no session left on node %s)", self.path, _node.name)
+            log.info("%s: exclusive lock released (no session left on node %s)", self.path, nodes.node().name)
 
     @property
     def held(self) -> bool:
@@ -224,28 +197,55 @@ class DiskClaim:
             return False
 
     def _failed(self, what: str, exc: BaseException) -> StoreError:
-        global _fenced
         if getattr(exc, "errno", None) in (errno.ESHUTDOWN, -errno.ESHUTDOWN):
-            _fenced = (f"the Ceph cluster blocklisted this node's client ({my_address()}): another node took "
-                       "its disks over after it stopped answering; restart bootsrv here to serve again")
-            log.error("%s: %s", self.path, _fenced)
-            return Refused(f"{self.path}: {_fenced}")
+            why = nodes.fence(f"the Ceph cluster blocklisted this node's client ({my_address()}): another node "
+                              "took its disks over after it stopped answering; restart bootsrv here to serve again")
+            log.error("%s: %s", self.path, why)
+            return Refused(f"{self.path}: {why}")
         return StoreError(f"{self.path}: {what}: {reason(exc)} ({settings().describe()})")
 
 
-def cluster_health(timeout: int = 5) -> str:
-    """The cluster's health in one line, as `ceph health` says it ("HEALTH_OK", or the status
-    and its checks' summaries), or why it could not be asked."""
-    import json
-    import rados
-    try:
-        code, out, errs = connect().mon_command(json.dumps({"prefix": "health", "format": "json"}), b"",
-                                                 timeout=timeout)
-    except (rados.Error, StoreError) as exc:
-        return f"unknown: {reason(exc) if isinstance(exc, rados.Error) else exc}"
-    if code != 0:
-        return f"unknown: {errs or reason(OSError(-code, ''))}"
-    health = json.loads(out or b"{}")
-    checks = "; ".join(check.get("summary", {}).get("message", name)
-                       for name, check in sorted(health.get("checks", {}).items()))
-    return health.get("status", "unknown") + (f": {checks}" if checks else "")
+
+LEADER_OBJECT = "bootsrv.leader"  # in the pool of the first RBD disk: every node configures the same
+LEADER_LOCK = "schedules"
+LEADER_LEASE = 120  # seconds a leader that stopped renewing keeps the lead
+_RENEW = 1  # LIBRADOS_LOCK_FLAG_RENEW: the holder of the cookie extends its lease
+
+
+class Leadership:
+    """One node among those sharing a pool takes the scheduled snapshots of RBD disks: the one
+    holding a RADOS lock (with a lease, renewed at each run) on an object of the pool. Each
+    tick it ran is recorded on that object, so a job that fires late on a new leader does not
+    take the same tick again: one snapshot per tick, whichever nodes run the schedule."""
+
+    def __init__(self, pool: str) -> None:
+        self.pool = pool
+        self.cookie = f"{nodes.node().name}:{uuid.uuid4().hex[:12]}"
+
+    def runs(self, schedule: str, tick: float) -> bool:
+        """Whether this node takes `schedule`'s run due at `tick` (then it is recorded as taken)."""
+        import rados
+        me = nodes.node().name
+        try:
+            with ioctx(self.pool) as context:
+                try:
+                    context.lock_exclusive(LEADER_OBJECT, LEADER_LOCK, self.cookie, desc=f"bootsrv node {me}",
+                                           duration=LEADER_LEASE, flags=_RENEW)
+                except rados.ObjectBusy:
+                    log.info("schedule %s: another node leads the RBD disks' snapshots", schedule)
+                    return False
+                key = f"ran.{schedule}"
+                try:
+                    done = float(context.get_xattr(LEADER_OBJECT, key).decode() or 0)
+                except rados.NoData:
+                    done = 0.0
+                if done >= tick:
+                    log.info("schedule %s: the run due at %.0f was taken already", schedule, tick)
+                    return False
+                context.set_xattr(LEADER_OBJECT, key, str(tick).encode())
+        except (rados.Error, StoreError) as exc:  # never twice: without the lease, no run here
+            log.error("schedule %s: cannot ask for the lead in pool %s (%s): RBD disks left out", schedule,
+                      self.pool, reason(exc) if isinstance(exc, rados.Error) else exc)
+            return False
+        log.info("schedule %s: this node (%s) leads the RBD disks' snapshots", schedule, me)
+        return True
