@@ -73,6 +73,7 @@ class Appliance:
     policy: DhcpPolicy | None = None
     last_boot: dict[str, float] = field(default_factory=dict)  # client name -> when it last PXE-booted
     boot_attempts: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (xid, logins then)
+    leadership: Leadership | None = None  # of the RBD disks' scheduled snapshots, among the nodes
 
     def __post_init__(self) -> None:
         self.backup = BackupService(self.config, self.directory, lambda: self.server.registry if self.server else None)
@@ -102,7 +103,8 @@ class Appliance:
                                         tuple(str(p) for p in self.config.iscsi.portals)))
         pools = [rbd.split(str(d.path)[4:])[0] for d in self.config.disks if str(d.path).startswith("rbd:")]
         if pools:  # the nodes sharing these disks elect one to take their scheduled snapshots
-            self.backup.leader = Leadership(pools[0]).runs
+            self.leadership = Leadership(pools[0])
+            self.backup.leader = self.leadership.runs
         self.images.recover()
         for disk in self.config.disks:
             inventory.add_disk(disk)
@@ -229,7 +231,8 @@ class Appliance:
 
     def died(self) -> str | None:
         """Why a service stopped serving on its own, if one did."""
-        return next((why for why in (s.died() for s in self.services) if why), None)
+        # A node the Ceph cluster fenced can write no RBD disk until it restarts with a new client.
+        return next((why for why in (s.died() for s in self.services) if why), None) or rbd_node.fenced() or None
 
     async def stop(self) -> None:
         if self.web is not None:
@@ -237,6 +240,8 @@ class Appliance:
         if self.admin is not None:
             self.admin.close()
         await asyncio.get_running_loop().run_in_executor(None, self.backup.stop)
+        if self.leadership is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.leadership.resign)
         for service in reversed(self.services):
             await service.stop()
         self.images.close()

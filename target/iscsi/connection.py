@@ -104,7 +104,10 @@ class IscsiServer:
 
     def _check_capacity(self) -> None:
         """A disk grown under running sessions tells them (CAPACITY DATA HAS CHANGED)."""
-        self.directory.check_capacity()
+        try:
+            self.directory.check_capacity()
+        except Exception as exc:  # a store that cannot say its size (its cluster fenced us): check on
+            self.warn_once_a_minute("capacity", f"checking the disks' sizes failed: {exc}")
         self._capacity_timer = asyncio.get_running_loop().call_later(CAPACITY_CHECK_SECONDS,
                                                                      self._check_capacity)
 

@@ -274,6 +274,7 @@ class TargetConnection(Keepalive, TextRequests, Logout, TaskManagement, DataOut,
             self.releases.append((result.target.device, holder))
             return []
         if refusal is not None:
+            self.initiator = result.initiator_name
             self.registry.remove(self.session.tsih)
             self.session = None
             self._out += self.login.refuse_bound(request, lg.LoginStatus.SERVICE_UNAVAILABLE, refusal)

@@ -193,14 +193,17 @@ class DiskClaim:
             return False
         try:
             return bool(self._image.is_exclusive_lock_owner())
-        except rbd.Error:
+        except rbd.Error as exc:
+            self._failed("look at its lock", exc)  # notes a blocklisted client (fenced)
             return False
 
     def _failed(self, what: str, exc: BaseException) -> StoreError:
         if getattr(exc, "errno", None) in (errno.ESHUTDOWN, -errno.ESHUTDOWN):
+            first = not nodes.fenced()
             why = nodes.fence(f"the Ceph cluster blocklisted this node's client ({my_address()}): another node "
                               "took its disks over after it stopped answering; restart bootsrv here to serve again")
-            log.error("%s: %s", self.path, why)
+            if first:
+                log.error("%s: %s", self.path, why)
             return Refused(f"{self.path}: {why}")
         return StoreError(f"{self.path}: {what}: {reason(exc)} ({settings().describe()})")
 
@@ -249,3 +252,12 @@ class Leadership:
             return False
         log.info("schedule %s: this node (%s) leads the RBD disks' snapshots", schedule, me)
         return True
+
+    def resign(self) -> None:
+        """At a clean stop: another node may lead at once rather than after the lease."""
+        import rados
+        try:
+            with ioctx(self.pool) as context:
+                context.unlock(LEADER_OBJECT, LEADER_LOCK, self.cookie)
+        except (rados.Error, StoreError):
+            pass  # not leading (or the cluster is gone): the lease ends by itself
