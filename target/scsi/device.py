@@ -32,6 +32,13 @@ def _report_luns_entry(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
     raise s.CheckCondition(s.INVALID_COMMAND_OPERATION_CODE)
 
 
+def _store_call(unit: LogicalUnit, capability: str, holder: str) -> None:
+    """A store's optional claim/release (stores that lack them need no claim)."""
+    call = getattr(unit.store, capability, None)
+    if call is not None:
+        call(holder)
+
+
 def lun_entry(lun: int) -> bytes:
     if lun < 256:
         return bytes((0, lun)) + bytes(6)
@@ -103,11 +110,8 @@ class ScsiDevice:
         none of them; returns why not (another server writes one), or None."""
         taken: list[LogicalUnit] = []
         for unit in self.units:
-            claim = getattr(unit.store, "claim", None)
-            if claim is None:
-                continue
             try:
-                claim(holder)
+                _store_call(unit, "claim", holder)
             except StoreError as exc:
                 for done in taken:
                     self._release_unit(done, holder)
@@ -122,11 +126,8 @@ class ScsiDevice:
 
     @staticmethod
     def _release_unit(unit: LogicalUnit, holder: str) -> None:
-        release = getattr(unit.store, "release", None)
-        if release is None:
-            return
         try:
-            release(holder)
+            _store_call(unit, "release", holder)
         except StoreError as exc:
             log.error("%s: %s", unit.name, exc)
 

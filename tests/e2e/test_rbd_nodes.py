@@ -11,8 +11,8 @@ import pytest
 
 from tests.support.ceph import CephCluster, run_client
 from tests.support.cli import run_cli
-from tests.support.rbd_nodes import (Shell, cluster_holds, failed, freeze, kill, leader_lock, logins, qemu_io,
-                                     start_node, thaw, url)
+from tests.support.rbd_nodes import (cluster_holds, failed, freeze, kill, leader_lock, logins, qemu_io, start_node,
+                                     thaw, two_nodes_one_client, url)
 
 pytestmark = pytest.mark.e2e
 MiB = 1 << 20
@@ -31,12 +31,8 @@ def lockers(cluster: CephCluster, image: str) -> str:
 
 
 def test_killed_node_its_client_boots_through_the_other_with_every_flushed_byte(ceph_cluster, tmp_path):
-    a = start_node(tmp_path / "a", ceph_cluster, "nodes1", "a")
-    b = start_node(tmp_path / "b", ceph_cluster, "nodes1", "b")
-    client = Shell(url(a))
+    a, b, client = two_nodes_one_client(tmp_path, ceph_cluster, "nodes1", 0x5a, "4M")
     try:
-        assert "wrote" in client.run("write -P 0x5a 0 4M")
-        assert "failed" not in client.run("flush")
         # B refuses while A serves the disk: a login error naming A, and no byte written.
         refused = qemu_io(url(b), "write -P 0x66 0 64k")
         assert failed(refused), refused.stdout + refused.stderr
@@ -66,12 +62,8 @@ def test_killed_node_its_client_boots_through_the_other_with_every_flushed_byte(
 
 
 def test_a_frozen_node_that_wakes_after_the_takeover_cannot_write(ceph_cluster, tmp_path):
-    a = start_node(tmp_path / "a", ceph_cluster, "nodes2", "a")
-    b = start_node(tmp_path / "b", ceph_cluster, "nodes2", "b")
-    stale = Shell(url(a))
+    a, b, stale = two_nodes_one_client(tmp_path, ceph_cluster, "nodes2", 0x11, "1M")
     try:
-        assert "wrote" in stale.run("write -P 0x11 0 1M")
-        assert "failed" not in stale.run("flush")
         freeze(a)  # SIGSTOP: A stops answering, its session and its lock stay
         asked = stale.prompts() + 1
         stale.send("write -P 0x33 0 64k")  # waits in A's socket while A is frozen

@@ -28,6 +28,18 @@ def start_node(workdir: Path, cluster: CephCluster, image: str, name: str, more:
     return start_server(workdir, rbd_config(cluster, image) + f'\n[node]\nname = "{name}"\n' + more)
 
 
+def two_nodes_one_client(tmp_path: Path, cluster: CephCluster, image: str, pattern: int,
+                         length: str) -> tuple[Server, Server, "Shell"]:
+    """Nodes a and b serving `image`, and a client logged in to a that wrote `length` bytes of
+    `pattern` from offset 0 and flushed them (acknowledged: they must survive a's death)."""
+    a = start_node(tmp_path / "a", cluster, image, "a")
+    b = start_node(tmp_path / "b", cluster, image, "b")
+    client = Shell(url(a))
+    wrote, flushed = client.run(f"write -P {pattern:#x} 0 {length}"), client.run("flush")
+    assert "wrote" in wrote and "failed" not in flushed, wrote + flushed + a.log_text()
+    return a, b, client
+
+
 def leader_lock(cluster: CephCluster) -> str:
     """`rados lock info` of the schedules' leader object: the RADOS CLI's own view of the lead."""
     return subprocess.run(["rados", "-c", str(cluster.conf), "--id", cluster.client_id, "--keyring",
