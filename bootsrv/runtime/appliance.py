@@ -150,6 +150,8 @@ class Appliance:
         portals = IscsiPortals(self.server, [(p.host, p.port) for p in iscsi.portals], self.config.path)
         await self._start(portals)
         self.bound = portals.bound
+        me = rbd_node.node()  # other nodes send initiators to the portals bound (port 0 picks one)
+        rbd_node.set_node(rbd_node.Node(me.name, tuple(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.bound)))
         if self.config.dhcp.mode != DhcpMode.OFF:
             for service in self._boot_services():
                 await self._start(service)

@@ -24,6 +24,7 @@ from target.iscsi.session import SessionRegistry
 from target.iscsi.stats import CommandStats
 from target.iscsi.targets import ScsiDispatcher, TargetDirectory
 from target.iscsi.throttle import LoginThrottle
+from target.scsi.claims import ClaimRefused
 from target.scsi.sense import ScsiResult, check_condition
 from target.stores.base import WouldBlock
 
@@ -227,14 +228,14 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         future = self.loop.run_in_executor(self.server.executor, device.claim, holder)
         future.add_done_callback(self._claimed)
 
-    def _claimed(self, future: asyncio.Future[str | None]) -> None:
+    def _claimed(self, future: asyncio.Future[ClaimRefused | None]) -> None:
         core = self.core
         assert core is not None
         try:
             refusal = future.result()
         except Exception as exc:  # a claim that failed in an unforeseen way refuses the login
             log.exception("%s: claiming its target failed", self.peer)
-            refusal = f"claiming the target failed: {exc}"
+            refusal = ClaimRefused(f"claiming the target failed: {exc}")
         for task in core.claim_done(refusal):
             self._run(task)
         self._give_back(core)

@@ -46,6 +46,7 @@ from target.iscsi.targets import ScsiDispatcher, TargetDirectory, TargetSpec
 from target.iscsi.tasks import Buffer, ProtocolViolation, ScsiTask
 from target.iscsi.text import TextRequests
 from target.iscsi.tmf import PendingTmf, TaskManagement, TmfFunction
+from target.scsi.claims import ClaimRefused
 from target.scsi.nexus import Nexus
 from target.scsi.sense import ScsiResult
 
@@ -262,9 +263,10 @@ class TargetConnection(Keepalive, TextRequests, Logout, TaskManagement, DataOut,
         self._claim_asked = True
         return result.target.device, self._claiming[2]
 
-    def claim_done(self, refusal: str | None) -> list[ScsiTask]:
-        """The shell's claim ended: the login finishes (the session starts), or it fails with
-        `refusal` (target error: service unavailable). Returns tasks that came in meanwhile."""
+    def claim_done(self, refusal: ClaimRefused | None) -> list[ScsiTask]:
+        """The shell's claim ended: the login finishes (the session starts), or it is redirected
+        to the server that serves the target, or it fails (target error: service unavailable).
+        Returns tasks that came in meanwhile."""
         assert self._claiming is not None and self.session is not None
         response, request, holder = self._claiming
         self._claiming = None
@@ -277,8 +279,8 @@ class TargetConnection(Keepalive, TextRequests, Logout, TaskManagement, DataOut,
             self.initiator = result.initiator_name
             self.registry.remove(self.session.tsih)
             self.session = None
-            self._out += self.login.refuse_bound(request, lg.LoginStatus.SERVICE_UNAVAILABLE, refusal)
-            self._close("login refused: " + refusal)
+            self._out += self.login.refuse_bound(request, refusal.reason, refusal.moved_to)
+            self._close(("login redirected: " if refusal.moved_to else "login refused: ") + refusal.reason)
             return []
         self.session.holder = holder
         self._out += response

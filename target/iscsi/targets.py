@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from target.iscsi.chap import Credentials
+from target.scsi.claims import ClaimRefused
 from target.scsi.nexus import Nexus
 
 
@@ -32,7 +33,7 @@ class ScsiDispatcher(Protocol):
     # them (on a worker thread) before its session starts, and gives them back when it ends.
     def claims(self) -> bool: ...
 
-    def claim(self, holder: str) -> str | None: ...  # None, or why this server may not serve it
+    def claim(self, holder: str) -> ClaimRefused | None: ...
 
     def release(self, holder: str) -> None: ...
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from target.scsi import pr, sbc, spc  # noqa: F401  (registers the command handlers)
 from target.scsi import sense as s
 from target.scsi.cdb import be, need
+from target.scsi.claims import ClaimRefused
 from target.scsi.lu import LogicalUnit
 from target.scsi.nexus import Nexus
 from target.scsi.registry import Access, Command, command
@@ -105,9 +106,9 @@ class ScsiDevice:
         """Whether a login must claim this device's stores before its session starts."""
         return any(getattr(unit.store, "claims", False) for unit in self.units)
 
-    def claim(self, holder: str) -> str | None:
+    def claim(self, holder: str) -> ClaimRefused | None:
         """Blocking (a worker thread): claim every unit's store for `holder` (a session), or
-        none of them; returns why not (another server writes one), or None."""
+        none of them; returns why not (another server writes one, and where it listens), or None."""
         taken: list[LogicalUnit] = []
         for unit in self.units:
             try:
@@ -115,7 +116,7 @@ class ScsiDevice:
             except StoreError as exc:
                 for done in taken:
                     self._release_unit(done, holder)
-                return str(exc)
+                return ClaimRefused(str(exc), getattr(exc, "moved_to", ""))
             taken.append(unit)
         return None
 

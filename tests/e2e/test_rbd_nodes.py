@@ -1,7 +1,8 @@
 """Two bootsrv nodes on one Ceph cluster (issue 19, acceptance 4): a client's disk is written
-through one node at a time. While node A serves it, node B refuses the login; when A dies
-(kill -9) the client logs in through B and reads every flushed byte; a frozen A that wakes up
-after B took over is fenced (blocklisted): its writes fail and the cluster keeps B's data."""
+through one node at a time. While node A serves it, node B does not (a login to B is sent to
+A); when A dies (kill -9) the client logs in through B and reads every flushed byte; a frozen A
+that wakes up after B took over is fenced (blocklisted): its writes fail, a login to it is
+refused, it exits, and the cluster keeps B's data. One of two nodes leads the schedules."""
 
 from __future__ import annotations
 
@@ -33,11 +34,13 @@ def lockers(cluster: CephCluster, image: str) -> str:
 def test_killed_node_its_client_boots_through_the_other_with_every_flushed_byte(ceph_cluster, tmp_path):
     a, b, client = two_nodes_one_client(tmp_path, ceph_cluster, "nodes1", 0x5a, "4M")
     try:
-        # B refuses while A serves the disk: a login error naming A, and no byte written.
-        refused = qemu_io(url(b), "write -P 0x66 0 64k")
-        assert failed(refused), refused.stdout + refused.stderr
-        assert "served by node a" in b.log_text(), b.log_text()
-        assert "1 lock(s)" in lockers(ceph_cluster, "nodes1") or "Locker" in lockers(ceph_cluster, "nodes1")
+        # While A serves the disk, B does not: a login to B is redirected to A's portal (the node
+        # holding the lock, named in the image's metadata), and the client writes through A.
+        sent = qemu_io(url(b), "write -P 0x66 4M 64k", "flush")
+        assert not failed(sent), sent.stdout + sent.stderr
+        assert f"sent to 127.0.0.1:{a.port}" in b.log_text() and logins(a) == 2 and logins(b) == 0
+        assert "holds its exclusive lock" not in b.log_text(), b.log_text()
+        assert "Locker" in lockers(ceph_cluster, "nodes1")
         shown = status_of(b)
         assert shown["node"] == "b" and shown["health"].startswith("HEALTH_"), shown
         assert [(d["name"], d["node"], d["here"]) for d in shown["disks"]] == [("rbd0", "a", False)], shown
@@ -48,10 +51,11 @@ def test_killed_node_its_client_boots_through_the_other_with_every_flushed_byte(
 
         # It logs in through B: B waits until A's watch has expired, then librbd blocklists A and
         # B takes the lock over. Every byte A acknowledged is there.
-        back = qemu_io(url(b), "read -P 0x5a 0 4M", "write -P 0x77 4M 64k", "flush")
+        back = qemu_io(url(b), "read -P 0x5a 0 4M", "read -P 0x66 4M 64k", "write -P 0x77 8M 64k", "flush")
         assert not failed(back), back.stdout + back.stderr + b.log_text()
         assert "taken over from node a" in b.log_text(), b.log_text()
-        checked = cluster_holds(ceph_cluster, "nodes1", "read -P 0x5a 0 4M", "read -P 0x77 4M 64k")
+        checked = cluster_holds(ceph_cluster, "nodes1", "read -P 0x5a 0 4M", "read -P 0x66 4M 64k",
+                                "read -P 0x77 8M 64k")
         assert not failed(checked), checked.stdout + checked.stderr
     finally:
         client.close()

@@ -42,16 +42,24 @@ from target.stores.rbd.node import my_address
 log = logging.getLogger("bootsrv.rbd")
 
 NODE_KEY = "bootsrv.node"  # image metadata: the name of the node holding the lock
+PORTALS_KEY = "bootsrv.portals"  # and its iSCSI portals, where other nodes send initiators
+WILDCARDS = ("0.0.0.0", "[::]", "::", "")
 
 
 class Refused(StoreError):
-    """Another node serves the image (or this node was fenced): a login here is refused."""
+    """Another node serves the image (or this node was fenced): a login here is refused, or sent
+    to `moved_to`, a portal of the node that serves it."""
+
+    def __init__(self, message: str, moved_to: str = "") -> None:
+        super().__init__(message)
+        self.moved_to = moved_to
 
 
 @dataclass(frozen=True, slots=True)
 class Owner:
     address: str  # the owner's Ceph client address (what a blocklist names)
     node: str  # its bootsrv node name, from the image metadata ("" if unknown)
+    portals: tuple[str, ...] = ()  # its iSCSI portals that initiators can reach (host:port)
 
     def describe(self) -> str:
         return f"node {self.node or '(unknown)'} (Ceph client {self.address})"
@@ -63,11 +71,14 @@ def owner_of(image: Any) -> Owner | None:
     owners = list(image.lock_get_owners())
     if not owners:
         return None
-    try:
-        name = image.metadata_get(NODE_KEY)
-    except (KeyError, rbd.Error):
-        name = ""
-    return Owner(owners[0]["owner"], name)
+    recorded = {}
+    for key in (NODE_KEY, PORTALS_KEY):
+        try:
+            recorded[key] = image.metadata_get(key)
+        except (KeyError, rbd.Error):
+            recorded[key] = ""
+    portals = tuple(p for p in recorded[PORTALS_KEY].split(",") if p)
+    return Owner(owners[0]["owner"], recorded[NODE_KEY], portals)
 
 
 class DiskClaim:
@@ -136,18 +147,23 @@ class DiskClaim:
         started = time.monotonic()
         try:
             self._image.lock_acquire(rbd.RBD_LOCK_MODE_EXCLUSIVE)
-        except rbd.ReadOnlyImage:
+        except rbd.ReadOnlyImage:  # the owner answered: it is alive and keeps the lock
             now = self._look()
+            mine = nodes.node().portals
+            there = next((p for p in (now.portals if now else ()) if p not in mine), "")
             raise Refused(f"{self.path} is served by {now.describe() if now else 'another node'}: "
-                          f"one node at a time writes it ({settings().describe()})") from None
+                          f"one node at a time writes it ({settings().describe()})", there) from None
         except rbd.Error as exc:
             raise self._failed("take its exclusive lock", exc) from None
         if before is not None and before.address != my_address():
             log.warning("%s taken over from %s after %.0f s: its Ceph client is blocklisted, "
                         "nothing it still sends is written", self.path, before.describe(),
                         time.monotonic() - started)
+        me = nodes.node()
         try:
-            self._image.metadata_set(NODE_KEY, nodes.node().name)
+            self._image.metadata_set(NODE_KEY, me.name)
+            self._image.metadata_set(PORTALS_KEY, ",".join(p for p in me.portals
+                                                           if p.rpartition(":")[0] not in WILDCARDS))
         except rbd.Error as exc:  # the lock is ours all the same; only the name shown is missing
             log.error("%s: cannot record node %s in its metadata: %s", self.path, nodes.node().name, reason(exc))
         self._held = True
