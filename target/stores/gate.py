@@ -31,7 +31,7 @@ class ParkedStore:
         self._lock = threading.Lock()
         self._real: BlockStore | None = None
         # A store claimed per session (an RBD image, rbd/lock.py): its sessions' claims outlive a park.
-        self.claims = callable(getattr(store, "claim", None))
+        self.claims: bool = getattr(store, "claims", False)
         self._release = getattr(store, "release", None)
 
     def release(self, holder: str) -> None:
@@ -177,8 +177,7 @@ class GatedStore:
     @property
     def claims(self) -> bool:
         """Whether a session must claim the store before using it (asked on the event loop)."""
-        inner = self.inner
-        return inner.claims if isinstance(inner, ParkedStore) else callable(getattr(inner, "claim", None))
+        return bool(getattr(self.inner, "claims", False))
 
     def claim(self, holder: str) -> None:
         """Blocking (a worker thread): may raise a StoreError saying why not here."""

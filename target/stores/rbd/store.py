@@ -77,6 +77,11 @@ class RbdStore(SingleLayer):
 
     # ---- one node at a time (lock.py) ---------------------------------------------------
 
+    @property
+    def claims(self) -> bool:
+        """A session claims the image before using it (the event loop asks: no network)."""
+        return self._claim is not None
+
     def claim(self, holder: str) -> None:
         """Before `holder` (a session) uses the image: take its exclusive lock (blocking), or
         raise lock.Refused naming the node that holds it."""
