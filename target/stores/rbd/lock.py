@@ -18,8 +18,11 @@ write refused (ESHUTDOWN), so no acknowledged write of the new owner is overwrit
 does not break locks itself: librbd's check (no watch) is the one that never breaks a live
 owner, and doing it here would only race it.
 
-Who holds an image is recorded in its metadata (`bootsrv.node` = the node's name) when the
-lock is taken, so refusals and `status` can name the node and not only its Ceph address.
+Who holds an image is recorded in its metadata when the lock is taken (`bootsrv.node`, the
+node's name; `bootsrv.portals`, its iSCSI portals), so `status` names the node and not only its
+Ceph address, and a login to another node is redirected there (Refused.moved_to).
+
+The schedules' leader (`Leadership`) is a RADOS lock with a lease on one object of the pool.
 These calls wait on the network: worker threads only.
 """
 
