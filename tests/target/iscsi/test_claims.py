@@ -3,6 +3,8 @@ bootsrv nodes): the login response waits for the claim (a worker's job, here run
 disk another server holds sends the initiator there or refuses it, and a session's end gives
 the claim back."""
 
+import contextlib
+
 import pytest
 
 from target.iscsi.protocol import ConnectionState, TargetConnection
@@ -19,9 +21,8 @@ TARGET = "iqn.2026-11.lan.bootsrv:shared"
 
 @pytest.fixture
 def raw(tmp_path):
-    store = RawStore.create(tmp_path / "disk.img", 1 << 20)
-    yield store
-    store.close()
+    with contextlib.closing(RawStore.create(tmp_path / "disk.img", 1 << 20)) as store:
+        yield store
 
 
 def log_in(disk: ClaimedDisk) -> tuple[TargetConnection, SessionRegistry]:
