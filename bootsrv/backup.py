@@ -18,7 +18,7 @@ from snapshots.engine import SnapshotEngine, SnapshotError, Volume
 from snapshots.export import export_snapshot
 from snapshots.fuse import FuseImage
 from snapshots.localmount import IMAGE_NAME, LocalMount, MountError, unmount
-from snapshots.schedule import SnapshotScheduler
+from snapshots.schedule import Leader, SnapshotScheduler
 from target.iscsi.chap import Credentials
 from target.iscsi.session import SessionRegistry
 from target.iscsi.targets import TargetDirectory, TargetSpec
@@ -47,6 +47,7 @@ class BackupService:
     loop: asyncio.AbstractEventLoop | None = None
     access: dict[str, Access] = field(default_factory=dict)
     local_mounts: dict[int, LocalMount] = field(default_factory=dict)
+    leader: Leader | None = None  # several nodes on one Ceph cluster: who snapshots the RBD disks
 
     def __post_init__(self) -> None:
         self.engine = SnapshotEngine(Catalog(self.config.server.state_dir / "snapshots.sqlite"),
@@ -120,7 +121,7 @@ class BackupService:
             self.scheduler = None
         if self.config.snapshots.schedules:
             self.scheduler = SnapshotScheduler(self.engine, self.config.snapshots.schedules,
-                                               self.config.snapshots.export_dir)
+                                               self.config.snapshots.export_dir, leader=self.leader)
             self.scheduler.start()
 
     def stop(self) -> None:

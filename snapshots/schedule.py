@@ -7,6 +7,7 @@ down is made once if it is no older than the schedule's grace window.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import threading
@@ -69,12 +70,28 @@ def missed_run(schedule: Schedule, last_run: float | None, now: float, timezone:
     return None
 
 
+def latest_tick(schedule: Schedule, now: float, timezone: Any = None) -> float:
+    """The schedule's fire time a run at `now` belongs to: the latest one not after `now` (within
+    a day; else `now`'s minute). Nodes that run the same schedule agree on it."""
+    return missed_run(dataclasses.replace(schedule, grace=24 * 3600), now - 24 * 3600, now, timezone) or now // 60 * 60
+
+
+def is_shared(path: Path) -> bool:
+    """A disk every node of a cluster serves (an RBD image), whose schedule one node runs."""
+    return str(path).startswith("rbd:")
+
+
+# (schedule name, tick) -> whether this node takes that run of the shared disks (the leader).
+Leader = Callable[[str, float], bool]
+
+
 @dataclass
 class SnapshotScheduler:
     engine: SnapshotEngine
     schedules: tuple[Schedule, ...]
     export_dir: Path | None
     clock: Callable[[], float] = time.time
+    leader: Leader | None = None  # several nodes: only the leader snapshots shared (RBD) disks
     _scheduler: BackgroundScheduler | None = None
     _running: set[str] = field(default_factory=set)
     _guard: threading.Lock = field(default_factory=threading.Lock)
@@ -123,6 +140,22 @@ class SnapshotScheduler:
                 if any(fnmatchcase(name, pattern) for pattern in schedule.disks)
                 and self.engine.volumes[name].path.suffix.lower() == ".vhd"]
 
+    def runs_here(self, schedule: Schedule, now: float) -> list[str]:
+        """The disks this node snapshots for a run at `now`: its own disks, and the shared (RBD)
+        ones only if it leads that tick (several nodes run the same schedule; one takes it)."""
+        disks = self.disks_of(schedule)
+        shared = [name for name, volume in sorted(self.engine.volumes.items()) if is_shared(volume.path)
+                  and any(fnmatchcase(name, pattern) for pattern in schedule.disks)]
+        if not shared or self.leader is None:
+            return disks
+        own = [disk for disk in disks if disk not in shared]
+        if not self.leader(schedule.name, latest_tick(schedule, now, self._timezone())):
+            return own
+        return own + shared
+
+    def _timezone(self) -> Any:
+        return self._scheduler.timezone if self._scheduler is not None else None
+
     def run(self, schedule: Schedule) -> str:
         with self._guard:
             if schedule.name in self._running:
@@ -132,7 +165,7 @@ class SnapshotScheduler:
         self.engine.catalog.record_schedule_run(schedule.name, started, result="running")
         failures = []
         try:
-            for disk in self.disks_of(schedule):
+            for disk in self.runs_here(schedule, started):
                 try:
                     self._run_disk(schedule, disk)
                 except Exception as exc:  # one disk's failure must not stop the others

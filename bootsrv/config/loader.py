@@ -16,8 +16,8 @@ from bootsrv.config import crosschecks
 from bootsrv.config.errors import ConfigError
 from bootsrv.config.model import Config
 from bootsrv.config.reader import Section
-from bootsrv.config.sections import (ceph, clients, dhcp, disks, dns, http, images, iscsi, server, snapshots,
-                                     targets, tftp, web)
+from bootsrv.config.sections import (ceph, clients, dhcp, disks, dns, http, images, iscsi, node, server,
+                                     snapshots, targets, tftp, web)
 
 
 def load_config(path: str | Path) -> Config:
@@ -47,6 +47,7 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
     tftp_root = tftp.parse(top, base)
     http_config = http.parse(top)
     ceph_config = ceph.parse(top, base)
+    node_config = node.parse(top)
     image_configs = images.parse(top, base)
     image_names = {i.name for i in image_configs}
     crosschecks.unknown_clients_policy(file, dhcp_config, image_names)
@@ -59,5 +60,5 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
     top.done()
     return Config(path=file, server=server_config, iscsi=iscsi_config, disks=disk_configs, targets=target_configs,
                   dhcp=dhcp_config, dns=dns_config, tftp_root=tftp_root, http=http_config, ceph=ceph_config,
-                  images=image_configs,
+                  node=node_config, images=image_configs,
                   clients=client_configs, snapshots=snapshots_config, web=web_config, _disk_index=disk_index)

@@ -114,6 +114,13 @@ class CephConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeConfig:
+    """This bootsrv among several serving one Ceph cluster: the name the others and `status` show
+    for it (recorded on the RBD images it serves)."""
+    name: str = ""  # empty: the host name
+
+
+@dataclass(frozen=True, slots=True)
 class HttpConfig:
     """bootsrv's own HTTP for boot files (an installer ISO that iPXE sanboots), on the
     DHCP server address; it runs with the boot services."""
@@ -163,6 +170,7 @@ class Config:
     tftp_root: Path | None = None
     http: HttpConfig = HttpConfig()
     ceph: CephConfig = CephConfig()
+    node: NodeConfig = NodeConfig()
     images: tuple[ImageConfig, ...] = ()
     clients: tuple[ClientConfig, ...] = ()
     snapshots: SnapshotsConfig = SnapshotsConfig()

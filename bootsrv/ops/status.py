@@ -17,6 +17,12 @@ def status(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
             "mounts": [_mount(s) for s in view.engine.catalog.snapshots() if s.mount_iscsi or s.mount_local]}
 
 
+@operation("cluster")
+def cluster(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
+    """This node among several on one Ceph cluster (librbd calls: a worker thread)."""
+    return view.cluster()
+
+
 def _mount(snap: Snapshot) -> dict[str, Any]:
     return {"id": snap.id, "disk": snap.disk, "iscsi": snap.mount_iscsi, "local": snap.mount_local}
 

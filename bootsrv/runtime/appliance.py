@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ from target.iscsi.session import Session
 from target.iscsi.targets import TargetDirectory
 from target.scsi.lu import LogicalUnit
 from target.stores import rbd
+from target.stores.rbd import node as rbd_node
+from target.stores.rbd.lock import Leadership
 from target.stores.gate import GatedStore
 
 log = logging.getLogger("bootsrv")
@@ -71,6 +74,7 @@ class Appliance:
     policy: DhcpPolicy | None = None
     last_boot: dict[str, float] = field(default_factory=dict)  # client name -> when it last PXE-booted
     boot_attempts: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (xid, logins then)
+    leadership: Leadership | None = None  # of the RBD disks' scheduled snapshots, among the nodes
 
     def __post_init__(self) -> None:
         self.backup = BackupService(self.config, self.directory, lambda: self.server.registry if self.server else None)
@@ -95,6 +99,13 @@ class Appliance:
         inventory = self.inventory
         inventory.config.server.state_dir.mkdir(parents=True, exist_ok=True)
         configure_ceph(self.config)
+        rbd_node.set_node(rbd_node.Node(self.config.node.name or socket.gethostname(),
+                                        tuple(str(p) for p in self.config.iscsi.portals)))
+        pools = [rbd.split(str(d.path)[4:])[0] for d in (*self.config.disks, *self.config.images)
+                 if str(d.path).startswith("rbd:")]
+        if pools:  # the nodes sharing these disks elect one to take their scheduled snapshots
+            self.leadership = Leadership(pools[0])
+            self.backup.leader = self.leadership.runs
         self.images.recover()
         for disk in self.config.disks:
             inventory.add_disk(disk)
@@ -141,6 +152,8 @@ class Appliance:
         portals = IscsiPortals(self.server, [(p.host, p.port) for p in iscsi.portals], self.config.path)
         await self._start(portals)
         self.bound = portals.bound
+        me = rbd_node.node()  # other nodes send initiators to the portals bound (port 0 picks one)
+        rbd_node.set_node(rbd_node.Node(me.name, tuple(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.bound)))
         if self.config.dhcp.mode != DhcpMode.OFF:
             for service in self._boot_services():
                 await self._start(service)
@@ -222,7 +235,8 @@ class Appliance:
 
     def died(self) -> str | None:
         """Why a service stopped serving on its own, if one did."""
-        return next((why for why in (s.died() for s in self.services) if why), None)
+        # A node the Ceph cluster fenced can write no RBD disk until it restarts with a new client.
+        return next((why for why in (s.died() for s in self.services) if why), None) or rbd_node.fenced() or None
 
     async def stop(self) -> None:
         if self.web is not None:
@@ -230,6 +244,8 @@ class Appliance:
         if self.admin is not None:
             self.admin.close()
         await asyncio.get_running_loop().run_in_executor(None, self.backup.stop)
+        if self.leadership is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.leadership.resign)
         for service in reversed(self.services):
             await service.stop()
         self.images.close()
@@ -307,6 +323,25 @@ class Appliance:
                 "tftp": ("running" if tftp.alive else f"failed: {tftp.failed}") if tftp else "off",
                 "dns": "running" if self.dns else "off",
                 "http": f"port {self.http.port}, {self.http.served} request(s)" if self.http else "off"}
+
+    def cluster_status(self) -> dict[str, Any]:
+        """`status` of several nodes: this node, the Ceph cluster's health, and per RBD disk (a
+        [[disk]] or a client's) the node that holds its exclusive lock (the one serving it)."""
+        me = rbd_node.node()
+        served = [(d.name, str(d.path), self.stores[d.name]) for d in self.config.disks]
+        served += [(c.name, str(c.disk_path), self.stores[c.store_key]) for c in self.clients.values()]
+        disks = []
+        for name, path, gate in served:
+            if not path.startswith("rbd:"):
+                continue
+            owner_of = getattr(gate.unparked(), "lock_owner", None)
+            owner = owner_of() if owner_of is not None else None
+            disks.append({"name": name, "path": path, "node": owner.node if owner else None,
+                          "address": owner.address if owner else None,
+                          "here": owner is not None and owner.address == rbd_node.my_address()})
+        if not disks:
+            return {"node": me.name, "health": None, "fenced": "", "disks": []}
+        return {"node": me.name, "health": rbd_node.cluster_health(), "fenced": rbd_node.fenced(), "disks": disks}
 
     def tftp_transfers(self) -> int:
         return self.tftp.transfers if self.tftp else 0

@@ -15,7 +15,7 @@ from bootsrv.clients import BootClient, boot_clients
 from bootsrv.config import Config
 from bootsrv.runtime.inventory import Inventory
 
-RESTART_SECTIONS = ("server", "iscsi", "dhcp", "dns", "tftp_root", "http", "ceph", "web")
+RESTART_SECTIONS = ("server", "iscsi", "dhcp", "dns", "tftp_root", "http", "ceph", "node", "web")
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,11 @@ class ApplianceView:
                          "sessions": volume.sessions(), "snapshots": count, "snapshot_bytes": held})
         return rows
 
+    def cluster(self) -> dict[str, Any]:
+        """Several nodes on one Ceph cluster: this node's name, the cluster's health, and which
+        node holds each RBD disk (network calls: a worker thread, never the event loop)."""
+        return self.app.cluster_status()
+
     # ---- live state (read on the event loop) -----------------------------------------------
 
     def sessions(self) -> list[Session]:

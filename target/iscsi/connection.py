@@ -22,8 +22,9 @@ from target.iscsi.params import DEFAULT_QUEUE_DEPTH, TargetLimits
 from target.iscsi.protocol import ScsiTask, TargetConnection
 from target.iscsi.session import SessionRegistry
 from target.iscsi.stats import CommandStats
-from target.iscsi.targets import TargetDirectory
+from target.iscsi.targets import ScsiDispatcher, TargetDirectory
 from target.iscsi.throttle import LoginThrottle
+from target.scsi.claims import ClaimRefused
 from target.scsi.sense import ScsiResult, check_condition
 from target.stores.base import WouldBlock
 
@@ -104,7 +105,10 @@ class IscsiServer:
 
     def _check_capacity(self) -> None:
         """A disk grown under running sessions tells them (CAPACITY DATA HAS CHANGED)."""
-        self.directory.check_capacity()
+        try:
+            self.directory.check_capacity()
+        except Exception as exc:  # a store that cannot say its size (its cluster fenced us): check on
+            self.warn_once_a_minute("capacity", f"checking the disks' sizes failed: {exc}")
         self._capacity_timer = asyncio.get_running_loop().call_later(CAPACITY_CHECK_SECONDS,
                                                                      self._check_capacity)
 
@@ -197,6 +201,9 @@ class _ConnectionShell(asyncio.BufferedProtocol):
             return
         for task in core.buffer_updated(nbytes, self.loop.time()):
             self._run(task)
+        wanted = core.claim_wanted()
+        if wanted is not None:
+            self._claim(*wanted)
         self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -207,9 +214,42 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         if self.core is not None:
             self._count_login(self.core)
             self.core.connection_lost()
+            self._give_back(self.core)
             log.info("%s (%s) disconnected%s", self.core.initiator or "?", self.peer,
                      f": {exc}" if exc else "")
         self.server.connections.discard(self)
+
+    # ---- claims: a login to a target one server at a time serves (an RBD image) ----------
+
+    def _claim(self, device: ScsiDispatcher, holder: str) -> None:
+        """Claim the target on a worker (it may wait for a dead owner's watch to expire); the
+        login response waits, and so does reading (the initiator sends nothing meanwhile)."""
+        self._set_reading(False)
+        future = self.loop.run_in_executor(self.server.executor, device.claim, holder)
+        future.add_done_callback(self._claimed)
+
+    def _claimed(self, future: asyncio.Future[ClaimRefused | None]) -> None:
+        core = self.core
+        assert core is not None
+        try:
+            refusal = future.result()
+        except Exception as exc:  # a claim that failed in an unforeseen way refuses the login
+            log.exception("%s: claiming its target failed", self.peer)
+            refusal = ClaimRefused(f"claiming the target failed: {exc}")
+        for task in core.claim_done(refusal):
+            self._run(task)
+        self._give_back(core)
+        self._set_reading(True)
+        self._flush()
+
+    def _give_back(self, core: TargetConnection) -> None:
+        """Claims of sessions that ended are released on a worker (librbd calls wait)."""
+        releases, core.releases = core.releases, []
+        for device, holder in releases:
+            try:
+                self.server.executor.submit(_release, device, holder)
+            except RuntimeError:  # shutting down: closing the stores gives every claim back
+                pass
 
     def _count_login(self, core: TargetConnection) -> None:
         throttle = self.server.throttle
@@ -320,6 +360,13 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         # Our duplicate of the socket goes first: the connection ends (FIN) only
         # when the last descriptor of it is closed.
         output.when_drained(lambda: (output.close(), transport.close()))
+
+
+def _release(device: ScsiDispatcher, holder: str) -> None:
+    try:
+        device.release(holder)
+    except Exception:  # a worker's failure is only logged: the session is gone either way
+        log.exception("releasing %s failed", holder)
 
 
 def _unmapped(host: str) -> str:

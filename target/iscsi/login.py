@@ -90,6 +90,7 @@ class LoginStatus(IntEnum):
     """Status-Class << 8 | Status-Detail (RFC 7143 11.13.5)."""
 
     SUCCESS = 0x0000
+    TARGET_MOVED_TEMPORARILY = 0x0101
     INITIATOR_ERROR = 0x0200
     AUTH_FAILED = 0x0201
     AUTHORIZATION_FAILED = 0x0202
@@ -101,6 +102,7 @@ class LoginStatus(IntEnum):
     SESSION_DOES_NOT_EXIST = 0x020A
     INVALID_DURING_LOGIN = 0x020B
     TARGET_ERROR = 0x0300
+    SERVICE_UNAVAILABLE = 0x0301
     OUT_OF_RESOURCES = 0x0302
 
 
@@ -163,6 +165,20 @@ class LoginMachine:
             log.warning("login from %r refused (0x%04x): %s", self._initiator or "?", failure.status,
                         failure.reason)
             return self._respond(pdu, transit=False, nsg=0, keys=[], status=failure.status)
+
+    def refuse_bound(self, pdu: Pdu, reason: str, moved_to: str = "") -> list[bytes | bytearray | memoryview]:
+        """The answer to `pdu`, whose login bound a session that cannot be served after all (its
+        target was not ours to claim): in place of the success response withheld, a redirect
+        to the portal `moved_to` serving it, or a failure (service unavailable)."""
+        status = LoginStatus.TARGET_MOVED_TEMPORARILY if moved_to else LoginStatus.SERVICE_UNAVAILABLE
+        self.failed, self.result = status, None
+        log.warning("login from %r %s (0x%04x): %s", self._initiator or "?",
+                    f"sent to {moved_to}" if moved_to else "refused", status, reason)
+        self._statsn = (self._statsn - 1) & 0xFFFFFFFF  # the withheld response's StatSN
+        self._stage = Stage.OPERATIONAL if (pdu.flags >> 2) & 3 == OPERATIONAL else Stage.AUTHENTICATED
+        target = self._target
+        keys = [("TargetAddress", f"{moved_to},{target.portal_group_tag if target else 1}")] if moved_to else []
+        return self._respond(pdu, transit=False, nsg=0, keys=keys, status=status)
 
     def _handle(self, pdu: Pdu) -> list[bytes | bytearray | memoryview]:
         if pdu.opcode != Opcode.LOGIN_REQUEST:
@@ -333,4 +349,5 @@ class LoginMachine:
         bhs = wire.login_response(flags, pdu.isid, tsih, pdu.itt, self._statsn & 0xFFFFFFFF, pdu.cmdsn,
                                   (pdu.cmdsn + self.queue_depth - 1) & 0xFFFFFFFF, status)
         self._statsn = (self._statsn + 1) & 0xFFFFFFFF
-        return encode(bhs, encode_keys(keys) if status == LoginStatus.SUCCESS else b"")
+        # A redirection (status class 1) carries the TargetAddress to go to; other failures no keys.
+        return encode(bhs, encode_keys(keys) if status == LoginStatus.SUCCESS or status >> 8 == 1 else b"")

@@ -27,6 +27,7 @@ what is queued is still sent.
 
 from __future__ import annotations
 
+import itertools
 from enum import Enum
 from typing import Callable, Iterable
 
@@ -41,10 +42,11 @@ from target.iscsi.logout import Logout
 from target.iscsi.params import DEFAULT_QUEUE_DEPTH, SessionParams, TargetLimits
 from target.iscsi.pdu import FramingError, Opcode, Pdu, PduReader, RejectReason
 from target.iscsi.session import Session, SessionRegistry
-from target.iscsi.targets import TargetDirectory, TargetSpec
+from target.iscsi.targets import ScsiDispatcher, TargetDirectory, TargetSpec
 from target.iscsi.tasks import Buffer, ProtocolViolation, ScsiTask
 from target.iscsi.text import TextRequests
 from target.iscsi.tmf import PendingTmf, TaskManagement, TmfFunction
+from target.scsi.claims import ClaimRefused
 from target.scsi.nexus import Nexus
 from target.scsi.sense import ScsiResult
 
@@ -52,6 +54,7 @@ from target.scsi.sense import ScsiResult
 __all__ = ["ConnectionState", "ScsiTask", "TargetConnection", "TmfFunction"]
 
 _DATA_OUT = int(Opcode.DATA_OUT)
+_claim_numbers = itertools.count(1)  # makes each session's claim holder unique in the process
 
 
 class ConnectionState(Enum):
@@ -108,6 +111,12 @@ class TargetConnection(Keepalive, TextRequests, Logout, TaskManagement, DataOut,
         self._ping: tuple[int, float] | None = None  # (TTT, time sent) of our NOP-In
         self._pings_answered = 0
         self._text_left: tuple[int, bytes] | None = None  # (TTT, remaining text) of a long answer
+        # A login whose target must be claimed first (a store one server at a time serves):
+        # (its withheld response, its request, the claim's holder) until the shell's claim ends.
+        self._claiming: tuple[list[Buffer], Pdu, str] | None = None
+        self._claim_asked = False
+        self._lost = False
+        self.releases: list[tuple[ScsiDispatcher, str]] = []  # claims the shell gives back (a worker)
 
     # ---- public API -------------------------------------------------------
 
@@ -119,7 +128,7 @@ class TargetConnection(Keepalive, TextRequests, Logout, TaskManagement, DataOut,
 
     @property
     def logged_in(self) -> bool:
-        return self.session is not None
+        return self.session is not None and self._claiming is None
 
     def receive_data(self, data: bytes, now: float | None = None) -> list[ScsiTask]:
         if self.closing:
@@ -138,7 +147,7 @@ class TargetConnection(Keepalive, TextRequests, Logout, TaskManagement, DataOut,
             self._last_rx = now
             self._ping = None  # any traffic shows the initiator is alive
         ready: list[ScsiTask] = []
-        while not self.closing:
+        while not self.closing and self._claiming is None:  # after a claim, claim_done reads on
             try:
                 pdu = self.reader.next_pdu()
             except FramingError as exc:
@@ -168,7 +177,7 @@ class TargetConnection(Keepalive, TextRequests, Logout, TaskManagement, DataOut,
             self._release_tmfs(task)
 
     def tick(self, now: float) -> None:
-        if self.closing:
+        if self.closing or self._claiming is not None:  # a claim may wait for a dead owner's watch to expire
             return
         if not self.logged_in:
             if now - self._created > self.login_timeout:
@@ -181,6 +190,7 @@ class TargetConnection(Keepalive, TextRequests, Logout, TaskManagement, DataOut,
         return out
 
     def connection_lost(self) -> None:
+        self._lost = True
         for task in self._tasks.values():
             task.aborted = True
         self._tasks.clear()
@@ -223,13 +233,61 @@ class TargetConnection(Keepalive, TextRequests, Logout, TaskManagement, DataOut,
         if pdu.opcode != Opcode.LOGIN_REQUEST:
             self._close(f"opcode 0x{pdu.opcode:02x} before login")
             return
-        self._out += self.login.handle(pdu)
+        response = self.login.handle(pdu)
         if self.login.failed is not None:
+            self._out += response
             self._close(f"login failed (0x{self.login.failed:04x})")
             return
         result = self.login.result
         if result is None:
+            self._out += response
             return
+        session = self.session
+        assert session is not None
+        if result.target is not None and not session.holder and result.target.device.claims():
+            # The response waits until the shell has claimed the target on a worker thread.
+            holder = f"{result.initiator_name} session {session.tsih} #{next(_claim_numbers)}"
+            self._claiming = (response, pdu.detach(), holder)
+            return
+        self._out += response
+        self._full_feature(result)
+
+    def claim_wanted(self) -> tuple[ScsiDispatcher, str] | None:
+        """The device and holder the shell must claim (device.claim, blocking) before this
+        login may finish, once; then it calls claim_done."""
+        if self._claiming is None or self._claim_asked or self.target is not None:
+            return None
+        result = self.login.result
+        if result is None or result.target is None:
+            return None
+        self._claim_asked = True
+        return result.target.device, self._claiming[2]
+
+    def claim_done(self, refusal: ClaimRefused | None) -> list[ScsiTask]:
+        """The shell's claim ended: the login finishes (the session starts), or it is redirected
+        to the server that serves the target, or it fails (target error: service unavailable).
+        Returns tasks that came in meanwhile."""
+        assert self._claiming is not None and self.session is not None
+        response, request, holder = self._claiming
+        self._claiming = None
+        result = self.login.result
+        assert result is not None and result.target is not None
+        if refusal is None and self._lost:  # the initiator gave up waiting: give the claim back
+            self.releases.append((result.target.device, holder))
+            return []
+        if refusal is not None:
+            self.initiator = result.initiator_name
+            self.registry.remove(self.session.tsih)
+            self.session = None
+            self._out += self.login.refuse_bound(request, refusal.reason, refusal.moved_to)
+            self._close(("login redirected: " if refusal.moved_to else "login refused: ") + refusal.reason)
+            return []
+        self.session.holder = holder
+        self._out += response
+        self._full_feature(result)
+        return self.buffer_updated(0)
+
+    def _full_feature(self, result: lg.LoginResult) -> None:
         self.params = result.params
         self.target = result.target
         self.initiator = result.initiator_name
@@ -259,6 +317,9 @@ class TargetConnection(Keepalive, TextRequests, Logout, TaskManagement, DataOut,
         self.registry.remove(session.tsih)
         if not session.replaced and self.target is not None and self.nexus is not None:
             self.target.device.nexus_removed(self.nexus)  # the I_T nexus is gone (ERL 0)
+        if session.holder and self.target is not None:  # its claim is given back (a worker)
+            self.releases.append((self.target.device, session.holder))
+            session.holder = ""
 
 
 # What each request does in the full feature phase (Data-Out: see _dispatch).

@@ -28,6 +28,7 @@ class Session:
     close_connection: Callable[[], None]
     cid: int = 0
     replaced: bool = False  # a new login took over this I_T nexus (reinstatement)
+    holder: str = ""  # what the session claimed its target's stores as (targets.ScsiDispatcher.claim)
 
 
 @dataclass(slots=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from target.iscsi.chap import Credentials
+from target.scsi.claims import ClaimRefused
 from target.scsi.nexus import Nexus
 
 
@@ -27,6 +28,14 @@ class ScsiDispatcher(Protocol):
     def reset(self, lun: int | None) -> None: ...
 
     def check_capacity(self) -> None: ...
+
+    # A device whose stores one server at a time may serve (an RBD image): a login claims
+    # them (on a worker thread) before its session starts, and gives them back when it ends.
+    def claims(self) -> bool: ...
+
+    def claim(self, holder: str) -> ClaimRefused | None: ...
+
+    def release(self, holder: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,15 +6,20 @@ rather than a unit: REPORT LUNS, and commands to a LUN that does not exist.
 
 from __future__ import annotations
 
+import logging
 import struct
 from dataclasses import dataclass
 
 from target.scsi import pr, sbc, spc  # noqa: F401  (registers the command handlers)
 from target.scsi import sense as s
 from target.scsi.cdb import be, need
+from target.scsi.claims import ClaimRefused
 from target.scsi.lu import LogicalUnit
 from target.scsi.nexus import Nexus
 from target.scsi.registry import Access, Command, command
+from target.stores.base import StoreError
+
+log = logging.getLogger("bootsrv.scsi")
 
 REPORT_LUNS = 0xA0
 _WRITE_OPCODES = frozenset({0x2A, 0xAA, 0x8A})
@@ -26,6 +31,13 @@ THREAD_TRANSFER_BLOCKS = 256  # 128 KiB: below this a thread hop costs more than
 def _report_luns_entry(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
     """Listed for REPORT SUPPORTED OPERATION CODES; ScsiDevice answers it before any unit."""
     raise s.CheckCondition(s.INVALID_COMMAND_OPERATION_CODE)
+
+
+def _store_call(unit: LogicalUnit, capability: str, holder: str) -> None:
+    """A store's optional claim/release (stores that lack them need no claim)."""
+    call = getattr(unit.store, capability, None)
+    if call is not None:
+        call(holder)
 
 
 def lun_entry(lun: int) -> bytes:
@@ -87,6 +99,38 @@ class ScsiDevice:
     def nexus_removed(self, nexus: Nexus) -> None:
         for unit in self.units:
             unit.nexus_removed(nexus)
+
+    # ---- stores served by one server at a time (an RBD image: target/stores/rbd/lock.py) ----
+
+    def claims(self) -> bool:
+        """Whether a login must claim this device's stores before its session starts."""
+        return any(getattr(unit.store, "claims", False) for unit in self.units)
+
+    def claim(self, holder: str) -> ClaimRefused | None:
+        """Blocking (a worker thread): claim every unit's store for `holder` (a session), or
+        none of them; returns why not (another server writes one, and where it listens), or None."""
+        taken: list[LogicalUnit] = []
+        for unit in self.units:
+            try:
+                _store_call(unit, "claim", holder)
+            except StoreError as exc:
+                for done in taken:
+                    self._release_unit(done, holder)
+                return ClaimRefused(str(exc), getattr(exc, "moved_to", ""))
+            taken.append(unit)
+        return None
+
+    def release(self, holder: str) -> None:
+        """Blocking (a worker thread): the session `holder` ended."""
+        for unit in self.units:
+            self._release_unit(unit, holder)
+
+    @staticmethod
+    def _release_unit(unit: LogicalUnit, holder: str) -> None:
+        try:
+            _store_call(unit, "release", holder)
+        except StoreError as exc:
+            log.error("%s: %s", unit.name, exc)
 
     def reset(self, lun: int | None) -> None:
         """LOGICAL UNIT RESET of one unit, or a target reset (lun None)."""

@@ -30,6 +30,13 @@ class ParkedStore:
         self.size, self.readonly, self.can_unmap = store.size, store.readonly, store.can_unmap
         self._lock = threading.Lock()
         self._real: BlockStore | None = None
+        # A store claimed per session (an RBD image, rbd/lock.py): its sessions' claims outlive a park.
+        self.claims: bool = getattr(store, "claims", False)
+        self._release = getattr(store, "release", None)
+
+    def release(self, holder: str) -> None:
+        if self._release is not None:
+            self._release(holder)
 
     def unpark(self) -> BlockStore:
         with self._lock:  # several commands may arrive at once: one opens, all use it
@@ -164,6 +171,24 @@ class GatedStore:
             raise RuntimeError("GatedStore.swap outside hold()")
         old, self.inner = self.inner, store
         return old
+
+    # ---- stores a session claims first (an RBD image: one node at a time) -----------------
+
+    @property
+    def claims(self) -> bool:
+        """Whether a session must claim the store before using it (asked on the event loop)."""
+        return bool(getattr(self.inner, "claims", False))
+
+    def claim(self, holder: str) -> None:
+        """Blocking (a worker thread): may raise a StoreError saying why not here."""
+        claim = getattr(self.unparked(), "claim", None)
+        if claim is not None:
+            claim(holder)
+
+    def release(self, holder: str) -> None:
+        release = getattr(self.inner, "release", None)
+        if release is not None:
+            release(holder)
 
     # ---- BlockStore, each call between _enter and _leave ----------------------
 

@@ -154,6 +154,9 @@ bluestore_block_size = 10737418240
 bluestore_fsck_on_mkfs = false
 # without this a stop waits ~5 s for the monitor to acknowledge the OSD going down
 osd_fast_shutdown_notify_mon = false
+# a client that stopped answering loses its watches (and so, for librbd, its exclusive locks
+# to the next node that asks) after 10 s instead of 30 s: the several-nodes tests wait less
+osd_client_watch_timeout = 10
 """
 
 

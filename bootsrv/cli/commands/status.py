@@ -18,6 +18,7 @@ def register(commands: Any) -> None:
 
 def _status(args: argparse.Namespace) -> int:
     status = ask(args, "status")
+    status["cluster"] = ask(args, "cluster")
     if args.json:
         print(json.dumps(status, indent=2))
         return 0
@@ -26,6 +27,15 @@ def _status(args: argparse.Namespace) -> int:
     clients = status["clients"]
     print("  services: " + ", ".join(f"{name} {state}" for name, state in status["services"].items())
           + f"; clients {clients['total']} ({clients['adopted']} adopted, {clients['disks_open']} disks open)")
+    cluster = status["cluster"]
+    if cluster["health"] is not None:
+        print(f"  node {cluster['node']}; Ceph cluster {cluster['health']}")
+        if cluster["fenced"]:
+            print(f"  FENCED: {cluster['fenced']}")
+        for disk in cluster["disks"]:
+            held = ("this node" if disk["here"] else f"node {disk['node'] or '(unknown)'}") if disk["address"] else "no node"
+            print(f"  disk {disk['name']:<16} {disk['path']} served by {held}"
+                  + (f" (Ceph client {disk['address']})" if disk["address"] else ""))
     for image in status["images"]:
         edit = image["edit"]
         print(f"  image {image['name']:<15} version {image['current']} current ({image['versions']} kept)"

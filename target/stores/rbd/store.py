@@ -19,6 +19,7 @@ from target.stores.errors import FormatError, StoreError, WouldBlock
 from target.stores.layered import SingleLayer
 from target.stores.pieces import Pieces
 from target.stores.rbd.cluster import connect, reason, settings, split
+from target.stores.rbd.lock import DiskClaim, Owner
 
 
 class RbdStore(SingleLayer):
@@ -49,6 +50,8 @@ class RbdStore(SingleLayer):
         self._rbd = rbd
         self._size = self._image.size()
         self._closed = False
+        # Writable images are served by one node at a time (lock.py): a session claims it first.
+        self._claim = None if self._readonly else DiskClaim.attach(self.path, self._image)
 
     # ---- what it is -------------------------------------------------------------------
 
@@ -71,6 +74,27 @@ class RbdStore(SingleLayer):
     @property
     def uuid(self) -> bytes | None:
         return None
+
+    # ---- one node at a time (lock.py) ---------------------------------------------------
+
+    @property
+    def claims(self) -> bool:
+        """A session claims the image before using it (the event loop asks: no network)."""
+        return self._claim is not None
+
+    def claim(self, holder: str) -> None:
+        """Before `holder` (a session) uses the image: take its exclusive lock (blocking), or
+        raise lock.Refused naming the node that holds it."""
+        if self._claim is not None:
+            self._claim.claim(holder)
+
+    def release(self, holder: str) -> None:
+        if self._claim is not None:
+            self._claim.release(holder)
+
+    def lock_owner(self) -> Owner | None:
+        """Which node holds the image's exclusive lock now (a network call)."""
+        return self._claim.owner() if self._claim is not None else None
 
     # ---- I/O --------------------------------------------------------------------------
 
@@ -137,12 +161,15 @@ class RbdStore(SingleLayer):
         return sum(size for _, size, mapped in self.extents(0, self._size) if mapped)
 
     def flush(self) -> None:
-        if not self._readonly:
+        # Without the exclusive lock nothing was written here to flush (and librbd refuses it).
+        if not self._readonly and (self._claim is None or self._claim.held):
             self._call("flush", self._image.flush)
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            if self._claim is not None:
+                self._claim.detach(self._image)
             try:
                 self._image.close()
             finally:

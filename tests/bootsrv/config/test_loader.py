@@ -25,6 +25,8 @@ def test_rbd_disks_are_named_as_qemu_names_them_and_ceph_defaults_as_its_tools(t
     assert (str(config.ceph.conf), config.ceph.id, config.ceph.keyring) == ("/etc/ceph/ceph.conf", "admin", None)
     config = load_config(write(tmp_path, GOOD + '[ceph]\nconf = "ceph/ceph.conf"\nid = "bootsrv"\nkeyring = "k"\n'))
     assert config.ceph.conf == (tmp_path / "ceph/ceph.conf").resolve() and config.ceph.keyring == (tmp_path / "k")
+    assert config.node.name == ""  # the host name, at start
+    assert load_config(write(tmp_path, GOOD + '[node]\nname = "room-a"\n')).node.name == "room-a"
 
 
 @pytest.mark.parametrize("change,key,expected", [
@@ -39,6 +41,7 @@ def test_rbd_disks_are_named_as_qemu_names_them_and_ceph_defaults_as_its_tools(t
     (('s98765432109', 's12345678901'), "target[0].mutual_chap", "different"),
     (('path = "disks/scratch.img"', 'path = "rbd:pool"'), "disk[0].path", "rbd:POOL/IMAGE"),
     (('[server]', '[ceph]\nid = "client.admin"\n[server]'), "ceph.id", "without \"client.\""),
+    (('[server]', '[node]\nname = "room a"\n[server]'), "node.name", "letters"),
 ])
 def test_errors_name_file_key_and_expectation(tmp_path, change, key, expected):
     path = write(tmp_path, GOOD.replace(*change))
