@@ -17,11 +17,10 @@ from tests.support.initiator import RAW_INITIATOR, RawInitiator, request_bhs
 from tests.support.scratch import SCRATCH_IQN
 from tests.support.snapshots import (
     CLIENT, CLIENT_INITIATOR, CLIENT_IQN, MiB, SequenceWriter, bootsrv_cli, client_config, make_golden, mount_url,
-    read_through_mount, snapshot, snapshot_ids, standalone_config, write_image)
+    pyvhdi_read, read_through_mount, snapshot, snapshot_ids, standalone_config, write_image)
 from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
-SYSTEM_PYTHON = "/usr/bin/python3"  # python3-libvhdi's pyvhdi lives there
 
 
 def sha(data: bytes) -> str:
@@ -76,23 +75,6 @@ def test_snapshots_under_continuous_writes_are_clean_cuts(run_server, tmp_path, 
     for vhd in [tmp_path / "state" / "clients" / f"{CLIENT}.vhd"] if kind == "client" else [tmp_path / "disks" / "scratch.vhd"]:
         for path in [vhd, *sorted((vhd.parent / f"{vhd.stem}.snapshots").glob("*.vhd"))]:
             bootsrv_cli(tmp_path, "disk", "check", str(path))
-
-
-def pyvhdi_read(files: list[Path], size: int) -> bytes:
-    """Read a differencing chain (top first) with libvhdi, each parent set by hand."""
-    script = f"""
-import pyvhdi, sys
-files = {[str(f) for f in files]!r}
-handles = []
-for name in reversed(files):
-    h = pyvhdi.file(); h.open(name)
-    if handles: h.set_parent(handles[-1])
-    handles.append(h)
-sys.stdout.buffer.write(handles[-1].read_buffer({size}))
-"""
-    result = subprocess.run([SYSTEM_PYTHON, "-c", script], capture_output=True, timeout=300)
-    assert result.returncode == 0, result.stderr.decode(errors="replace")
-    return result.stdout
 
 
 def test_full_and_incremental_exports_match_the_snapshot(run_server, tmp_path):

@@ -18,6 +18,7 @@ from tests.support.server import Server
 from tests.support.tools import run
 
 MiB = 1 << 20
+SYSTEM_PYTHON = "/usr/bin/python3"  # python3-libvhdi's pyvhdi lives there
 QEMU_INITIATOR = "iqn.2008-11.org.linux-kvm"  # qemu-img's default initiator name: our "backup host"
 CLIENT = "pc1"
 CLIENT_IQN = f"{DEFAULT_BASE_IQN}:{CLIENT}"
@@ -88,6 +89,23 @@ def read_through_mount(server: Server, disk: str, snap_id: int, out: Path) -> by
     data = out.read_bytes()
     out.unlink()
     return data
+
+
+def pyvhdi_read(files: list[Path], size: int) -> bytes:
+    """Read a differencing chain (top first) with libvhdi, each parent set by hand."""
+    script = f"""
+import pyvhdi, sys
+files = {[str(f) for f in files]!r}
+handles = []
+for name in reversed(files):
+    h = pyvhdi.file(); h.open(name)
+    if handles: h.set_parent(handles[-1])
+    handles.append(h)
+sys.stdout.buffer.write(handles[-1].read_buffer({size}))
+"""
+    result = subprocess.run([SYSTEM_PYTHON, "-c", script], capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return result.stdout
 
 
 def write_image(server: Server, url: str, data: bytes, scratch: Path) -> None:
