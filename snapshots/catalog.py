@@ -191,6 +191,11 @@ class Catalog:
                   name, fire, finished, result)
 
 
+def vhd_files(folder: Path) -> Callable[[int, float], str]:
+    """How a VHD disk's snapshot files are named: N.vhd in the disk's snapshot folder."""
+    return lambda snap_id, _: str(folder / f"{snap_id}.vhd")
+
+
 def _snapshot(row: tuple[Any, ...]) -> Snapshot:
     (snap_id, disk, created, label, origin, file, uuid, state, unique, pause, iscsi, local) = row
     return Snapshot(snap_id, disk, created, label, origin, file, uuid, SnapshotState(state), unique, pause,

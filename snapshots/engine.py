@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from snapshots import rbdsnaps
-from snapshots.catalog import Catalog, Snapshot, SnapshotState
+from snapshots.catalog import Catalog, Snapshot, SnapshotState, vhd_files
 from snapshots.faults import crash_point
 from snapshots.files import fsync_dir
 from target.stores.base import BlockStore
@@ -183,7 +183,7 @@ class SnapshotEngine:
                                     "delete older snapshots first")
             folder = snapshot_folder(live)
             folder.mkdir(exist_ok=True)
-            snap = self.catalog.begin_snapshot(disk, label, origin, lambda snap_id, _: str(folder / f"{snap_id}.vhd"))
+            snap = self.catalog.begin_snapshot(disk, label, origin, vhd_files(folder))
             frozen = Path(snap.file)
             try:
                 with volume.gate.hold() as store:

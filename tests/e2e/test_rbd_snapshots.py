@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.ceph import CephCluster
-from tests.support.initiator import RAW_INITIATOR, RawInitiator, request_bhs
+from tests.support.faults_summary import record
+from tests.support.initiator import RAW_INITIATOR
 from tests.support.rbd_lu import RBD_IQN
 from tests.support.rbd_snapshots import (
     DISK, rbd, rbd_du, rbd_export, rbd_snapshot_config, rbd_snapshot_names, snapshot_name)
 from tests.support.server import start_server
 from tests.support.snapshots import (
-    MiB, SequenceWriter, bootsrv_cli, pyvhdi_read, read_through_mount, snapshot, write_image)
+    MiB, SequenceWriter, bootsrv_cli, check_cut, held_ms, pyvhdi_read, read_through_mount, rollback_over_a_client,
+    snapshot, snapshots_while_writing, write_image)
 from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
@@ -40,40 +41,17 @@ def test_snapshots_under_continuous_writes_are_clean_cuts(run_server, ceph_clust
     writer = SequenceWriter(server.port, RBD_IQN, RAW_INITIATOR, slots=128 * MiB // SequenceWriter.SLOT)
     writer.start()
     assert writer.ready.wait(30)
-    cuts = []  # (snapshot id, before the request, after the answer)
-    for _ in range(4):
-        time.sleep(0.3)
-        before = time.monotonic()
-        out = snapshot(server, "create", DISK).stdout
-        after = time.monotonic()
-        cuts.append((int(out.split()[1]), before, after))
-        print(out.strip())
-    time.sleep(0.5)  # writes after the last cut, to show they stay out of it
-    writer.stop.set()
-    writer.join(60)
+    cuts = snapshots_while_writing(server, DISK, writer, 4, 0.3)
     assert not writer.errors, writer.errors  # the client saw no error while snapshots were taken
     assert len(writer.writes) > 100, "the writer hardly wrote: no load to cut through"
     names = {row["id"]: snapshot_name(row) for row in rows(server)}
-    assert rbd_snapshot_names(ceph_cluster, "snap-live") == [names[i] for i, _, _ in cuts]
-    for snap_id, before, after in cuts:
-        image = rbd_export(ceph_cluster, f"snap-live@{names[snap_id]}", tmp_path / "snap.raw")
-        inside = outside = 0
-        for slot, sent, acknowledged in writer.writes:
-            got = image[slot * SequenceWriter.SLOT:(slot + 1) * SequenceWriter.SLOT]
-            if acknowledged < before:
-                assert got == SequenceWriter.pattern(slot), f"snapshot {snap_id}: acknowledged write {slot} missing"
-                inside += 1
-            elif sent > after:
-                assert got == bytes(SequenceWriter.SLOT), f"snapshot {snap_id}: later write {slot} leaked in"
-                outside += 1
-            else:
-                assert got in (SequenceWriter.pattern(slot), bytes(SequenceWriter.SLOT)), f"slot {slot} torn"
-        assert inside and outside, (snap_id, inside, outside)
+    assert rbd_snapshot_names(ceph_cluster, "snap-live") == [names[snap_id] for snap_id, _, _ in cuts]
+    for cut in cuts:  # `rbd export` of each RBD snapshot: a clean cut through the writes
+        image = rbd_export(ceph_cluster, f"snap-live@{names[cut[0]]}", tmp_path / "snap.raw")
+        check_cut(image, writer.writes, cut)
     # The read-only iSCSI mount opens the RBD snapshot: the same bytes as `rbd export`.
-    last = cuts[-1][0]
-    assert read_through_mount(server, DISK, last, tmp_path / "m.raw") == image
-    pauses = [float(line.split("held ")[1].split(" ms")[0]) for line in server.log_text().splitlines()
-              if "writes held" in line]
+    assert read_through_mount(server, DISK, cuts[-1][0], tmp_path / "m.raw") == image
+    pauses = held_ms(server)
     print(f"rbd: {len(writer.writes)} writes, writes held per snapshot (ms): {pauses}")
 
 
@@ -148,16 +126,7 @@ def test_rollback_restores_the_snapshot_and_keeps_later_ones(run_server, ceph_cl
     snapshot(server, "create", DISK)
     write_image(server, url, states[2], tmp_path / "2.bin")
     one, two = (row["id"] for row in rows(server))
-    # A connected client blocks a rollback unless --force drops it.
-    client = RawInitiator(server.port)
-    client.login(digests=False, target=RBD_IQN)
-    refused = snapshot(server, "rollback", str(one), check=False)
-    assert refused.returncode == 1 and "session" in refused.stderr
-    snapshot(server, "rollback", str(one), "--force")
-    with pytest.raises((ConnectionError, OSError)):
-        client.send(request_bhs(0x00, 0x80, 0x99, 0xFFFFFFFF, client.cmdsn))
-        client.recv()
-    client.close()
+    rollback_over_a_client(server, one, RBD_IQN)
     assert rbd_export(ceph_cluster, image, tmp_path / "live.raw")[:8 * MiB] == states[0]
     after = tmp_path / "after.raw"
     run(["qemu-img", "convert", "-f", "raw", "-O", "raw", url, str(after)])  # served again, rolled back
@@ -203,21 +172,32 @@ def test_schedule_takes_exports_and_prunes_an_rbd_disk(run_server, ceph_cluster:
     assert pyvhdi_read(chain, 64 * MiB) == rbd_export(ceph_cluster, f"{image}@{newest}", tmp_path / "n.raw")
 
 
-CRASH_POINTS = {"snapshot.create.flushed": 0, "snapshot.create.switched": 1}  # -> snapshots kept afterwards
+# crash point -> (the operation, what the start after it must leave: snapshots kept besides "a", the live state)
+CRASH_POINTS = {
+    "snapshot.create.flushed": (["create", DISK], 0, 1),  # before the RBD snapshot: undone
+    "snapshot.create.switched": (["create", DISK], 1, 1),  # after it: finished
+    "snapshot.delete.marked": (["delete", "1"], -1, 1),  # marked DELETING: removed at start
+    "snapshot.rollback.closed": (["rollback", "1", "--force"], 0, 0),  # marked, image closed: rolled back at start
+}
 
 
 @pytest.mark.parametrize("point", list(CRASH_POINTS))
-def test_kill_9_during_a_take_is_finished_or_undone(ceph_cluster: CephCluster, tmp_path, point):
-    image = f"snap-crash-{point.rsplit('.', 1)[1]}"
+def test_kill_9_during_an_operation_is_finished_or_undone(ceph_cluster: CephCluster, tmp_path, point):
+    record("kill -9", trials=1)
+    image = f"snap-crash-{point.split('.', 1)[1].replace('.', '-')}"
     config = rbd_snapshot_config(ceph_cluster, image)
-    data = os.urandom(4 * MiB)
+    states = [os.urandom(4 * MiB), os.urandom(2 * MiB)]
+    views = [states[0], states[1] + states[0][len(states[1]):]]  # the first 4 MiB after each write
+    operation, more, live_state = CRASH_POINTS[point]
     server = start_server(tmp_path, config)
     try:
-        write_image(server, server.url(RBD_IQN), data, tmp_path / "a.bin")
+        write_image(server, server.url(RBD_IQN), states[0], tmp_path / "a.bin")
+        snapshot(server, "create", DISK, "--label", "a")
+        write_image(server, server.url(RBD_IQN), states[1], tmp_path / "b.bin")
     finally:
         assert server.stop() == 0
     server = start_server(tmp_path, config, env={"BOOTSRV_CRASH_AT": point})
-    result = snapshot(server, "create", DISK, check=False)
+    result = snapshot(server, *operation, check=False)
     assert result.returncode != 0, "the server should have died at the crash point"
     server.proc.wait(30)
     assert server.proc.returncode == -9, server.log_text()
@@ -225,11 +205,13 @@ def test_kill_9_during_a_take_is_finished_or_undone(ceph_cluster: CephCluster, t
     try:
         kept = rows(server)
         assert all(row["state"] == "ready" for row in kept), kept
-        assert len(kept) == CRASH_POINTS[point], kept
+        assert len(kept) == 1 + more, kept
         # The catalog and the cluster agree: no snapshot left behind, none recorded that is not there.
         assert rbd_snapshot_names(ceph_cluster, image) == [snapshot_name(row) for row in kept]
-        for row in kept:  # finished: it holds the content at the cut
-            assert rbd_export(ceph_cluster, f"{image}@{snapshot_name(row)}", tmp_path / "s.raw")[:4 * MiB] == data
+        for row in kept:  # "a" holds the first state; one finished at the crash, the live one at the cut
+            expected = views[0] if row["label"] == "a" else views[1]
+            assert rbd_export(ceph_cluster, f"{image}@{snapshot_name(row)}", tmp_path / "s.raw")[:4 * MiB] == expected
+        assert rbd_export(ceph_cluster, image, tmp_path / "live.raw")[:4 * MiB] == views[live_state]
         assert "recovery:" in server.log_text()
     finally:
         assert server.stop() == 0
