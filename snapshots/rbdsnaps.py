@@ -98,7 +98,10 @@ def create(engine: SnapshotEngine, volume: Volume, label: str, origin: str) -> S
             images.snapshot(image_of(volume.path), rbd_name(snap), protect=False)
             crash_point("snapshot.create.switched")
     except BaseException:
-        if not _exists_quietly(snap):
+        if _exists_quietly(snap):  # taken, or unknown: the next start finishes (or drops) it
+            log.error("snapshot %d of %s: %s may have been taken; the next start finishes or drops it",
+                      snap.id, volume.name, snap.file)
+        else:
             engine.catalog.remove(snap.id)
         raise
     pause_ms = volume.gate.last_hold_seconds * 1000
@@ -160,6 +163,7 @@ def _next_of(engine: SnapshotEngine, snap: Snapshot) -> Snapshot | None:
 
 def rollback(engine: SnapshotEngine, volume: Volume, snap: Snapshot) -> None:
     """The image's content becomes the snapshot's (its sessions are gone or waiting)."""
+    from snapshots.engine import SnapshotError
     engine.catalog.update(snap.id, state=SnapshotState.ROLLING_BACK)
     with volume.gate.hold() as store:
         store.flush()
@@ -167,9 +171,15 @@ def rollback(engine: SnapshotEngine, volume: Volume, snap: Snapshot) -> None:
         try:
             crash_point("snapshot.rollback.closed")
             images.rollback(locator(snap))
+        except StoreError as exc:  # it may have rewritten part of the image: it stays marked, to be done again
+            raise SnapshotError(f"rollback of {volume.name!r} to snapshot {snap.id} failed: {exc}; the disk may "
+                                f"hold part of each point in time: run it again (bootsrv snapshot rollback {snap.id} "
+                                "--force), or the next start does") from None
         finally:  # rolled back or not, the disk is served again
             volume.gate.swap(open_store(str(volume.path)))
-    engine.catalog.update(snap.id, state=SnapshotState.READY)
+    for other in engine.catalog.snapshots(volume.name):  # an earlier failed rollback is superseded by this one
+        if other.state == SnapshotState.ROLLING_BACK:
+            engine.catalog.update(other.id, state=SnapshotState.READY)
 
 
 # ---- recovery -----------------------------------------------------------------------------
