@@ -16,6 +16,8 @@ versions are `v<N>`: never the same name), recorded in the catalog as rbd:POOL/I
   the image's size, while the client (whose sessions are dropped) waits.
 - usage: a snapshot's bytes are what `rbd du` shows for it (objects written between the
   image's previous snapshot and it, the clone's parent not counted).
+- snapshots.min_free (space on a local file system) does not apply: the cluster's space is
+  Ceph's to watch (`ceph df`, pool quotas).
 
 Crash safety is the catalog's state per record, as for VHD; recovery (snapshots/recovery.py)
 calls `recover` here: CREATING is finished if the RBD snapshot exists, else dropped; DELETING
