@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from snapshots.faults import crash_point
 
@@ -59,7 +59,8 @@ class SnapshotState(StrEnum):
     disk (existing catalogs read back as they are): never change them."""
     CREATING = "creating"  # begun; recovery finishes it if the switch happened, else undoes it
     READY = "ready"
-    DELETING = "deleting"  # being merged into its children; recovery finishes the merge
+    DELETING = "deleting"  # being merged into its children (RBD: removed); recovery finishes it
+    ROLLING_BACK = "rolling-back"  # RBD: the image is being rolled back to it; recovery does it again
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +70,8 @@ class Snapshot:
     created: float
     label: str
     origin: str  # "manual" or "schedule:NAME"
-    file: str
-    uuid: str  # the frozen layer's VHD UUID (hex)
+    file: str  # the frozen VHD layer, or the RBD snapshot as rbd:POOL/IMAGE@SNAP
+    uuid: str  # the frozen layer's VHD UUID (hex); "" on RBD
     state: SnapshotState
     unique_bytes: int
     pause_ms: float
@@ -113,19 +114,20 @@ class Catalog:
 
     # ---- snapshots ------------------------------------------------------------
 
-    def begin_snapshot(self, disk: str, label: str, origin: str, folder: Path) -> Snapshot:
+    def begin_snapshot(self, disk: str, label: str, origin: str, file_of: Callable[[int, float], str]) -> Snapshot:
+        """A CREATING record, its file (`file_of(id, created)`) named before anything is made."""
         # One transaction: a row committed without its file name (a crash between the
         # two statements) once made recovery read the folder '.' as a snapshot file.
+        created = time.time()
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 cursor = self._db.execute(
                     "INSERT INTO snapshots (disk, created, label, origin, state) VALUES (?, ?, ?, ?, ?)",
-                    (disk, time.time(), label, origin, SnapshotState.CREATING))
+                    (disk, created, label, origin, SnapshotState.CREATING))
                 snap_id = int(cursor.lastrowid or 0)
                 crash_point("snapshot.create.recorded")
-                self._db.execute("UPDATE snapshots SET file = ? WHERE id = ?",
-                                 (str(folder / f"{snap_id}.vhd"), snap_id))
+                self._db.execute("UPDATE snapshots SET file = ? WHERE id = ?", (file_of(snap_id, created), snap_id))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -187,6 +189,11 @@ class Catalog:
     def record_schedule_run(self, name: str, fire: float, finished: float = 0.0, result: str = "") -> None:
         self._run("INSERT OR REPLACE INTO schedule_runs (name, last_fire, finished, result) VALUES (?, ?, ?, ?)",
                   name, fire, finished, result)
+
+
+def vhd_files(folder: Path) -> Callable[[int, float], str]:
+    """How a VHD disk's snapshot files are named: N.vhd in the disk's snapshot folder."""
+    return lambda snap_id, _: str(folder / f"{snap_id}.vhd")
 
 
 def _snapshot(row: tuple[Any, ...]) -> Snapshot:

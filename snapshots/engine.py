@@ -1,4 +1,5 @@
 """Snapshots of live VHD disks: take, delete (merge), roll back, open for reading.
+(A disk on Ceph RBD has RBD snapshots instead: snapshots/rbdsnaps.py, called from here.)
 
 A disk is a chain of VHD layers; the live file (the path in the configuration)
 is always the top one. Taking a snapshot freezes the live layer under a new
@@ -29,7 +30,8 @@ from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
-from snapshots.catalog import Catalog, Snapshot, SnapshotState
+from snapshots import rbdsnaps
+from snapshots.catalog import Catalog, Snapshot, SnapshotState, vhd_files
 from snapshots.faults import crash_point
 from snapshots.files import fsync_dir
 from target.stores.base import BlockStore
@@ -163,17 +165,16 @@ class SnapshotEngine:
         volume = self.volume(disk)
         with self.lock(disk):
             live = volume.path
-            if str(live).startswith("rbd:"):
-                raise SnapshotError(f"disk {disk!r} is an RBD image ({live}): its snapshots are RBD snapshots "
-                                    "(rbd snap create), not yet taken by bootsrv")
+            if volume.gate.readonly:
+                raise SnapshotError(f"disk {disk!r} is served read-only: its content cannot change, "
+                                    f"back up {live} itself")
+            if rbdsnaps.is_rbd(live):
+                return rbdsnaps.create(self, volume, label, origin)
             try:
                 read_footer(live)
             except VhdFormatError:
                 raise SnapshotError(f"disk {disk!r} ({live}) is a raw image: snapshots need a VHD disk "
                                     f"(bootsrv disk convert {live} {live.with_suffix('.vhd')})") from None
-            if volume.gate.readonly:
-                raise SnapshotError(f"disk {disk!r} is served read-only: its content cannot change, "
-                                    f"back up {live} itself")
             free = shutil.disk_usage(live.parent).free
             if free < self.min_free:
                 raise SnapshotError(f"snapshot of {disk!r} refused: {free / (1 << 30):.2f} GiB free on the file "
@@ -184,7 +185,7 @@ class SnapshotEngine:
                                     "delete older snapshots first")
             folder = snapshot_folder(live)
             folder.mkdir(exist_ok=True)
-            snap = self.catalog.begin_snapshot(disk, label, origin, folder)
+            snap = self.catalog.begin_snapshot(disk, label, origin, vhd_files(folder))
             frozen = Path(snap.file)
             try:
                 with volume.gate.hold() as store:
@@ -244,12 +245,18 @@ class SnapshotEngine:
             snap = self.snapshot(snap_id)
             if snap.mount_iscsi or snap.mount_local:
                 raise SnapshotError(f"snapshot {snap_id} is mounted; unmount it first (bootsrv snapshot unmount {snap_id})")
+            on_rbd = rbdsnaps.is_rbd(snap.file)
+            if on_rbd:
+                rbdsnaps.refuse_delete(snap)
             with self._locks_guard:
                 if snap_id in self._busy:
                     raise SnapshotError(f"snapshot {snap_id} is being exported; delete it when that is done")
                 self.catalog.update(snap_id, state=SnapshotState.DELETING)
             crash_point("snapshot.delete.marked")
-            self.merge_away(snap)
+            if on_rbd:
+                rbdsnaps.delete(self, snap)
+            else:
+                self.merge_away(snap)
 
     def _children(self, snap: Snapshot) -> list[Path]:
         """Layers whose parent is this snapshot, read from the files (a crash may have
@@ -342,7 +349,10 @@ class SnapshotEngine:
                                     "the client first, or add --force to drop its sessions")
             if sessions:
                 volume.drop_sessions()
-            self._start_over(volume, snap.file, "snapshot.rollback.child")
+            if rbdsnaps.is_rbd(snap.file):
+                rbdsnaps.rollback(self, volume, snap)
+            else:
+                self._start_over(volume, snap.file, "snapshot.rollback.child")
             log.warning("disk %s rolled back to snapshot %d (%s); %d session(s) dropped", snap.disk, snap_id,
                         time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.created)), sessions)
 
@@ -373,12 +383,17 @@ class SnapshotEngine:
 
     # ---- reading a snapshot ------------------------------------------------------------
 
+    @staticmethod
+    def open_point(snap: Snapshot) -> LayeredStore:
+        """The snapshot's point-in-time disk, read-only, opened afresh (the caller closes it)."""
+        return rbdsnaps.open_point(snap) if rbdsnaps.is_rbd(snap.file) else open_vhd(snap.file, readonly=True)
+
     def open_view(self, snap_id: int) -> GatedStore:
         """The snapshot's point-in-time disk, read-only; kept current across deletes."""
         snap = self.snapshot(snap_id)
         gate = self.views.get(snap_id)
         if gate is None:
-            gate = self.views[snap_id] = GatedStore(open_vhd(snap.file, readonly=True))
+            gate = self.views[snap_id] = GatedStore(self.open_point(snap))
         return gate
 
     def close_view(self, snap_id: int) -> None:

@@ -3,6 +3,12 @@ VHD or raw), or as a differencing VHD over an earlier export holding only what
 changed since. Each export gets a manifest (JSON, plus a `sha256sum -c` file);
 `verify` re-reads an export chain against its manifests.
 
+Every format is written by one loop: the ranges that may differ (allocated ones for a
+full export; for an incremental one, the layers the two snapshots do not share, or
+on Ceph RBD what diff_iterate says changed between the two RBD snapshots), read from
+the snapshot and written to the target. The `rbd export-diff` format (rbd-diff,
+snapshots/rbddiff.py) is one more target: full, or over an earlier rbd-diff export.
+
 Exports are written as NAME.partial and renamed when complete, so a backup
 folder never holds a half-written file under its final name.
 """
@@ -15,7 +21,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from snapshots.catalog import Export, Snapshot
+from snapshots import rbddiff, rbdsnaps
+from snapshots.catalog import Export, Snapshot, SnapshotState
 from snapshots.engine import SnapshotEngine, SnapshotError
 from snapshots.faults import crash_point
 from snapshots.files import file_sha256, fsync_dir, write_text_atomic
@@ -23,12 +30,15 @@ from target.stores.base import BlockStore, FormatError
 from target.stores.layered import LayeredStore
 from target.stores.raw import RawStore
 from target.stores.registry import open_store
+from target.stores.rbd import snaps as rbd_snaps
 from target.stores.vhd import open_vhd
 from target.stores.vhd.check import check_vhd
 from target.stores.vhd.create import create_differencing, create_dynamic
 
 CHUNK = 4 << 20
 MANIFEST_SUFFIX = ".manifest.json"
+FORMATS = {"vhd": "vhd", "raw": "img", "rbd-diff": "rbd-diff"}  # format -> file extension
+INCREMENTAL = ("vhd", "rbd-diff")  # formats an export can build on an earlier one in
 
 
 def _merged(runs: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -62,17 +72,18 @@ def export_snapshot(engine: SnapshotEngine, snap_id: int, dest: Path, fmt: str =
 
 
 def _export(engine: SnapshotEngine, snap: Snapshot, dest: Path, fmt: str, incremental_from: int | None) -> Export:
-    if fmt not in ("vhd", "raw"):
-        raise SnapshotError(f"export format {fmt!r}: expected vhd or raw")
+    if fmt not in FORMATS:
+        raise SnapshotError(f"export format {fmt!r}: expected {', '.join(FORMATS)}")
     base = None
     if incremental_from is not None:
-        if fmt != "vhd":
-            raise SnapshotError("an incremental export is a differencing VHD: use --format vhd")
-        base = _base_export(engine, snap, incremental_from, dest)
+        if fmt not in INCREMENTAL:
+            raise SnapshotError("an incremental export is a differencing VHD or an rbd export-diff: "
+                                "use --format vhd or rbd-diff")
+        base = _base_export(engine, snap, incremental_from, dest, fmt)
     dest.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(snap.created))
     kind = "incr" if base else "full"
-    final = dest / f"{snap.disk}-{snap.id}-{stamp}-{kind}.{'vhd' if fmt == 'vhd' else 'img'}"
+    final = dest / f"{snap.disk}-{snap.id}-{stamp}-{kind}.{FORMATS[fmt]}"
     partial = final.with_name(final.name + ".partial")
     manifest_path, sums_path = final.with_name(final.name + MANIFEST_SUFFIX), final.with_name(final.name + ".sha256")
     # Until the catalog records the export, a crash makes the next start remove all of these.
@@ -81,7 +92,7 @@ def _export(engine: SnapshotEngine, snap: Snapshot, dest: Path, fmt: str, increm
         engine.catalog.partial_begin(path)
     try:
         partial.unlink(missing_ok=True)
-        view = open_vhd(snap.file, readonly=True)
+        view = engine.open_point(snap)
         try:
             written = _write_export(engine, view, snap, partial, fmt, base)
         finally:
@@ -94,6 +105,9 @@ def _export(engine: SnapshotEngine, snap: Snapshot, dest: Path, fmt: str, increm
             "data_bytes": written,
             "base": {"file": os.path.relpath(base.path, dest), "sha256": base.sha256} if base else None,
         }
+        if fmt == "rbd-diff":  # what `rbd import-diff` wants the image to hold first, and takes
+            manifest["rbd_snapshots"] = {"from": _diff_name(engine.catalog.get(base.snapshot)) if base else None,
+                                         "to": _diff_name(snap)}
         write_text_atomic(manifest_path, json.dumps(manifest, indent=2) + "\n")
         write_text_atomic(sums_path, f"{digest}  {final.name}\n")
         os.replace(partial, final)
@@ -110,30 +124,51 @@ def _export(engine: SnapshotEngine, snap: Snapshot, dest: Path, fmt: str, increm
     return record
 
 
-def _base_export(engine: SnapshotEngine, snap: Snapshot, base_id: int, dest: Path) -> Export:
-    candidates = [e for e in engine.catalog.exports(snapshot=base_id) if e.format == "vhd" and Path(e.path).exists()]
+def _base_export(engine: SnapshotEngine, snap: Snapshot, base_id: int, dest: Path, fmt: str) -> Export:
+    candidates = [e for e in engine.catalog.exports(snapshot=base_id) if e.format == fmt and Path(e.path).exists()]
     if not candidates:
-        raise SnapshotError(f"snapshot {base_id} has no VHD export to build on: export it first "
-                            f"(bootsrv snapshot export {base_id} {dest})")
+        raise SnapshotError(f"snapshot {base_id} has no {fmt} export to build on: export it first "
+                            f"(bootsrv snapshot export {base_id} {dest}{'' if fmt == 'vhd' else ' --format ' + fmt})")
     if candidates[0].disk != snap.disk:
         raise SnapshotError(f"snapshot {base_id} is of disk {candidates[0].disk!r}, not {snap.disk!r}")
+    if fmt == "rbd-diff" and not _alive(engine.catalog.get(base_id)):
+        raise SnapshotError(f"snapshot {base_id} was deleted: an rbd export-diff is made between two snapshots "
+                            f"that exist; make a full one (bootsrv snapshot export {snap.id} {dest} --format rbd-diff)")
     in_dest = [e for e in candidates if Path(e.path).parent.resolve() == dest.resolve()]
     return (in_dest or candidates)[-1]
+
+
+def _alive(snap: Snapshot | None) -> bool:
+    return snap is not None and snap.state == SnapshotState.READY
+
+
+def _diff_name(snap: Snapshot | None) -> str:
+    """The snapshot's name in an rbd export-diff: its RBD snapshot's, or (a VHD disk's) one in the same style."""
+    assert snap is not None
+    return rbdsnaps.rbd_name(snap) if rbdsnaps.is_rbd(snap.file) else f"{rbdsnaps.PREFIX}{snap.id}"
+
+
+def _target(engine: SnapshotEngine, view: LayeredStore, snap: Snapshot, path: Path, fmt: str,
+            base: Export | None) -> BlockStore | rbddiff.RbdDiffWriter:
+    if fmt == "rbd-diff":
+        since = _diff_name(engine.catalog.get(base.snapshot)) if base is not None else None
+        return rbddiff.RbdDiffWriter(path, view.size, _diff_name(snap), since)
+    if base is not None:
+        create_differencing(path, base.path, size=view.size)  # the disk may have grown since the base
+        return open_vhd(path)
+    if fmt == "vhd":
+        create_dynamic(path, view.size)
+        return open_vhd(path)
+    return RawStore.create(path, view.size)
 
 
 def _write_export(engine: SnapshotEngine, view: LayeredStore, snap: Snapshot, path: Path, fmt: str,
                   base: Export | None) -> int:
     if base is not None:
-        create_differencing(path, base.path, size=view.size)  # the disk may have grown since the base
-        target: BlockStore = open_vhd(path)
         ranges = _incremental_ranges(engine, view, snap, base)
     else:
-        if fmt == "vhd":
-            create_dynamic(path, view.size)
-            target = open_vhd(path)
-        else:
-            target = RawStore.create(path, view.size)
         ranges = ((start, length) for start, length, mapped in view.extents(0, view.size) if mapped)
+    target = _target(engine, view, snap, path, fmt, base)
     written = 0
     try:
         for start, length in ranges:
@@ -141,7 +176,8 @@ def _write_export(engine: SnapshotEngine, view: LayeredStore, snap: Snapshot, pa
             for offset in range(start, start + length, CHUNK):
                 size = min(CHUNK, start + length - offset)
                 data = view.read(offset, size)
-                if base is not None or any(data):  # a full export stays sparse; zeros over a base must be written
+                # A full export stays sparse; zeros over a base must be written.
+                if base is not None or data != bytes(size):
                     target.write(offset, data)
                     written += size
         target.flush()
@@ -156,8 +192,13 @@ def _incremental_ranges(engine: SnapshotEngine, view: LayeredStore, snap: Snapsh
     hold every sector where the two points in time can differ. If the base snapshot is
     gone (deleted since), the base export itself is compared instead."""
     base_snap = engine.catalog.get(base.snapshot)
-    if base_snap is None or base_snap.state != "ready":
+    if not _alive(base_snap):
         yield from _compared_ranges(view, Path(base.path))
+        return
+    assert base_snap is not None
+    if rbdsnaps.is_rbd(snap.file):  # librbd knows what changed between its two snapshots
+        changes = rbd_snaps.changes(rbdsnaps.locator(snap), rbdsnaps.rbd_name(base_snap))
+        yield from _merged([(start, length) for start, length, _ in changes])
         return
     base_view = open_vhd(base_snap.file, readonly=True)
     try:
@@ -196,6 +237,8 @@ def verify(path: str | os.PathLike[str]) -> list[str]:
     findings: list[str] = []
     current: Path | None = Path(path).resolve()
     seen: set[Path] = set()
+    formats: list[str] = []
+    applies_on: str | None = None  # the snapshot the diff above this one must have ended with
     while current is not None and current not in seen:
         seen.add(current)
         manifest_path = current.with_name(current.name + MANIFEST_SUFFIX)
@@ -213,6 +256,14 @@ def verify(path: str | os.PathLike[str]) -> list[str]:
         if manifest.get("format") == "vhd":
             report = check_vhd(current)
             findings += [f"{current}: {finding}" for finding in report.findings]
+        elif manifest.get("format") == "rbd-diff":
+            findings += _check_diff(current, manifest)
+            names = manifest.get("rbd_snapshots") or {}
+            if applies_on is not None and names.get("to") != applies_on:
+                findings.append(f"{current}: ends with snapshot {names.get('to')}, the diff over it starts from "
+                                f"{applies_on}")
+            applies_on = names.get("from")
+        formats.append(str(manifest.get("format")))
         base = manifest.get("base")
         if base:
             parent = (current.parent / base["file"]).resolve()
@@ -221,8 +272,21 @@ def verify(path: str | os.PathLike[str]) -> list[str]:
             current = parent
         else:
             current = None
-    if not findings:
+    if not findings and formats[:1] != ["rbd-diff"]:  # the check read every byte of a diff already
         findings += _read_through(Path(path))
+    return findings
+
+
+def _check_diff(path: Path, manifest: dict[str, Any]) -> list[str]:
+    """The file is whole, and names the snapshots and size its manifest says."""
+    info, findings = rbddiff.check(path)
+    names = manifest.get("rbd_snapshots") or {}
+    if info is not None and not findings:
+        if (info.from_snap, info.to_snap) != (names.get("from"), names.get("to")):
+            findings.append(f"{path}: goes from {info.from_snap} to {info.to_snap}, its manifest says "
+                            f"{names.get('from')} to {names.get('to')}")
+        if info.size != manifest.get("virtual_size"):
+            findings.append(f"{path}: size {info.size}, its manifest says {manifest.get('virtual_size')}")
     return findings
 
 

@@ -11,6 +11,9 @@ per record, whether the step that makes it visible happened:
   parent the switch happened and the snapshot is finished, else it is undone;
 - a snapshot DELETING: the merge is resumed (each of its steps can be redone).
 
+A snapshot on Ceph RBD is finished or undone the same way by snapshots/rbdsnaps.py
+(and ROLLING_BACK, which only RBD records, is rolled back again).
+
 A record that cannot be finished or undone stays as it is and is tried again at
 the next start; the disks are served meanwhile.
 """
@@ -21,6 +24,7 @@ import logging
 import os
 from pathlib import Path
 
+from snapshots import rbdsnaps
 from snapshots.catalog import Snapshot, SnapshotState
 from snapshots.engine import SnapshotEngine, SnapshotError, fresh_path
 from target.stores.errors import StoreError
@@ -30,7 +34,7 @@ from target.stores.vhd.store import read_footer
 
 log = logging.getLogger("bootsrv.snapshots")
 
-UNFINISHED = (SnapshotState.CREATING, SnapshotState.DELETING)
+UNFINISHED = (SnapshotState.CREATING, SnapshotState.DELETING, SnapshotState.ROLLING_BACK)
 
 
 def recover(engine: SnapshotEngine) -> list[str]:
@@ -44,6 +48,8 @@ def recover(engine: SnapshotEngine) -> list[str]:
             done.append(f"removed {path} (an export that did not finish)")
         engine.catalog.partial_end(path)
     for volume in engine.volumes.values():
+        if rbdsnaps.is_rbd(volume.path):
+            continue  # no files beside an RBD image
         leftover = fresh_path(volume.path)
         if leftover.exists():
             leftover.unlink()
@@ -52,7 +58,9 @@ def recover(engine: SnapshotEngine) -> list[str]:
         if snap.disk not in engine.volumes or snap.state not in UNFINISHED:
             continue
         try:
-            if snap.state == SnapshotState.CREATING:
+            if rbdsnaps.is_rbd(snap.file):
+                done.append(rbdsnaps.recover(engine, snap))
+            elif snap.state == SnapshotState.CREATING:
                 done.append(_recover_create(engine, snap))
             else:
                 engine.merge_away(snap)

@@ -21,6 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger  # trigger objects, not names: no entry-point lookups
 
+from snapshots import rbdsnaps
 from snapshots.engine import SnapshotEngine
 from snapshots.export import export_snapshot
 from snapshots.retention import Keep, to_keep
@@ -138,7 +139,7 @@ class SnapshotScheduler:
     def disks_of(self, schedule: Schedule) -> list[str]:
         return [name for name in sorted(self.engine.volumes)
                 if any(fnmatchcase(name, pattern) for pattern in schedule.disks)
-                and self.engine.volumes[name].path.suffix.lower() == ".vhd"]
+                and _can_snapshot(self.engine.volumes[name].path)]
 
     def runs_here(self, schedule: Schedule, now: float) -> list[str]:
         """The disks this node snapshots for a run at `now`: its own disks, and the shared (RBD)
@@ -210,3 +211,8 @@ class SnapshotScheduler:
         while current.base and current.base in by_path:
             depth, current = depth + 1, by_path[current.base]
         return None if depth >= schedule.full_every else latest.snapshot
+
+
+def _can_snapshot(path: Path) -> bool:
+    """VHD disks and RBD images (a raw file has no layers to freeze)."""
+    return path.suffix.lower() == ".vhd" or rbdsnaps.is_rbd(path)

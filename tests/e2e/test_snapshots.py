@@ -8,20 +8,19 @@ import hashlib
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.initiator import RAW_INITIATOR, RawInitiator, request_bhs
+from tests.support.initiator import RAW_INITIATOR, RawInitiator
 from tests.support.scratch import SCRATCH_IQN
 from tests.support.snapshots import (
-    CLIENT, CLIENT_INITIATOR, CLIENT_IQN, MiB, SequenceWriter, bootsrv_cli, client_config, make_golden, mount_url,
-    read_through_mount, snapshot, snapshot_ids, standalone_config, write_image)
+    CLIENT, CLIENT_INITIATOR, CLIENT_IQN, MiB, SequenceWriter, bootsrv_cli, check_cut, client_config, held_ms,
+    make_golden, mount_url, pyvhdi_read, read_through_mount, rollback_over_a_client, snapshot, snapshot_ids,
+    snapshots_while_writing, standalone_config, write_image)
 from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
-SYSTEM_PYTHON = "/usr/bin/python3"  # python3-libvhdi's pyvhdi lives there
 
 
 def sha(data: bytes) -> str:
@@ -41,58 +40,18 @@ def test_snapshots_under_continuous_writes_are_clean_cuts(run_server, tmp_path, 
     writer = SequenceWriter(server.port, target, initiator, slots=256 * MiB // SequenceWriter.SLOT)
     writer.start()
     assert writer.ready.wait(30)
-    cuts = []  # (snapshot id, before the request, after the answer)
-    for _ in range(5):
-        time.sleep(0.2)
-        before = time.monotonic()
-        out = snapshot(server, "create", disk).stdout
-        after = time.monotonic()
-        cuts.append((int(out.split()[1]), before, after))
-        print(out.strip())
-    time.sleep(0.5)  # writes after the last cut, to show they stay out of it
-    writer.stop.set()
-    writer.join(60)
+    cuts = snapshots_while_writing(server, disk, writer, 5, 0.2)
     assert not writer.errors, writer.errors
     assert len(writer.writes) > 200, "the writer hardly wrote: no load to cut through"
-    for snap_id, before, after in cuts:
-        image = read_through_mount(server, disk, snap_id, tmp_path / "snap.raw")
-        inside = outside = 0
-        for slot, sent, acknowledged in writer.writes:
-            got = image[slot * SequenceWriter.SLOT:(slot + 1) * SequenceWriter.SLOT]
-            if acknowledged < before:
-                assert got == SequenceWriter.pattern(slot), f"snapshot {snap_id}: acknowledged write {slot} missing"
-                inside += 1
-            elif sent > after:
-                assert got == bytes(SequenceWriter.SLOT), f"snapshot {snap_id}: later write {slot} leaked in"
-                outside += 1
-            else:
-                assert got in (SequenceWriter.pattern(slot), bytes(SequenceWriter.SLOT)), f"slot {slot} torn"
-        assert inside and outside, (snap_id, inside, outside)
-    pauses = [float(line.split("held ")[1].split(" ms")[0]) for line in server.log_text().splitlines()
-              if "writes held" in line]
+    for cut in cuts:
+        check_cut(read_through_mount(server, disk, cut[0], tmp_path / "snap.raw"), writer.writes, cut)
+    pauses = held_ms(server)
     print(f"{kind}: {len(writer.writes)} writes, writes held per snapshot (ms): {pauses}")
     if kind == "client":
         assert sha((tmp_path / "golden.vhd").read_bytes()) == golden_before, "the golden image changed"
     for vhd in [tmp_path / "state" / "clients" / f"{CLIENT}.vhd"] if kind == "client" else [tmp_path / "disks" / "scratch.vhd"]:
         for path in [vhd, *sorted((vhd.parent / f"{vhd.stem}.snapshots").glob("*.vhd"))]:
             bootsrv_cli(tmp_path, "disk", "check", str(path))
-
-
-def pyvhdi_read(files: list[Path], size: int) -> bytes:
-    """Read a differencing chain (top first) with libvhdi, each parent set by hand."""
-    script = f"""
-import pyvhdi, sys
-files = {[str(f) for f in files]!r}
-handles = []
-for name in reversed(files):
-    h = pyvhdi.file(); h.open(name)
-    if handles: h.set_parent(handles[-1])
-    handles.append(h)
-sys.stdout.buffer.write(handles[-1].read_buffer({size}))
-"""
-    result = subprocess.run([SYSTEM_PYTHON, "-c", script], capture_output=True, timeout=300)
-    assert result.returncode == 0, result.stderr.decode(errors="replace")
-    return result.stdout
 
 
 def test_full_and_incremental_exports_match_the_snapshot(run_server, tmp_path):
@@ -204,16 +163,7 @@ def test_rollback_restores_the_snapshot_and_keeps_later_ones(run_server, tmp_pat
     snapshot(server, "create", "scratch")
     write_image(server, url, states[2], tmp_path / "2.bin")
     one, two = snapshot_ids(server)
-    # A connected client blocks a rollback unless --force drops it.
-    client = RawInitiator(server.port)
-    client.login(digests=False)
-    refused = snapshot(server, "rollback", str(one), check=False)
-    assert refused.returncode == 1 and "session" in refused.stderr
-    snapshot(server, "rollback", str(one), "--force")
-    with pytest.raises((ConnectionError, OSError)):
-        client.send(request_bhs(0x00, 0x80, 0x99, 0xFFFFFFFF, client.cmdsn))
-        client.recv()
-    client.close()
+    rollback_over_a_client(server, one, SCRATCH_IQN)
     after = tmp_path / "after.raw"
     run(["qemu-img", "convert", "-f", "raw", "-O", "raw", url, str(after)])
     assert sha(after.read_bytes()[:8 * MiB]) == sha(states[0])

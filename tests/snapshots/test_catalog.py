@@ -2,13 +2,13 @@
 
 import sqlite3
 
-from snapshots.catalog import Catalog, SnapshotState
+from snapshots.catalog import Catalog, SnapshotState, vhd_files
 
 
 def test_states_are_stored_as_the_strings_existing_catalogs_hold(tmp_path):
     path = tmp_path / "catalog.db"
     catalog = Catalog(path)
-    snap = catalog.begin_snapshot("d", "", "manual", tmp_path)
+    snap = catalog.begin_snapshot("d", "", "manual", vhd_files(tmp_path))
     assert snap.state is SnapshotState.CREATING
     catalog.update(snap.id, state=SnapshotState.READY)
     catalog.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from snapshots.catalog import Catalog
+from snapshots.catalog import Catalog, vhd_files
 from snapshots.engine import SnapshotEngine, SnapshotError, Volume
 from snapshots.export import export_snapshot, verify
 from target.stores.gate import GatedStore
@@ -157,7 +157,7 @@ def test_interrupted_create_is_undone_or_finished(tmp_path):
     engine, volume = engine_for(tmp_path, "dynamic")
     volume.gate.write(0, b"\x09" * 4096)
     # Interrupted after the link, before the switch: the stray link goes, the row too.
-    snap = engine.catalog.begin_snapshot("d", "", "manual", volume.path.parent / "d.snapshots")
+    snap = engine.catalog.begin_snapshot("d", "", "manual", vhd_files(volume.path.parent / "d.snapshots"))
     Path(snap.file).parent.mkdir(exist_ok=True)
     os.link(volume.path, snap.file)
     assert any("rolled back" in line for line in engine.recover())
@@ -178,10 +178,10 @@ def test_a_snapshot_recorded_without_its_file_name_is_removed_at_recovery(tmp_pa
 
 def test_a_snapshot_that_recovery_cannot_finish_stays_and_the_rest_goes_on(tmp_path, caplog):
     engine, volume = engine_for(tmp_path, "dynamic")
-    broken = engine.catalog.begin_snapshot("d", "", "manual", volume.path.parent / "d.snapshots")
+    broken = engine.catalog.begin_snapshot("d", "", "manual", vhd_files(volume.path.parent / "d.snapshots"))
     Path(broken.file).parent.mkdir(exist_ok=True)
     Path(broken.file).write_bytes(b"not a VHD" * 100)  # a file recovery can make nothing of
-    undone = engine.catalog.begin_snapshot("d", "", "manual", volume.path.parent / "d.snapshots")
+    undone = engine.catalog.begin_snapshot("d", "", "manual", vhd_files(volume.path.parent / "d.snapshots"))
     assert any(f"rolled back snapshot {undone.id}" in line for line in engine.recover())  # no exception
     assert f"snapshot {broken.id} of d (creating) could not be finished or undone" in caplog.text
     assert engine.catalog.get(broken.id) is not None and engine.catalog.get(undone.id) is None

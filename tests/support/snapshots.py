@@ -10,14 +10,17 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from bootsrv.config import DEFAULT_BASE_IQN
-from tests.support.initiator import RAW_INITIATOR, RawInitiator
+from tests.support.initiator import RAW_INITIATOR, RawInitiator, request_bhs
 from tests.support.cli import run_cli
 from tests.support.scratch import scratch_config
 from tests.support.server import Server
 from tests.support.tools import run
 
 MiB = 1 << 20
+SYSTEM_PYTHON = "/usr/bin/python3"  # python3-libvhdi's pyvhdi lives there
 QEMU_INITIATOR = "iqn.2008-11.org.linux-kvm"  # qemu-img's default initiator name: our "backup host"
 CLIENT = "pc1"
 CLIENT_IQN = f"{DEFAULT_BASE_IQN}:{CLIENT}"
@@ -90,6 +93,23 @@ def read_through_mount(server: Server, disk: str, snap_id: int, out: Path) -> by
     return data
 
 
+def pyvhdi_read(files: list[Path], size: int) -> bytes:
+    """Read a differencing chain (top first) with libvhdi, each parent set by hand."""
+    script = f"""
+import pyvhdi, sys
+files = {[str(f) for f in files]!r}
+handles = []
+for name in reversed(files):
+    h = pyvhdi.file(); h.open(name)
+    if handles: h.set_parent(handles[-1])
+    handles.append(h)
+sys.stdout.buffer.write(handles[-1].read_buffer({size}))
+"""
+    result = subprocess.run([SYSTEM_PYTHON, "-c", script], capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return result.stdout
+
+
 def write_image(server: Server, url: str, data: bytes, scratch: Path) -> None:
     scratch.write_bytes(data)
     run(["qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", str(scratch), url], timeout=300)
@@ -135,3 +155,64 @@ class SequenceWriter(threading.Thread):
         finally:
             self.ready.set()
             client.close()
+
+
+Cut = tuple[int, float, float]  # (snapshot id, before the request, after the answer)
+
+
+def snapshots_while_writing(server: Server, disk: str, writer: "SequenceWriter", count: int,
+                            pause: float) -> list[Cut]:
+    """Take `count` snapshots of the disk while `writer` writes to it; stop the writer after
+    writing a little past the last one (those writes must stay out of every snapshot)."""
+    cuts = []
+    for _ in range(count):
+        time.sleep(pause)
+        before = time.monotonic()
+        out = snapshot(server, "create", disk).stdout
+        after = time.monotonic()
+        cuts.append((int(out.split()[1]), before, after))
+        print(out.strip())
+    time.sleep(0.5)
+    writer.stop.set()
+    writer.join(60)
+    return cuts
+
+
+def check_cut(image: bytes, writes: list[tuple[int, float, float]], cut: Cut) -> None:
+    """The snapshot's image holds every write acknowledged before it was asked for, none sent
+    after it answered, and each write in between whole or not at all."""
+    snap_id, before, after = cut
+    inside = outside = 0
+    for slot, sent, acknowledged in writes:
+        got = image[slot * SequenceWriter.SLOT:(slot + 1) * SequenceWriter.SLOT]
+        if acknowledged < before:
+            assert got == SequenceWriter.pattern(slot), f"snapshot {snap_id}: acknowledged write {slot} missing"
+            inside += 1
+        elif sent > after:
+            assert got == bytes(SequenceWriter.SLOT), f"snapshot {snap_id}: later write {slot} leaked in"
+            outside += 1
+        else:
+            assert got in (SequenceWriter.pattern(slot), bytes(SequenceWriter.SLOT)), f"slot {slot} torn"
+    assert inside and outside, (snap_id, inside, outside)
+
+
+def held_ms(server: Server) -> list[float]:
+    """How long each snapshot held the disk's writes, from the server's log."""
+    return [float(line.split("held ")[1].split(" ms")[0]) for line in server.log_text().splitlines()
+            if "writes held" in line]
+
+
+def rollback_over_a_client(server: Server, snap_id: int, target: str) -> None:
+    """Roll back while a client is logged in to the disk: refused without --force; with it,
+    the client's session is dropped."""
+    client = RawInitiator(server.port)
+    try:
+        client.login(digests=False, target=target)
+        refused = snapshot(server, "rollback", str(snap_id), check=False)
+        assert refused.returncode == 1 and "session" in refused.stderr, refused.stderr
+        snapshot(server, "rollback", str(snap_id), "--force")
+        with pytest.raises((ConnectionError, OSError)):
+            client.send(request_bhs(0x00, 0x80, 0x99, 0xFFFFFFFF, client.cmdsn))
+            client.recv()
+    finally:
+        client.close()

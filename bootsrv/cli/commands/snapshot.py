@@ -22,7 +22,8 @@ def register(commands: Any) -> None:
     listing.add_argument("disk", nargs="?")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=_list)
-    delete = snap.add_parser("delete", help="remove a snapshot (its data merges into its neighbour)")
+    delete = snap.add_parser("delete", help="remove a snapshot (VHD: its data merges into its neighbour; "
+                             "RBD: the RBD snapshot is removed)")
     delete.add_argument("id", type=int)
     delete.set_defaults(run=_delete)
     mount = snap.add_parser("mount", help="read-only: as its own iSCSI target, or as DIR/disk.img here")
@@ -37,9 +38,11 @@ def register(commands: Any) -> None:
     export = snap.add_parser("export", help="write the snapshot as a file for backup, with a sha256 manifest")
     export.add_argument("id", type=int)
     export.add_argument("dest_dir")
-    export.add_argument("--format", choices=("vhd", "raw"), default="vhd")
+    export.add_argument("--format", choices=("vhd", "raw", "rbd-diff"), default="vhd",
+                        help="rbd-diff: the `rbd export-diff` format, for `rbd import-diff`")
     export.add_argument("--incremental-from", type=int, metavar="ID",
-                        help="only what changed since snapshot ID (a differencing VHD over ID's export)")
+                        help="only what changed since snapshot ID (a differencing VHD over ID's export, or an "
+                             "rbd-diff from ID's snapshot)")
     export.set_defaults(run=_export)
     check = snap.add_parser("verify", help="re-read an export and the exports it builds on")
     check.add_argument("path")
