@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from tests.support import rbd_images as cluster_io
 from tests.support.ceph import CephCluster, run_client
 from tests.support.cli import run_cli
 from tests.support.rbd_nodes import (cluster_holds, failed, freeze, kill, leader_lock, logins, qemu_io, start_node,
@@ -102,8 +103,7 @@ SCHEDULE = '[[snapshots.schedule]]\nname = "nightly"\ncron = "0 3 * * *"\ndisks 
 
 def test_two_nodes_with_the_same_schedule_take_each_tick_once(ceph_cluster, tmp_path):
     """Both nodes run the schedule (as both fire at its tick); one node leads (a RADOS lock in the
-    pool) and takes the RBD disk's run, and takes that tick once. The snapshot itself is the
-    RBD snapshot engine's: here the leader's choice is what is looked at."""
+    pool) and takes the RBD disk's run, and takes that tick once: one RBD snapshot in all."""
     nodes = {name: start_node(tmp_path / name, ceph_cluster, "nodes3", name, SCHEDULE) for name in ("a", "b")}
     try:
         for _ in range(2):  # the same tick twice on each node: taken once in all
@@ -117,6 +117,9 @@ def test_two_nodes_with_the_same_schedule_take_each_tick_once(ceph_cluster, tmp_
         assert "another node leads" in nodes[other].log_text(), nodes[other].log_text()
         assert "taken already" in nodes[leader].log_text(), nodes[leader].log_text()
         assert f"bootsrv node {leader}" in leader_lock(ceph_cluster)
+        # Four runs on two nodes: one RBD snapshot on the cluster, in the leader's catalog.
+        taken = [name for name in cluster_io.snapshots(ceph_cluster, "nodes3") if name.startswith("bootsrv-snap-")]
+        assert len(taken) == 1, taken
     finally:
         for node in nodes.values():
             assert node.stop() == 0, node.log_text()
