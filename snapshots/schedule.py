@@ -141,23 +141,26 @@ class SnapshotScheduler:
                 if any(fnmatchcase(name, pattern) for pattern in schedule.disks)
                 and _can_snapshot(self.engine.volumes[name].path)]
 
-    def runs_here(self, schedule: Schedule, now: float) -> list[str]:
+    def runs_here(self, schedule: Schedule, now: float, by_hand: bool = False) -> list[str]:
         """The disks this node snapshots for a run at `now`: its own disks, and the shared (RBD)
-        ones only if it leads that tick (several nodes run the same schedule; one takes it)."""
+        ones only if it leads that tick (several nodes run the same schedule; one takes it).
+        A run by hand is a tick of its own (`now`): the admin asked for a snapshot now, and
+        gets one, from the leader; only the cron's fire times are shared by the nodes."""
         disks = self.disks_of(schedule)
         shared = [name for name, volume in sorted(self.engine.volumes.items()) if is_shared(volume.path)
                   and any(fnmatchcase(name, pattern) for pattern in schedule.disks)]
         if not shared or self.leader is None:
             return disks
         own = [disk for disk in disks if disk not in shared]
-        if not self.leader(schedule.name, latest_tick(schedule, now, self._timezone())):
+        tick = now if by_hand else latest_tick(schedule, now, self._timezone())
+        if not self.leader(schedule.name, tick):
             return own
         return own + shared
 
     def _timezone(self) -> Any:
         return self._scheduler.timezone if self._scheduler is not None else None
 
-    def run(self, schedule: Schedule) -> str:
+    def run(self, schedule: Schedule, by_hand: bool = False) -> str:
         with self._guard:
             if schedule.name in self._running:
                 return "already running"
@@ -166,7 +169,7 @@ class SnapshotScheduler:
         self.engine.catalog.record_schedule_run(schedule.name, started, result="running")
         failures = []
         try:
-            for disk in self.runs_here(schedule, started):
+            for disk in self.runs_here(schedule, started, by_hand):
                 try:
                     self._run_disk(schedule, disk)
                 except Exception as exc:  # one disk's failure must not stop the others

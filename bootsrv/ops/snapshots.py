@@ -73,4 +73,4 @@ def run_schedule(view: ApplianceView, args: dict[str, Any]) -> str:
     schedule = next((s for s in scheduler.schedules if s.name == name), None) if scheduler else None
     if scheduler is None or schedule is None:
         raise SnapshotError(f"no schedule named {name!r}")
-    return scheduler.run(schedule)
+    return scheduler.run(schedule, by_hand=True)
