@@ -300,10 +300,23 @@ def unmap(lu: LogicalUnit, cmd: Command) -> s.ScsiResult:
     if len(ranges) > MAX_UNMAP_DESCRIPTORS:
         raise s.CheckCondition(s.INVALID_FIELD_IN_PARAMETER_LIST)
     with lu.write_lock:
-        for lba, blocks in ranges:
-            if blocks:
-                lu.store.unmap(lba * BLOCK_SIZE, blocks * BLOCK_SIZE)
+        for lba, blocks in _joined(ranges):
+            lu.store.unmap(lba * BLOCK_SIZE, blocks * BLOCK_SIZE)
     return s.ScsiResult()
+
+
+def _joined(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """UNMAP descriptors as the fewest (lba, blocks) runs: touching and overlapping ones
+    joined, empty ones dropped. One store call per run, which matters where each call is
+    a network round trip (RBD: one descriptor per block took 3 ms a block)."""
+    runs: list[tuple[int, int]] = []
+    for lba, blocks in sorted(r for r in ranges if r[1]):
+        if runs and lba <= runs[-1][0] + runs[-1][1]:
+            start, length = runs[-1]
+            runs[-1] = (start, max(length, lba + blocks - start))
+        else:
+            runs.append((lba, blocks))
+    return runs
 
 
 # ---- cache and medium ------------------------------------------------------------------

@@ -13,6 +13,7 @@ StoreErrors naming the image and the cluster in one line.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Iterator
 
 from target.stores.errors import FormatError, StoreError, WouldBlock
@@ -130,23 +131,36 @@ class RbdStore(SingleLayer):
         return True
 
     def unmap(self, offset: int, length: int) -> None:
+        """Release the range; it reads zeros afterwards (the LU promises LBPRZ).
+
+        librbd's write_zeroes, not discard: both remove whole objects and zero partial ones,
+        but a discard skips the partial pieces (leaving old data) when the pool's or image's
+        rbd_skip_partial_discard / rbd_discard_granularity_bytes say so, and those settings
+        override the connection's. write_zeroes always zeroes them."""
         if self._readonly:
             raise StoreError(f"{self.path} is read-only")
         self._check(offset, length)
-        self._call("discard", self._image.discard, offset, length)
+        self._call("write_zeroes", self._image.write_zeroes, offset, length)
 
     def extents(self, offset: int, length: int) -> Iterator[tuple[int, int, bool]]:
-        """Allocated runs as librbd knows them (diff_iterate from the beginning of time)."""
+        """Allocated runs as librbd knows them, whole RADOS objects at a time (objects of a
+        clone's parent included).
+
+        Whole objects because with fast-diff librbd answers from the object map in one read;
+        a finer answer costs a request to the OSDs per object (10 ms for 512 MiB here, on
+        every GET LBA STATUS), and it is not finer inside an object anyway. "Mapped" for a
+        zeroed piece of an existing object is allowed: it reads zeros either way."""
         end = min(offset + length, self._size)
         found: list[tuple[int, int]] = []
-        self._call("diff_iterate", self._image.diff_iterate, offset, end - offset, None,
-                   lambda start, size, exists: found.append((start, size)) if exists else None)
+        self._call("diff_iterate", partial(self._image.diff_iterate, include_parent=True, whole_object=True),
+                   offset, end - offset, None,
+                   lambda start, size, exists: found.append((start, start + size)) if exists else None)
         pos = offset
-        for start, size in sorted(found):
+        for start, stop in _merged(found, offset, end):
             if start > pos:
                 yield pos, start - pos, False
-            yield max(start, pos), start + size - max(start, pos), True
-            pos = start + size
+            yield start, stop - start, True
+            pos = stop
         if pos < end:
             yield pos, end - pos, False
 
@@ -174,6 +188,24 @@ class RbdStore(SingleLayer):
                 self._image.close()
             finally:
                 self._ioctx.close()
+
+
+def _merged(runs: list[tuple[int, int]], low: int, high: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) runs clipped to [low, high), sorted, touching ones joined: whole objects
+    overhang the range asked for, and neighbours are one run to GET LBA STATUS."""
+    current: tuple[int, int] | None = None
+    for start, stop in sorted(runs):
+        start, stop = max(start, low), min(stop, high)
+        if stop <= start:
+            continue
+        if current and start <= current[1]:
+            current = (current[0], max(current[1], stop))
+            continue
+        if current:
+            yield current
+        current = (start, stop)
+    if current:
+        yield current
 
 
 def create(locator: str, size: int) -> None:
