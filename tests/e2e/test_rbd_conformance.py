@@ -33,7 +33,7 @@ from tests.support.tools import accepted_failures
 pytestmark = pytest.mark.e2e
 IMAGE = "conformance"
 MiB = 1 << 20
-# Shorter than bootsrv's rados_osd_op_timeout (30 s), past which librbd fails the write itself
+# Long enough that the write is surely waiting on the OSD, short enough for a test
 FROZEN_FOR = 5
 
 

@@ -99,9 +99,12 @@ def connect() -> Any:
             raise StoreError(why)
         import rados
         # No cache: an acknowledged write is on the OSDs. Partial discards zero their range:
-        # the LU promises that unmapped blocks read zeros (LBPRZ).
+        # the LU promises that unmapped blocks read zeros (LBPRZ). No OSD operation timeout (as
+        # tgt's bs_rbd and QEMU's rbd driver): an OSD that fails is marked down after ~20-30 s
+        # and its I/O goes on elsewhere, where a timeout would turn that stall into MEDIUM ERRORs
+        # on a diskless root; the initiator's own timers (abort, reset, relogin) still run.
         conf = {"rbd_cache": "false", "rbd_skip_partial_discard": "false", "client_mount_timeout": str(CONNECT_TIMEOUT),
-                "rados_mon_op_timeout": str(CONNECT_TIMEOUT), "rados_osd_op_timeout": "30"}
+                "rados_mon_op_timeout": str(CONNECT_TIMEOUT)}
         if _settings.keyring:
             conf["keyring"] = _settings.keyring
         try:
@@ -124,7 +127,7 @@ def disconnect() -> None:
 def reason(exc: BaseException) -> str:
     code = getattr(exc, "errno", None)
     words = {errno.ENOENT: "not found", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-             errno.ETIMEDOUT: "timed out (is a monitor reachable?)", errno.EEXIST: "already exists"}
+             errno.ETIMEDOUT: "timed out (no answer from the monitors or OSDs)", errno.EEXIST: "already exists"}
     return words.get(abs(code), str(exc)) if isinstance(code, int) else str(exc) or type(exc).__name__
 
 
