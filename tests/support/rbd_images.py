@@ -130,3 +130,9 @@ def forget_client_disks(cluster: CephCluster, *clients: str) -> None:
                 rbd.RBD().remove(ioctx, f"bootsrv.client.{client}")
             except rbd.ImageNotFound:
                 pass
+
+
+def watchers(cluster: CephCluster, name: str) -> int:
+    """How many clients watch the image (a killed process's watch lasts until it times out)."""
+    with _opened(cluster, name) as image:
+        return len(list(image.watchers_list()))
