@@ -144,18 +144,23 @@ def measure(size_mib: int = 1024, rounds: int = 3, vhd: bool = True) -> list[Ser
                 servers += [start_bootsrv("bootsrv dynamic VHD", dynamic, workdir),
                             start_bootsrv("bootsrv differencing VHD", child, workdir)]
             servers.append(start_tgt(image))
-            for work in WORKLOADS:
-                for _ in range(rounds):
-                    for server in servers:
-                        cpu = cpu_seconds(server.proc.pid)
-                        seconds = qemu_bench(server, work, disk_bytes)
-                        server.cpu[work.name] = server.cpu.get(work.name, 0.0) + cpu_seconds(server.proc.pid) - cpu
-                        server.moved[work.name] = server.moved.get(work.name, 0) + work.bytes
-                        server.rounds.setdefault(work.name, []).append(seconds)
+            run_rounds(servers, WORKLOADS, rounds, disk_bytes)
         finally:
             for server in servers:
                 stop(server.proc)
     return servers
+
+
+def run_rounds(servers: list[Server], workloads: list[Workload], rounds: int, disk_bytes: int) -> None:
+    """Each workload `rounds` times on every server, servers taking turns; records seconds and CPU."""
+    for work in workloads:
+        for _ in range(rounds):
+            for server in servers:
+                cpu = cpu_seconds(server.proc.pid)
+                seconds = qemu_bench(server, work, disk_bytes)
+                server.cpu[work.name] = server.cpu.get(work.name, 0.0) + cpu_seconds(server.proc.pid) - cpu
+                server.moved[work.name] = server.moved.get(work.name, 0) + work.bytes
+                server.rounds.setdefault(work.name, []).append(seconds)
 
 
 def ratio(servers: list[Server], name: str, workload: str) -> float:

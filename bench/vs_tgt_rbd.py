@@ -29,8 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import MiB, cpu_seconds, free_port, start_tgtd, stop, tgt_target  # noqa: E402
-from vs_tgt import Server, Workload, print_table, qemu_bench, ratio, start_bootsrv  # noqa: E402
+from common import MiB, free_port, start_tgtd, stop, tgt_target  # noqa: E402
+from vs_tgt import Server, Workload, print_table, ratio, run_rounds, start_bootsrv  # noqa: E402
 
 from tests.support import ceph  # noqa: E402  (common put the checkout on the path)
 
@@ -103,14 +103,7 @@ def measure(size_mib: int = 1024, rounds: int = 3) -> list[Server]:
             try:
                 servers.append(start_bootsrv_rbd(cluster, workdir))
                 servers.append(start_tgt_rbd(cluster, workdir))
-                for work in WORKLOADS:
-                    for _ in range(rounds):
-                        for server in servers:
-                            cpu = cpu_seconds(server.proc.pid)
-                            seconds = qemu_bench(server, work, disk_bytes)
-                            server.cpu[work.name] = server.cpu.get(work.name, 0.0) + cpu_seconds(server.proc.pid) - cpu
-                            server.moved[work.name] = server.moved.get(work.name, 0) + work.bytes
-                            server.rounds.setdefault(work.name, []).append(seconds)
+                run_rounds(servers, WORKLOADS, rounds, disk_bytes)
             finally:
                 for server in servers:
                     stop(server.proc)
