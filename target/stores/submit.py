@@ -8,8 +8,9 @@ own thread. So many requests are in flight with no thread each.
 
 A `submit_*` call may raise instead, before anything started (and `done` is then never
 called): a StoreError for a request the store refuses (outside the disk, read-only), or
-WouldBlock when it cannot start without waiting (a disk held still for a snapshot, or parked):
-the caller then does the same I/O with the plain calls, from a thread.
+WouldBlock when the plain call should do it instead (a disk held still for a snapshot, or
+parked, cannot start without waiting; a read-only image has nothing to flush): the caller then
+does the same I/O with the plain calls, from a thread.
 
 Stores without it (raw, VHD) keep the plain BlockStore calls only.
 """

@@ -149,6 +149,8 @@ class RbdStore(SingleLayer):
         self._start(request, self._image.aio_write, request.payload, offset, request.written)
 
     def submit_flush(self, done: Done) -> None:
+        if self._readonly:  # nothing to flush: the plain call answers at once, from the caller's thread
+            raise WouldBlock
         request = _Request(self, "flush", done)
         self._start(request, self._image.aio_flush, request.finished)
 
