@@ -51,20 +51,22 @@ def bootsrv(*args: str, **popen: object) -> subprocess.Popen:
                             env=dict(os.environ, PYTHONPATH=str(REPO)), **popen)  # type: ignore[call-overload]
 
 
-def start_tgtd(port: int) -> tuple[subprocess.Popen, list[str]]:
+def start_tgtd(port: int, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, list[str]]:
     """tgtd on 127.0.0.1:port with a private control port (a system tgt is never touched);
     returns the process and the tgtadm command prefix."""
     control = free_port() % 10000 + 20000
     proc = subprocess.Popen(["tgtd", "-f", "-C", str(control), "--iscsi", f"portal=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     wait_port(port, proc)
     return proc, ["tgtadm", "-C", str(control), "--lld", "iscsi"]
 
 
-def tgt_target(adm: list[str], tid: int, iqn: str, backing: Path) -> None:
+def tgt_target(adm: list[str], tid: int, iqn: str, backing: Path | str, backing_store: tuple[str, ...] = ()) -> None:
+    """Target `tid` with LUN 1 on `backing`; `backing_store`: more tgtadm options for the LUN
+    (e.g. --bstype rbd --bsopts ...)."""
     subprocess.run(adm + ["--op", "new", "--mode", "target", "--tid", str(tid), "-T", iqn], check=True)
     subprocess.run(adm + ["--op", "new", "--mode", "logicalunit", "--tid", str(tid), "--lun", "1", "-b",
-                          str(backing)], check=True)
+                          str(backing), *backing_store], check=True)
     subprocess.run(adm + ["--op", "bind", "--mode", "target", "--tid", str(tid), "-I", "ALL"], check=True)
 
 

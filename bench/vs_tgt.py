@@ -69,15 +69,19 @@ class Server:
         return statistics.median(self.rounds[workload])
 
 
-def start_bootsrv(name: str, image: Path, workdir: Path) -> Server:
+def start_bootsrv(name: str, image: Path | str, workdir: Path, extra: str = "") -> Server:
+    """bootsrv serving `image` (a file, or a store path such as rbd:POOL/IMAGE) as LUN 0;
+    `extra`: more TOML sections (e.g. [ceph])."""
     port = free_port()
-    config = workdir / f"bootsrv-{image.stem}.toml"
+    stem = Path(str(image)).stem
+    config = workdir / f"bootsrv-{stem}.toml"
     config.write_text(f"""
 [server]
-state_dir = "{workdir / ('state-' + image.stem)}"
+state_dir = "{workdir / ('state-' + stem)}"
 log_level = "warning"
 [iscsi]
 portals = ["127.0.0.1:{port}"]
+{extra}
 [[disk]]
 name = "bench"
 path = "{image}"
@@ -140,18 +144,23 @@ def measure(size_mib: int = 1024, rounds: int = 3, vhd: bool = True) -> list[Ser
                 servers += [start_bootsrv("bootsrv dynamic VHD", dynamic, workdir),
                             start_bootsrv("bootsrv differencing VHD", child, workdir)]
             servers.append(start_tgt(image))
-            for work in WORKLOADS:
-                for _ in range(rounds):
-                    for server in servers:
-                        cpu = cpu_seconds(server.proc.pid)
-                        seconds = qemu_bench(server, work, disk_bytes)
-                        server.cpu[work.name] = server.cpu.get(work.name, 0.0) + cpu_seconds(server.proc.pid) - cpu
-                        server.moved[work.name] = server.moved.get(work.name, 0) + work.bytes
-                        server.rounds.setdefault(work.name, []).append(seconds)
+            run_rounds(servers, WORKLOADS, rounds, disk_bytes)
         finally:
             for server in servers:
                 stop(server.proc)
     return servers
+
+
+def run_rounds(servers: list[Server], workloads: list[Workload], rounds: int, disk_bytes: int) -> None:
+    """Each workload `rounds` times on every server, servers taking turns; records seconds and CPU."""
+    for work in workloads:
+        for _ in range(rounds):
+            for server in servers:
+                cpu = cpu_seconds(server.proc.pid)
+                seconds = qemu_bench(server, work, disk_bytes)
+                server.cpu[work.name] = server.cpu.get(work.name, 0.0) + cpu_seconds(server.proc.pid) - cpu
+                server.moved[work.name] = server.moved.get(work.name, 0) + work.bytes
+                server.rounds.setdefault(work.name, []).append(seconds)
 
 
 def ratio(servers: list[Server], name: str, workload: str) -> float:
@@ -160,9 +169,10 @@ def ratio(servers: list[Server], name: str, workload: str) -> float:
     return servers[-1].seconds(workload) / ours.seconds(workload)
 
 
-def print_table(servers: list[Server]) -> None:
+def print_table(servers: list[Server], workloads: list[Workload] = WORKLOADS) -> None:
+    """One column per server, the last one the reference the others' ratios are to."""
     print(f"{'qemu-img bench, depth 32':16}" + "".join(f"{s.name:>27}" for s in servers))
-    for work in WORKLOADS:
+    for work in workloads:
         cells = []
         for server in servers:
             seconds = server.seconds(work.name)
@@ -171,7 +181,7 @@ def print_table(servers: list[Server]) -> None:
             cells.append(f"{value:>6.0f} {unit}{shown:>8}")
         print(f"{work.name:16}" + "".join(f"{c:>27}" for c in cells))
     print(f"{'CPU s per GB':16}" + "".join(
-        f"{' '.join(f'{s.cpu[w.name] / (s.moved[w.name] / 1e9):.1f}' for w in WORKLOADS):>27}" for s in servers))
+        f"{' '.join(f'{s.cpu[w.name] / (s.moved[w.name] / 1e9):.1f}' for w in workloads):>27}" for s in servers))
     print("ratios: bootsrv/tgt, median of the rounds, same machine, same run (higher is better); CPU per GB: "
           "the server process, in workload order")
 

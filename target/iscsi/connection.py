@@ -1,8 +1,9 @@
 """The asyncio shell around the sans-IO iSCSI core: sockets, timers, threads.
 
 Everything protocol-shaped lives in protocol.py; this file only moves bytes,
-runs SCSI commands (inline, or on a worker thread when they wait for fsync)
-and keeps time.
+runs SCSI commands (inline; on a worker thread when they wait for fsync; or
+submitted to a store that completes them on its own thread, handoff.py) and
+keeps time.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from target.iscsi.buffers import BufferPool
+from target.iscsi.handoff import Handoff
 from target.iscsi.login import LoginStatus
 from target.iscsi.output import SocketOutput
 from target.iscsi.params import DEFAULT_QUEUE_DEPTH, TargetLimits
@@ -25,6 +27,7 @@ from target.iscsi.stats import CommandStats
 from target.iscsi.targets import ScsiDispatcher, TargetDirectory
 from target.iscsi.throttle import LoginThrottle
 from target.scsi.claims import ClaimRefused
+from target.scsi.registry import PENDING
 from target.scsi.sense import ScsiResult, check_condition
 from target.stores.base import WouldBlock
 
@@ -32,6 +35,7 @@ log = logging.getLogger("bootsrv.iscsi")
 
 TICK_SECONDS = 1.0
 CAPACITY_CHECK_SECONDS = 1.0
+SUBMITTED_DRAIN_SECONDS = 60.0  # a stop waits this long for submitted commands (librbd times out at 30 s)
 INTERNAL_TARGET_FAILURE = (0x4, 0x44, 0x00)
 
 
@@ -64,10 +68,12 @@ class IscsiServer:
         self._servers: list[asyncio.base_events.Server] = []
         self._portals: list[tuple[str, int]] = []
         self._capacity_timer: asyncio.TimerHandle | None = None
+        self.handoff: Handoff | None = None  # made on the loop, at start
 
     async def start(self, portals: list[tuple[str, int]]) -> list[tuple[str, int]]:
         """Listen on every portal; returns the bound (host, port) pairs (port 0 picks one)."""
         loop = asyncio.get_running_loop()
+        self.handoff = Handoff(loop)
         bound: list[tuple[str, int]] = []
         for host, port in portals:
             server = await loop.create_server(lambda: _ConnectionShell(self), host, port,
@@ -131,6 +137,12 @@ class IscsiServer:
             shell.close()
         for server in self._servers:
             await server.wait_closed()
+        if self.handoff is not None:  # submitted commands finish before the stores may close
+            try:
+                await asyncio.wait_for(self.handoff.drained(), SUBMITTED_DRAIN_SECONDS)
+            except asyncio.TimeoutError:
+                log.warning("%d submitted commands did not finish in %.0f s", self.handoff.pending,
+                            SUBMITTED_DRAIN_SECONDS)
         # Let worker threads finish what initiators already sent (never drop acknowledged writes).
         await asyncio.get_running_loop().run_in_executor(None, self.executor.shutdown, True)
 
@@ -279,14 +291,23 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         if device.may_block(task.lun, task.cdb, zero_copy):
             self._run_on_thread(task, zero_copy, started)
             return
+        handoff = self.server.handoff
+        assert handoff is not None
+        handoff.expect()  # before execute: the answer may come back before it returns
         try:
-            result = device.execute(task.lun, task.cdb, task.data, core.nexus, zero_copy, True)
+            result = device.execute(task.lun, task.cdb, task.data, core.nexus, zero_copy, True,
+                                    lambda answer: handoff.put(self._submitted_done, (task, answer, started),
+                                                               self._flush))
         except WouldBlock:  # data not in memory: read it on a worker thread
+            handoff.unexpect()
             self._run_on_thread(task, zero_copy, started)
             return
         except Exception:  # the command sets catch their own; this is the last guard
             log.exception("%s: command %s failed", self.peer, task.cdb.hex())
             result = check_condition(INTERNAL_TARGET_FAILURE)
+        if result is PENDING:  # submitted: _submitted_done answers it
+            return
+        handoff.unexpect()
         self._complete(task, result, started)
 
     def _run_on_thread(self, task: ScsiTask, zero_copy: bool, started: float) -> None:
@@ -295,6 +316,12 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         future = self.loop.run_in_executor(self.server.executor, core.target.device.execute, task.lun, task.cdb,
                                            task.data, core.nexus, zero_copy)
         future.add_done_callback(lambda f, t=task: self._finished(t, f, started))
+
+    def _submitted_done(self, task: ScsiTask, result: ScsiResult, started: float) -> None:
+        """On the loop, in a handoff batch (which flushes this connection after it). The
+        connection may be gone: the task was aborted then, and its answer is dropped."""
+        if self.core is not None:
+            self._complete(task, result, started)
 
     def _finished(self, task: ScsiTask, future: asyncio.Future[ScsiResult], started: float) -> None:
         if self.core is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import struct
 from dataclasses import dataclass
+from typing import Callable
 
 from target.scsi import pr, sbc, spc  # noqa: F401  (registers the command handlers)
 from target.scsi import sense as s
@@ -51,15 +52,17 @@ class ScsiDevice:
     units: list[LogicalUnit]
 
     def execute(self, lun: int, cdb: bytes, data_out: bytes | bytearray | None, nexus: Nexus,
-                zero_copy: bool = False, nowait: bool = False) -> s.ScsiResult:
-        """`nowait`: a read that would wait for the disk raises WouldBlock (see Command)."""
+                zero_copy: bool = False, nowait: bool = False,
+                done: Callable[[s.ScsiResult], None] | None = None) -> s.ScsiResult:
+        """`nowait`: a read that would wait for the disk raises WouldBlock (see Command).
+        `done`: the caller takes a later answer; PENDING is returned when one will come (see Command)."""
         if cdb and cdb[0] == REPORT_LUNS:
             try:
                 return self._report_luns(cdb)
             except s.CheckCondition as cc:
                 return cc.result()
         if 0 <= lun < len(self.units):
-            return self.units[lun].execute(Command(cdb, data_out, nexus, zero_copy, nowait))
+            return self.units[lun].execute(Command(cdb, data_out, nexus, zero_copy, nowait, done))
         if cdb and cdb[0] == spc.INQUIRY and len(cdb) >= 6 and not cdb[1] & 0x01:
             # No unit here: peripheral qualifier 3, device type 1Fh (SPC-4 6.6.2).
             return s.ScsiResult(data=(b"\x7f" + spc.standard_inquiry(self.units[0])[1:] if self.units
@@ -76,6 +79,8 @@ class ScsiDevice:
         page cache raises WouldBlock there and moves to a thread."""
         if not cdb:
             return False
+        if 0 <= lun < len(self.units) and self.units[lun].submits_io:
+            return self.units[lun].may_block(cdb)  # submitted I/O never blocks; the rest always may
         if 0 <= lun < len(self.units) and self.units[lun].may_block(cdb):
             return True
         if cdb[0] in _LARGE_TRANSFER_OPCODES and len(cdb) >= 10 and 0 <= lun < len(self.units):

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
 
 from target.scsi import sense as s
 from target.scsi.nexus import Nexus
@@ -18,6 +20,7 @@ from target.scsi.registry import HANDLERS, Access, Command
 from target.scsi.reservations import Reservations
 from target.scsi.store_sense import store_error_sense
 from target.stores.base import BlockStore, StoreError, WouldBlock
+from target.stores.submit import submits_io
 
 log = logging.getLogger("bootsrv.scsi")
 
@@ -28,6 +31,38 @@ BUS_DEVICE_RESET = (s.UNIT_ATTENTION, 0x29, 0x03)
 MODE_PARAMETERS_CHANGED = (s.UNIT_ATTENTION, 0x2A, 0x01)
 CAPACITY_DATA_HAS_CHANGED = (s.UNIT_ATTENTION, 0x2A, 0x09)
 _MAX_PENDING_UA = 8
+
+
+class SubmittedWrites:
+    """Writes submitted to the store and not finished yet. They start only while nobody holds
+    the unit's write_lock, and whoever needs a write atomic against all others (COMPARE AND
+    WRITE, ORWRITE) takes the lock and then waits here until none is left."""
+
+    def __init__(self) -> None:
+        self._idle = threading.Condition(threading.Lock())
+        self._count = 0
+
+    def try_start(self, write_lock: threading.Lock) -> bool:
+        """On the event loop: False when write_lock is held (the write then waits on a thread)."""
+        if not write_lock.acquire(blocking=False):
+            return False
+        try:
+            with self._idle:
+                self._count += 1
+        finally:
+            write_lock.release()
+        return True
+
+    def finished(self) -> None:
+        with self._idle:
+            self._count -= 1
+            if not self._count:
+                self._idle.notify_all()
+
+    def wait_none(self) -> None:
+        with self._idle:
+            while self._count:
+                self._idle.wait()
 
 
 @dataclass(slots=True)
@@ -43,6 +78,7 @@ class LogicalUnit:
     reservations: Reservations = field(default_factory=Reservations)
     # Serialises COMPARE AND WRITE against writes (which may run on worker threads).
     write_lock: threading.Lock = field(default_factory=threading.Lock)
+    submitted_writes: SubmittedWrites = field(default_factory=SubmittedWrites)
     prevent: set[str] = field(default_factory=set)  # nexus keys holding PREVENT MEDIUM REMOVAL
     _identity: bytes = field(init=False, default=b"")
     _unit_attentions: dict[str, list[tuple[int, int, int]]] = field(default_factory=dict)
@@ -139,4 +175,46 @@ class LogicalUnit:
     def may_block(self, cdb: bytes) -> bool:
         entry = HANDLERS.get(cdb[0]) if cdb else None
         # A disk held still by a snapshot would stall the event loop: wait on a worker thread.
-        return (entry is not None and entry.may_block) or getattr(self.store, "held", False)
+        if getattr(self.store, "held", False):
+            return True
+        if entry is None:
+            return False
+        if submits_io(self.store):  # every plain call waits for the network: only submitted I/O stays
+            return not entry.submits
+        return entry.may_block
+
+    # ---- submitted I/O (target.stores.submit) ------------------------------
+
+    @property
+    def submits_io(self) -> bool:
+        return submits_io(self.store)
+
+    def completion(self, cmd: Command, *, reading: bool, result: Callable[[Any], s.ScsiResult],
+                   after: Callable[[], None] | None = None) -> Callable[[Any], None]:
+        """The store's `done` for a submitted request of `cmd`: its outcome made into the
+        command's result as execute would (a StoreError into its sense), handed to cmd.done.
+        Runs on the store's completion thread; `after` runs first (e.g. a write's bookkeeping)."""
+        done = cmd.done
+        assert done is not None
+
+        def finished(outcome: Any) -> None:
+            if after is not None:
+                after()
+            if isinstance(outcome, StoreError):
+                log.error("%s: %s", self.name, outcome)
+                answer = s.check_condition(store_error_sense(outcome, reading=reading))
+            else:
+                try:
+                    answer = result(outcome)
+                except Exception:  # the initiator must hear something, or it waits for ever
+                    log.exception("%s: the result of CDB %s could not be made", self.name, cmd.cdb.hex())
+                    answer = s.check_condition(INTERNAL_TARGET_FAILURE)
+            done(answer)
+        return finished
+
+    @contextmanager
+    def exclusive_write(self) -> Iterator[None]:
+        """No other write runs or starts in here, plain or submitted (COMPARE AND WRITE, ORWRITE)."""
+        with self.write_lock:
+            self.submitted_writes.wait_none()
+            yield

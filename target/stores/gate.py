@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 from target.stores.base import BlockStore, WouldBlock
 from target.stores.layered import LayeredStore
 from target.stores.pieces import Pieces
+from target.stores.submit import Done, ReadDone
 
 
 class ParkedStore:
@@ -28,6 +29,7 @@ class ParkedStore:
     def __init__(self, gate: "GatedStore", store: BlockStore, open_store: Callable[[], BlockStore]) -> None:
         self._gate, self._open_store = gate, open_store
         self.size, self.readonly, self.can_unmap = store.size, store.readonly, store.can_unmap
+        self.submits_io = getattr(store, "submits_io", False)  # asked on the event loop: never opens
         self._lock = threading.Lock()
         self._real: BlockStore | None = None
         # A store claimed per session (an RBD image, rbd/lock.py): its sessions' claims outlive a park.
@@ -255,6 +257,44 @@ class GatedStore:
     def write_may_block(self, offset: int, length: int) -> bool:
         # While held, a write waits for the holder: better on a worker thread than on the event loop.
         return self._held or self.inner.write_may_block(offset, length)
+
+    # ---- submitted I/O (target.stores.submit), counted as in flight until it completes ----
+
+    @property
+    def submits_io(self) -> bool:
+        return getattr(self.inner, "submits_io", False)
+
+    def submit_read(self, offset: int, length: int, done: ReadDone) -> None:
+        self._submit("submit_read", done, offset, length)
+
+    def submit_write(self, offset: int, data: bytes | bytearray | memoryview, done: Done, *,
+                     durable: bool = False) -> None:
+        self._submit("submit_write", done, offset, data, durable=durable)
+
+    def submit_flush(self, done: Done) -> None:
+        self._submit("submit_flush", done)
+
+    def submit_unmap(self, offset: int, length: int, done: Done) -> None:
+        self._submit("submit_unmap", done, offset, length)
+
+    def _submit(self, call: str, done: Callable[..., None], *args: object, **options: object) -> None:
+        """A hold waits for submitted requests as for any other I/O; a held or parked disk
+        cannot take one without waiting (WouldBlock: the caller uses a thread)."""
+        with self._lock:
+            if self._held or isinstance(self.inner, ParkedStore):
+                raise WouldBlock
+            self._active += 1
+            store = self.inner
+
+        def finished(outcome: object) -> None:
+            self._leave()
+            done(outcome)
+
+        try:
+            getattr(store, call)(*args, finished, **options)
+        except BaseException:
+            self._leave()
+            raise
 
     def unmap(self, offset: int, length: int) -> None:
         store = self._enter()

@@ -17,9 +17,13 @@ from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
 MiB = 1 << 20
-# The conformance families the raw LU passes in full (test_conformance_subset), I/O ones first.
+# The conformance families the raw LU passes in full (test_conformance_subset), I/O ones first;
+# then those whose commands run on worker threads beside submitted writes (COMPARE AND WRITE,
+# ORWRITE: atomic against them) or chain a flush to a submitted write (FUA).
 FAMILIES = ["SCSI.Read10", "SCSI.Read16", "SCSI.Write10", "SCSI.Write16", "SCSI.ReadCapacity16", "SCSI.Inquiry",
-            "SCSI.TestUnitReady", "SCSI.Mandatory", "iSCSI.iSCSIResiduals"]
+            "SCSI.TestUnitReady", "SCSI.Mandatory", "iSCSI.iSCSIResiduals",
+            "SCSI.CompareAndWrite", "SCSI.OrWrite", "SCSI.Verify10", "SCSI.WriteVerify10", "SCSI.WriteSame10",
+            "SCSI.Unmap", "SCSI.Write12"]
 
 
 @pytest.fixture(scope="module")

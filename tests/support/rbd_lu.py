@@ -27,3 +27,20 @@ size = "{size}"
 iqn = "{RBD_IQN}"
 luns = ["rbd0"]
 """
+
+
+def peak_in_flight(log_text: str) -> int:
+    """The most submitted requests an RBD store had in flight at once, from the server's log
+    (RbdStore logs each new high from 16 on, at powers of two); 0 if none was logged."""
+    import re
+    return max((int(n) for n in re.findall(r"(\d+) requests in flight at once", log_text)), default=0)
+
+
+def qemu_bench_4k(url: str, *, depth: int, count: int, write: bool = False, pattern: int = 0xA5) -> None:
+    """qemu-img bench over iscsi://: `count` sequential 4 KiB requests, `depth` in flight,
+    writes filling each block with `pattern`."""
+    from tests.support.tools import run
+    cmd = ["qemu-img", "bench", "-f", "raw", "-d", str(depth), "-c", str(count), "-s", "4096", "-S", "4096"]
+    if write:
+        cmd += ["-w", "--pattern", str(pattern)]
+    run(cmd + [url], timeout=600)

@@ -2,10 +2,14 @@
 through librbd's Python binding (Debian's python3-rbd), as tgt's bs_rbd and QEMU's rbd
 driver do.
 
-Every I/O waits for the network, so a read never answers `nowait` (the SCSI layer runs it
-on a worker thread; librbd releases the GIL while it waits, so the workers overlap). The
-RBD cache is off: a write librbd acknowledges is on the OSDs, so FUA and SYNCHRONIZE
-CACHE need nothing more (`flush` still asks librbd, which is cheap with no cache).
+Every I/O waits for the network. Reads, writes, flushes and discards are submitted
+(target.stores.submit: librbd's aio calls, completed on librbd's own thread), so a session has
+as many in flight as its initiator sends, with no thread each. The plain calls remain for
+whoever runs on a worker thread (COMPARE AND WRITE, snapshots, a disk held still); a plain
+read never answers `nowait`. The RBD cache is off: a write librbd acknowledges is on the
+OSDs, so FUA and SYNCHRONIZE CACHE need nothing more (`flush` and a durable write's chained
+flush still ask librbd, which is cheap with no cache, and exact whatever an image's own
+settings say).
 
 One cluster connection per process (cluster.py), shared by every image. Failures become
 StoreErrors naming the image and the cluster in one line.
@@ -13,18 +17,31 @@ StoreErrors naming the image and the cluster in one line.
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
+import threading
 from functools import partial
 from typing import Any, Iterator
 
-from target.stores.errors import FormatError, StoreError, WouldBlock
+from target.stores.errors import FormatError, NoSpace, StoreError, WouldBlock
 from target.stores.layered import SingleLayer
 from target.stores.pieces import Pieces
 from target.stores.rbd.cluster import connect, reason, settings, split
 from target.stores.rbd.lock import DiskClaim, Owner
+from target.stores.submit import Done, ReadDone
+
+log = logging.getLogger("bootsrv.rbd")
+PEAK_LOGGED_FROM = 16  # requests in flight at once: a new high from here on (a power of two) is logged
 
 
 class RbdStore(SingleLayer):
     """One RBD image (or a snapshot of one, read-only)."""
+
+    # Submitted requests not completed yet, and the most at once (for the log and the tests).
+    _in_flight = 0
+    peak_in_flight = 0
+    _counting = threading.Lock()  # one for every image: held for an increment only
 
     def __init__(self, locator: str, *, readonly: bool = False) -> None:
         import rados
@@ -142,6 +159,73 @@ class RbdStore(SingleLayer):
         self._check(offset, length)
         self._call("write_zeroes", self._image.write_zeroes, offset, length)
 
+    # ---- submitted I/O (target.stores.submit) ----------------------------------------
+
+    @property
+    def submits_io(self) -> bool:
+        return True
+
+    def submit_read(self, offset: int, length: int, done: ReadDone) -> None:
+        self._check(offset, length)
+        request = _Request(self, "read", done, length)
+        self._start(request, self._image.aio_read, offset, length, request.read_done)
+
+    def submit_write(self, offset: int, data: bytes | bytearray | memoryview, done: Done, *,
+                     durable: bool = False) -> None:
+        if self._readonly:
+            raise StoreError(f"{self.path} is read-only")
+        self._check(offset, len(data))
+        # librbd takes bytes, and may use them until it completes: the request keeps them alive.
+        request = _Request(self, "write", done, len(data), bytes(data), durable)
+        self._start(request, self._image.aio_write, request.payload, offset, request.written)
+
+    def submit_flush(self, done: Done) -> None:
+        if self._readonly or (self._claim is not None and not self._claim.held):
+            raise WouldBlock  # nothing written here to flush: the plain call answers at once, from a thread
+        request = _Request(self, "flush", done)
+        self._start(request, self._image.aio_flush, request.finished)
+
+    def submit_unmap(self, offset: int, length: int, done: Done) -> None:
+        if self._readonly:
+            raise StoreError(f"{self.path} is read-only")
+        self._check(offset, length)
+        # Zeros written, not discarded: a pool or image may set rbd_skip_partial_discard, and
+        # the LU promises that unmapped blocks read zeros (LBPRZ); whole objects are freed.
+        request = _Request(self, "write_zeroes", done)
+        self._start(request, self._image.aio_write_zeroes, offset, length, request.finished)
+
+    def _start(self, request: "_Request", call: Any, *args: Any) -> None:
+        with self._counting:
+            self._in_flight += 1
+            count = self._in_flight
+            high = count > self.peak_in_flight
+            if high:
+                self.peak_in_flight = count
+        if high and count >= PEAK_LOGGED_FROM and not count & (count - 1):
+            log.info("%s: %d requests in flight at once (the most so far)", self.path, count)
+        try:
+            call(*args)
+        except self._rbd.Error as exc:
+            self._uncount()
+            raise StoreError(f"{self.path}: {request.what}: {reason(exc)}") from None
+
+    def _uncount(self) -> None:
+        with self._counting:
+            self._in_flight -= 1
+
+    def _failure(self, what: str, code: int) -> StoreError:
+        kind = NoSpace if code in (errno.ENOSPC, errno.EDQUOT) else StoreError
+        return kind(f"{self.path}: {what}: {reason(OSError(code, os.strerror(code)))}")
+
+    def _ended_with(self, request: "_Request", outcome: bytes | StoreError | None, *, counted: bool = True) -> None:
+        """Tell the submitter. On librbd's thread, where an exception would only be swallowed: log it."""
+        if counted:
+            self._uncount()
+        try:
+            request.done(outcome)  # type: ignore[arg-type]
+        except Exception:
+            log.exception("%s: the completion of a %s failed", self.path, request.what)
+
     def extents(self, offset: int, length: int) -> Iterator[tuple[int, int, bool]]:
         """Allocated runs as librbd knows them, whole RADOS objects at a time (objects of a
         clone's parent included).
@@ -206,6 +290,44 @@ def _merged(runs: list[tuple[int, int]], low: int, high: int) -> Iterator[tuple[
         current = (start, stop)
     if current:
         yield current
+
+
+class _Request:
+    """One submitted librbd request; its methods are librbd's completion callbacks."""
+
+    __slots__ = ("store", "what", "done", "length", "payload", "durable")
+
+    def __init__(self, store: RbdStore, what: str, done: Any, length: int = 0, payload: bytes | None = None,
+                 durable: bool = False) -> None:
+        self.store, self.what, self.done = store, what, done
+        self.length, self.payload, self.durable = length, payload, durable
+
+    def read_done(self, completion: Any, data: bytes | None) -> None:
+        got = completion.get_return_value()
+        if got < 0:
+            self.store._ended_with(self, self.store._failure("read", -got))
+        elif got < self.length:  # past the end of an image that shrank under us: zeros, as read() gives
+            self.store._ended_with(self, bytes((data or b"")[:got]) + bytes(self.length - got))
+        else:
+            self.store._ended_with(self, data)
+
+    def written(self, completion: Any) -> None:
+        got = completion.get_return_value()
+        self.payload = None
+        if got >= 0 and self.durable:  # FUA: the write, then a flush, before the initiator hears of it
+            store = self.store
+            store._uncount()
+            self.what = "flush"
+            try:
+                store._start(self, store._image.aio_flush, self.finished)
+            except StoreError as error:
+                store._ended_with(self, error, counted=False)
+            return
+        self.store._ended_with(self, self.store._failure(self.what, -got) if got < 0 else None)
+
+    def finished(self, completion: Any) -> None:
+        got = completion.get_return_value()
+        self.store._ended_with(self, self.store._failure(self.what, -got) if got < 0 else None)
 
 
 def create(locator: str, size: int) -> None:
