@@ -17,20 +17,12 @@ import json
 import pytest
 
 from tests.support import rbd_images as cluster_io
-from tests.support.ceph import CephCluster
 from tests.support.cli import lab_admin
 from tests.support.linux_boot import THREE_MACHINES, clean_boot_round
-from tests.support.netboot import TWO_CLIENTS, start_bootsrv
+from tests.support.netboot import start_bootsrv
 from tests.support.netns_relay import host_ports_in
 
 pytestmark = pytest.mark.e2e
-
-
-def lab_config(cluster: CephCluster, image: str) -> str:
-    return (TWO_CLIENTS.replace('interface = "tap0"', 'interface = "br0"')
-            .replace('path = "golden.vhd"', f'path = "rbd:{cluster.pool}/{image}"')
-            + cluster_io.ceph_section(cluster)
-            + '\n[[client]]\nname = "ws03"\nmac = "52:54:00:12:34:58"\nimage = "golden"\n')
 
 
 @pytest.mark.timeout(1500)
@@ -40,7 +32,7 @@ def test_linux_clients_boot_clones_of_an_rbd_image(classroom_of_three, linux_gol
     cluster_io.import_image(ceph_cluster, linux_golden, "netboot-golden", fmt="vpc")
     cluster_io.forget_client_disks(ceph_cluster, *THREE_MACHINES)
     with host_ports_in(lab.name, cluster_io.client_ports(ceph_cluster)):
-        server_log = start_bootsrv(lab, tmp_path, lab_config(ceph_cluster, "netboot-golden"))
+        server_log = start_bootsrv(lab, tmp_path, cluster_io.lab_image_config(ceph_cluster, "netboot-golden"))
         for name in THREE_MACHINES:
             assert cluster_io.parent(ceph_cluster, f"bootsrv.client.{name}") == f"{pool}/netboot-golden@v1"
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from tests.support.ceph import CephCluster, run_client
+from tests.support.netboot import TWO_CLIENTS
 
 
 def ceph_section(cluster: CephCluster) -> str:
@@ -136,3 +137,13 @@ def watchers(cluster: CephCluster, name: str) -> int:
     """How many clients watch the image (a killed process's watch lasts until it times out)."""
     with _opened(cluster, name) as image:
         return len(list(image.watchers_list()))
+
+
+def lab_image_config(cluster: CephCluster, image: str, node: str = "") -> str:
+    """The classroom's network-boot configuration (three machines; ws02 resets at each boot) with
+    its golden image on rbd:POOL/IMAGE, as node `node` when given."""
+    return (TWO_CLIENTS.replace('interface = "tap0"', 'interface = "br0"')
+            .replace('path = "golden.vhd"', f'path = "rbd:{cluster.pool}/{image}"')
+            + ceph_section(cluster)
+            + '\n[[client]]\nname = "ws03"\nmac = "52:54:00:12:34:58"\nimage = "golden"\n'
+            + (f'\n[node]\nname = "{node}"\n' if node else ""))
