@@ -38,8 +38,6 @@ from target.stores.base import BlockStore
 from target.stores.gate import GatedStore
 from target.stores.vhd import VhdFormatError, open_vhd
 from target.stores.layered import LayeredStore
-from target.stores.rbd import images as rbd_images
-from target.stores.registry import open_store
 from target.stores.vhd.chain import copy_missing, detach, parent_uuid, relink
 from target.stores.vhd.create import create_differencing
 from target.stores.vhd.store import MAX_CHAIN, read_footer
@@ -374,8 +372,8 @@ class SnapshotEngine:
 
     @staticmethod
     def _start_over(volume: Volume, base: str | os.PathLike[str], crash_name: str) -> None:
-        if str(volume.path).startswith("rbd:"):
-            _start_over_clone(volume, os.fspath(base), crash_name)
+        if rbdsnaps.is_rbd(volume.path):
+            rbdsnaps.start_over(volume, os.fspath(base), crash_name)
             return
         with volume.gate.hold():
             old = volume.gate.swap(new_top(volume.path, base, crash_name))
@@ -407,26 +405,6 @@ class SnapshotEngine:
         """Finish or undo what a killed process left half done. Returns what was done."""
         from snapshots.recovery import recover  # it drives this engine's own steps
         return recover(self)
-
-
-def _start_over_clone(volume: Volume, base: str, crash_name: str) -> None:
-    """An RBD disk starts again as a new clone of `base` (POOL/IMAGE@SNAP): our handle closed,
-    the image removed, the clone made, opened, served. A crash between the remove and the clone
-    leaves no disk, which the next start makes afresh over the current version: the reset the
-    admin asked for. A disk with snapshots of its own is refused (removing it would drop them)."""
-    locator = str(volume.path).removeprefix("rbd:")
-    own = rbd_images.snapshots(locator) if rbd_images.exists(locator) else []
-    if own:
-        raise SnapshotError(f"disk {volume.name!r} ({volume.path}) has RBD snapshots ({', '.join(own)}): "
-                            "starting it again would drop them; delete them first")
-    with volume.gate.hold() as store:
-        store.close()
-        try:
-            rbd_images.remove(locator)
-            crash_point(crash_name)
-            rbd_images.clone(base.removeprefix("rbd:"), locator)
-        finally:  # remade or not, the disk is served again (an error is the caller's to report)
-            volume.gate.swap(open_store(volume.path))
 
 
 def _point_at(child: Path, parent: str | None) -> None:

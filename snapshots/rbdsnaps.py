@@ -27,15 +27,16 @@ both points in time, so it must complete before the disk is served).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from snapshots.catalog import Snapshot, SnapshotState
 from snapshots.faults import crash_point
 from target.stores import rbd as rbd_store
 from target.stores.errors import StoreError
-from target.stores.rbd import images, snaps
+from target.stores.rbd import images, is_rbd, snaps
 from target.stores.registry import open_store
 
 if TYPE_CHECKING:
@@ -45,10 +46,6 @@ log = logging.getLogger("bootsrv.snapshots")
 
 PREFIX = "bootsrv-snap-"
 SCHEME = "rbd:"
-
-
-def is_rbd(path: object) -> bool:
-    return str(path).startswith(SCHEME)
 
 
 def image_of(path: object) -> str:
@@ -167,9 +164,7 @@ def rollback(engine: SnapshotEngine, volume: Volume, snap: Snapshot) -> None:
     """The image's content becomes the snapshot's (its sessions are gone or waiting)."""
     from snapshots.engine import SnapshotError
     engine.catalog.update(snap.id, state=SnapshotState.ROLLING_BACK)
-    with volume.gate.hold() as store:
-        store.flush()
-        store.close()  # librbd rolls back only with the image's exclusive lock: the serving handle lets go
+    with handle_closed(volume):
         try:
             crash_point("snapshot.rollback.closed")
             images.rollback(locator(snap))
@@ -177,11 +172,40 @@ def rollback(engine: SnapshotEngine, volume: Volume, snap: Snapshot) -> None:
             raise SnapshotError(f"rollback of {volume.name!r} to snapshot {snap.id} failed: {exc}; the disk may "
                                 f"hold part of each point in time: run it again (bootsrv snapshot rollback {snap.id} "
                                 "--force), or the next start does") from None
-        finally:  # rolled back or not, the disk is served again
-            volume.gate.swap(open_store(str(volume.path)))
     for other in engine.catalog.snapshots(volume.name):  # an earlier failed rollback is superseded by this one
         if other.state == SnapshotState.ROLLING_BACK:
             engine.catalog.update(other.id, state=SnapshotState.READY)
+
+
+def start_over(volume: Volume, base: str, crash_name: str) -> None:
+    """The disk starts again as a new clone of `base` (rbd:POOL/IMAGE@SNAP): removed and cloned
+    with the serving handle closed. A crash between the two leaves no disk, which the next start
+    makes afresh over the current version: the reset the admin asked for. A disk with snapshots
+    of its own is refused (removing it would drop them)."""
+    from snapshots.engine import SnapshotError
+    image = image_of(volume.path)
+    own = images.snapshots(image) if images.exists(image) else []
+    if own:
+        raise SnapshotError(f"disk {volume.name!r} ({volume.path}) has RBD snapshots ({', '.join(own)}): "
+                            "starting it again would drop them; delete them first")
+    with handle_closed(volume):
+        images.remove(image)
+        crash_point(crash_name)
+        images.clone(base.removeprefix(SCHEME), image)
+
+
+@contextlib.contextmanager
+def handle_closed(volume: Volume) -> Iterator[None]:
+    """Under the gate's hold, the serving handle flushed and closed (librbd rolls back or removes
+    an image only with its exclusive lock, which that handle holds), then opened again and
+    served, whether the step inside succeeded or not (its error is the caller's to report)."""
+    with volume.gate.hold() as store:
+        store.flush()
+        store.close()
+        try:
+            yield
+        finally:
+            volume.gate.swap(open_store(str(volume.path)))
 
 
 # ---- recovery -----------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from bootsrv.clients import BootClient
 from bootsrv.config import Config
 from bootsrv.config.modes import ImageUpdate
 from bootsrv.imaging import rbdlayers, versions
-from bootsrv.imaging.rbdlayers import is_rbd
 from bootsrv.imaging.versions import Edit, ImageRecord, Version
 from bootsrv.runtime.inventory import Inventory
 from snapshots.engine import SnapshotEngine, SnapshotError, fresh_path
@@ -31,6 +30,7 @@ from snapshots.files import fsync_dir
 from target.stores.errors import StoreError
 from target.stores.copy import copy_content
 from target.stores.gate import GatedStore
+from target.stores.rbd import is_rbd
 from target.stores.registry import open_store
 from target.stores.vhd import open_vhd, read_footer
 from target.stores.vhd.chain import parent_uuid

@@ -31,10 +31,6 @@ SCHEME = "rbd:"
 MAX_PARENTS = 64  # a client's clone chain is short; this only stops a loop on a damaged cluster
 
 
-def is_rbd(path: str | Path) -> bool:
-    return str(path).startswith(SCHEME)
-
-
 def _locator(path: str | Path) -> str:
     return str(path).removeprefix(SCHEME)
 

@@ -8,7 +8,8 @@
 - node.py: this process as the other nodes see it (name, Ceph address, fenced), cluster health.
 """
 
-from target.stores.rbd.cluster import CephSettings, available, configure, connect, disconnect, split
+from target.stores.rbd.cluster import CephSettings, available, configure, connect, disconnect, is_rbd, split
 from target.stores.rbd.store import RbdStore, create
 
-__all__ = ["CephSettings", "RbdStore", "available", "configure", "connect", "create", "disconnect", "split"]
+__all__ = ["CephSettings", "RbdStore", "available", "configure", "connect", "create", "disconnect", "is_rbd",
+           "split"]

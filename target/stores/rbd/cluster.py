@@ -131,6 +131,11 @@ def reason(exc: BaseException) -> str:
     return words.get(abs(code), str(exc)) if isinstance(code, int) else str(exc) or type(exc).__name__
 
 
+def is_rbd(path: object) -> bool:
+    """Does a disk path name an RBD image (rbd:POOL/IMAGE[@SNAP]), QEMU's way?"""
+    return str(path).startswith("rbd:")
+
+
 def split(locator: str) -> tuple[str, str, str | None]:
     """POOL/IMAGE[@SNAP] -> (pool, image, snapshot or None)."""
     pool, sep, rest = locator.partition("/")
