@@ -36,6 +36,7 @@ from target.stores.vhd.check import check_vhd
 from target.stores.vhd.create import create_differencing, create_dynamic
 
 CHUNK = 4 << 20
+BITMAP_BYTE_SPAN = 8 * 512  # the sectors one byte of a VHD block's sector bitmap covers
 MANIFEST_SUFFIX = ".manifest.json"
 FORMATS = {"vhd": "vhd", "raw": "img", "rbd-diff": "rbd-diff"}  # format -> file extension
 INCREMENTAL = ("vhd", "rbd-diff")  # formats an export can build on an earlier one in
@@ -166,6 +167,8 @@ def _write_export(engine: SnapshotEngine, view: LayeredStore, snap: Snapshot, pa
                   base: Export | None) -> int:
     if base is not None:
         ranges = _incremental_ranges(engine, view, snap, base)
+        if fmt == "vhd":
+            ranges = _whole_bitmap_bytes(ranges, view.size)
     else:
         ranges = ((start, length) for start, length, mapped in view.extents(0, view.size) if mapped)
     target = _target(engine, view, snap, path, fmt, base)
@@ -184,6 +187,26 @@ def _write_export(engine: SnapshotEngine, view: LayeredStore, snap: Snapshot, pa
     finally:
         target.close()
     return written
+
+
+def _whole_bitmap_bytes(ranges: Iterator[tuple[int, int]], size: int) -> Iterator[tuple[int, int]]:
+    """The ranges widened to whole groups of 8 sectors (one byte of a VHD sector bitmap), the
+    sectors that did not change read from the snapshot like the rest. Valid VHDs either way,
+    but libvhdi (Debian's pyvhdi and vhdimount, through its 2025 releases) reads every sector
+    after a set bit in a bitmap byte from the child: a byte that is all set or all clear reads
+    the same in libvhdi, qemu and Windows."""
+    pending: tuple[int, int] | None = None
+    for start, length in ranges:
+        low = start - start % BITMAP_BYTE_SPAN
+        high = min(size, -(-(start + length) // BITMAP_BYTE_SPAN) * BITMAP_BYTE_SPAN)
+        if pending is not None and low <= pending[1]:
+            pending = (pending[0], max(pending[1], high))
+            continue
+        if pending is not None:
+            yield pending[0], pending[1] - pending[0]
+        pending = (low, high)
+    if pending is not None:
+        yield pending[0], pending[1] - pending[0]
 
 
 def _incremental_ranges(engine: SnapshotEngine, view: LayeredStore, snap: Snapshot,

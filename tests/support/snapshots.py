@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from tests.support.initiator import RAW_INITIATOR, RawInitiator, request_bhs
 from tests.support.cli import run_cli
 from tests.support.scratch import scratch_config
 from tests.support.server import Server
-from tests.support.tools import run
+from tests.support.tools import require_tool, run
 
 MiB = 1 << 20
 SYSTEM_PYTHON = "/usr/bin/python3"  # python3-libvhdi's pyvhdi lives there
@@ -114,6 +115,17 @@ def write_image(server: Server, url: str, data: bytes, scratch: Path) -> None:
     scratch.write_bytes(data)
     run(["qemu-img", "convert", "-n", "-f", "raw", "-O", "raw", str(scratch), url], timeout=300)
     scratch.unlink()
+
+
+def write_sectors(url: str, writes: list[tuple[int, bytes]]) -> None:
+    """Writes of any sector granularity, each (offset, data), through qemu-io in one session."""
+    with tempfile.TemporaryDirectory() as folder:
+        commands: list[str] = []
+        for number, (offset, data) in enumerate(writes):
+            source = Path(folder) / f"write-{number}"
+            source.write_bytes(data)
+            commands += ["-c", f"write -q -s {source} {offset} {len(data)}"]
+        run([require_tool("qemu-io"), "-f", "raw", *commands, url], timeout=120)
 
 
 class SequenceWriter(threading.Thread):
