@@ -31,7 +31,7 @@ serve-demo: deps venv
 	$(VENV)/bin/bootsrv serve --config examples/demo.toml
 
 test: deps venv
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q --durations=40
 
 # bootsrv beside tgt (and dnsmasq + tgt for network boot), then the goals table;
 # the network boot needs root.
