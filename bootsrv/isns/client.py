@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import os
 from typing import Callable
 
 from bootsrv.isns.messages import ClientConnection, Node, Portal, Reply, entity_attrs, node_groups
@@ -108,8 +109,8 @@ class IsnsRegistrar:
 
     def _lost(self, exc: BaseException, delay: float) -> None:
         why = str(exc) or type(exc).__name__
-        if isinstance(exc, OSError) and exc.strerror:
-            why = exc.strerror
+        if isinstance(exc, OSError) and exc.errno:
+            why = os.strerror(exc.errno)
         if why != self._outage:  # one warning per outage, not one per retry
             log.warning("iSNS server %s: %s; retrying (every %.0f s at most)", self.server, why, RETRY_MAX)
         else:

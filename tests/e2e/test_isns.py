@@ -1,0 +1,95 @@
+"""Issue 20, iSNS: bootsrv registers its entity, portal and every target with open-isns's
+isnsd ([iscsi] isns), retries while the server is not there yet, keeps the registration
+alive past the server's registration period, follows a target added through the CLI,
+registers again after the server restarts with an empty database, and deregisters at stop."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.support.isnsd import Isnsd, stamp_of
+from tests.support.ports import free_port
+from tests.support.server import start_server
+from tests.support.snapshots import bootsrv_cli
+
+pytestmark = pytest.mark.e2e
+BASE = "iqn.2026-11.lan.bootsrv"
+EID = "bootsrv:isns-node"
+PERIOD = 4  # seconds: short, so that the test sees the keep-alive outlast it
+FIRST = {f"{BASE}:one": "first disk", f"{BASE}:two": ""}
+
+
+def config(isns: str) -> str:
+    return f"""
+[server]
+state_dir = "state"
+
+[node]
+name = "isns-node"
+
+[iscsi]
+portals = ["127.0.0.1:@PORT@"]
+isns = "{isns}"
+
+[[disk]]
+name = "one"
+path = "disks/one.img"
+size = "8MiB"
+
+[[disk]]
+name = "two"
+path = "disks/two.img"
+size = "8MiB"
+
+[[target]]
+iqn = "{BASE}:one"
+luns = ["one"]
+alias = "first disk"
+
+[[target]]
+iqn = "{BASE}:two"
+luns = ["two"]
+"""
+
+
+def test_isns_registration_follows_the_targets(tmp_path):
+    isnsd = Isnsd(tmp_path / "isnsd", free_port(), PERIOD)
+    server = start_server(tmp_path, config(isnsd.address))  # isnsd is not there yet: bootsrv serves anyway
+    try:
+        isnsd.start()
+        isnsd.wait_for("both targets", lambda: isnsd.targets() == FIRST)
+        assert isnsd.portals() == [f"127.0.0.1:{server.port}"]
+        entity = isnsd.entity(EID)
+        assert f'Entity identifier = "{EID}"' in entity and "Entity protocol = iSCSI" in entity, entity
+        assert f"Registration Period = {PERIOD}" in entity, entity
+        assert "Portal group tag = 1" in entity, entity  # the default portal group joins them
+        log = server.log_text()
+        assert f"iSNS server {isnsd.address}" in log and "retrying" in log, log  # logged, not fatal
+        registered = stamp_of(entity)
+
+        # Keep-alive: the server's timestamp moves on, and the entity outlives its period.
+        isnsd.wait_for("a refreshed registration", lambda: stamp_of(isnsd.entity(EID)) > registered)
+        time.sleep(max(0.0, registered + PERIOD + 1 - time.time()))
+        assert isnsd.targets() == FIRST
+
+        # A target created through the CLI (the running server applies it) is registered.
+        bootsrv_cli(server.workdir, "target", "create", f"{BASE}:three", "--disk", "two", "-c", str(server.config))
+        third = {**FIRST, f"{BASE}:three": ""}
+        isnsd.wait_for("the new target", lambda: isnsd.targets() == third)
+
+        # A restarted server (its database empty) gets the whole registration again.
+        isnsd.stop()
+        isnsd.start()
+        isnsd.wait_for("the registration again", lambda: isnsd.targets() == third)
+        assert isnsd.portals() == [f"127.0.0.1:{server.port}"]
+
+        # Stopped, bootsrv deregisters its entity: nothing of it is left.
+        assert server.stop() == 0
+        assert isnsd.targets() == {} and isnsd.portals() == []
+        assert f'"{EID}"' not in isnsd.adm("--list", "entities")
+        assert "deregistered" in server.log_text()
+    finally:
+        server.stop()
+        isnsd.stop()
