@@ -72,6 +72,8 @@ class IsnsRegistrar:
         self._stopping.set()
         if self._task is None:
             return
+        if not self.registered:  # nothing to take back: a connect under way need not finish
+            self._task.cancel()
         try:  # the run loop deregisters the entity before it ends
             await asyncio.wait_for(asyncio.shield(self._task), CALL_TIMEOUT + 1)
         except (asyncio.TimeoutError, Exception):  # noqa: BLE001 (died() reports a failure already)
@@ -162,7 +164,7 @@ class IsnsRegistrar:
     def _close(self) -> None:
         for future in self._waiting.values():
             if not future.done():
-                future.set_exception(EOFError("the connection closed"))
+                future.cancel()
         self._waiting.clear()
         if self._writer is not None:
             self._writer.close()
@@ -171,15 +173,21 @@ class IsnsRegistrar:
     async def _read(self, reader: asyncio.StreamReader) -> None:
         """Replies to the requests waiting for them; the server's own requests answered."""
         assert self._conn is not None and self._writer is not None
-        while data := await reader.read(65536):
-            replies, answers = self._conn.receive(data)
-            if answers:
-                self._writer.write(answers)
-            for reply in replies:
-                future = self._waiting.pop(reply.xid, None)
-                if future is not None and not future.done():
-                    future.set_result(reply)
-        raise EOFError("the server closed the connection")
+        try:
+            while data := await reader.read(65536):
+                replies, answers = self._conn.receive(data)
+                if answers:
+                    self._writer.write(answers)
+                for reply in replies:
+                    future = self._waiting.pop(reply.xid, None)
+                    if future is not None and not future.done():
+                        future.set_result(reply)
+            raise EOFError("the server closed the connection")
+        except Exception as exc:  # the request waiting learns it at once, not at its timeout
+            for future in self._waiting.values():
+                if not future.done():
+                    future.set_exception(exc)
+            raise
 
     async def _call(self, function: Function, source: str, keys: list[Attr], operating: list[Attr],
                     flags: int = 0, accept: tuple[int, ...] = (Status.SUCCESS,)) -> Reply:

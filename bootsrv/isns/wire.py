@@ -285,9 +285,10 @@ class MessageReader:
         if partial.size > MAX_MESSAGE:
             raise ProtocolError(f"transaction {xid}: a message over {MAX_MESSAGE} bytes")
         partial.pdus[seq] = payload
+        partial.flags |= flags  # a message's flags: those of all its PDUs
         if flags & Flag.LAST:
             partial.last = seq
         if partial.last is None or len(partial.pdus) != partial.last + 1:
             return None
         del self._partial[xid]
-        return Message(function, partial.flags | flags, xid, b"".join(partial.pdus[i] for i in range(partial.last + 1)))
+        return Message(function, partial.flags, xid, b"".join(partial.pdus[i] for i in range(partial.last + 1)))
