@@ -99,6 +99,8 @@ class IsnsRegistrar:
                     await self._session()
                     delay = RETRY_FIRST
                 except (OSError, EOFError, ProtocolError, Refused, asyncio.TimeoutError) as exc:
+                    if self._outage is None:  # it was registered: a new outage starts with short retries
+                        delay = RETRY_FIRST
                     self._lost(exc, delay)
                 finally:
                     self._close()
@@ -113,7 +115,9 @@ class IsnsRegistrar:
         why = str(exc) or type(exc).__name__
         if isinstance(exc, OSError) and exc.errno:
             why = os.strerror(exc.errno)
-        if why != self._outage:  # one warning per outage, not one per retry
+        if self._stopping.is_set():
+            log.warning("iSNS server %s: %s; the registration stays until it expires there", self.server, why)
+        elif why != self._outage:  # one warning per outage, not one per retry
             log.warning("iSNS server %s: %s; retrying (every %.0f s at most)", self.server, why, RETRY_MAX)
         else:
             log.debug("iSNS server %s: %s; retrying in %.1f s", self.server, why, delay)
@@ -130,8 +134,11 @@ class IsnsRegistrar:
         try:
             self._changed.clear()
             await self._register_all(portals)
-            log.info("iSNS: registered with %s as entity %s: %d portal(s), %d target(s)", self.server,
-                     self.eid, len(portals), len(self.registered))
+            if self.registered:
+                log.info("iSNS: registered with %s as entity %s: %d portal(s), %d target(s)", self.server,
+                         self.eid, len(portals), len(self.registered))
+            else:
+                log.info("iSNS: connected to %s; no target to register yet", self.server)
             self._outage = None
             while not self._stopping.is_set():
                 await self._wait((self._changed, self._stopping), self.keepalive, closed)

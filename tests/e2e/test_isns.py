@@ -1,6 +1,6 @@
 """Issue 20, iSNS: bootsrv registers its entity, portal and every target with open-isns's
 isnsd ([iscsi] isns), retries while the server is not there yet, keeps the registration
-alive past the server's registration period, follows a target added through the CLI,
+alive past the server's registration period, follows targets added and removed through the CLI,
 registers again after the server restarts with an empty database, and deregisters at stop."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from bootsrv.admin import call as admin_call
 from tests.support.isnsd import Isnsd, stamp_of
 from tests.support.ports import free_port
 from tests.support.server import start_server
@@ -17,7 +18,7 @@ from tests.support.snapshots import bootsrv_cli
 pytestmark = pytest.mark.e2e
 BASE = "iqn.2026-11.lan.bootsrv"
 EID = "bootsrv:isns-node"
-PERIOD = 4  # seconds: short, so that the test sees the keep-alive outlast it
+PERIOD = 3  # seconds: short, so that the test sees the keep-alive outlast it
 FIRST = {f"{BASE}:one": "first disk", f"{BASE}:two": ""}
 
 
@@ -69,20 +70,23 @@ def test_isns_registration_follows_the_targets(tmp_path):
         assert f"iSNS server {isnsd.address}" in log and "retrying" in log, log  # logged, not fatal
         registered = stamp_of(entity)
 
-        # Keep-alive: the server's timestamp moves on, and the entity outlives its period.
+        # A target created through the CLI (the running server applies it) is registered; one
+        # removed (the same operation, through the admin socket the CLI uses) is deregistered.
+        bootsrv_cli(server.workdir, "target", "create", f"{BASE}:three", "--disk", "two", "-c", str(server.config))
+        isnsd.wait_for("the new target", lambda: isnsd.targets() == {**FIRST, f"{BASE}:three": ""})
+        admin_call(tmp_path / "state", "target.remove", {"iqn": f"{BASE}:two"})
+        now = {f"{BASE}:one": "first disk", f"{BASE}:three": ""}
+        isnsd.wait_for("the target gone", lambda: isnsd.targets() == now)
+
+        # Keep-alive: the server's timestamp moved on, and the entity outlives its period.
         isnsd.wait_for("a refreshed registration", lambda: stamp_of(isnsd.entity(EID)) > registered)
         time.sleep(max(0.0, registered + PERIOD + 1 - time.time()))
-        assert isnsd.targets() == FIRST
-
-        # A target created through the CLI (the running server applies it) is registered.
-        bootsrv_cli(server.workdir, "target", "create", f"{BASE}:three", "--disk", "two", "-c", str(server.config))
-        third = {**FIRST, f"{BASE}:three": ""}
-        isnsd.wait_for("the new target", lambda: isnsd.targets() == third)
+        assert isnsd.targets() == now
 
         # A restarted server (its database empty) gets the whole registration again.
         isnsd.stop()
         isnsd.start()
-        isnsd.wait_for("the registration again", lambda: isnsd.targets() == third)
+        isnsd.wait_for("the registration again", lambda: isnsd.targets() == now)
         assert isnsd.portals() == [f"127.0.0.1:{server.port}"]
 
         # Stopped, bootsrv deregisters its entity: nothing of it is left.
