@@ -10,7 +10,8 @@ import time
 import pytest
 
 from bootsrv.admin import call as admin_call
-from tests.support.isnsd import Isnsd, stamp_of
+from bootsrv.isns.messages import Node
+from tests.support.isnsd import Isnsd, register_in_process, stamp_of
 from tests.support.ports import free_port
 from tests.support.server import start_server
 from tests.support.snapshots import bootsrv_cli
@@ -96,4 +97,18 @@ def test_isns_registration_follows_the_targets(tmp_path):
         assert "deregistered" in server.log_text()
     finally:
         server.stop()
+        isnsd.stop()
+
+
+def test_a_long_target_list_goes_in_several_messages_isnsd_accepts(tmp_path):
+    """open-isns reads at most 8 KiB per PDU and answers within 8 KiB: 150 targets with
+    aliases (about 16 KiB of attributes) are registered in several messages, all of them."""
+    nodes = [Node(f"{BASE}:client-{i:03d}", f"client {i:03d} boot disk") for i in range(150)]
+    isnsd = Isnsd(tmp_path / "isnsd", free_port(), 600)
+    isnsd.start()
+    try:
+        listed, after, died = register_in_process(isnsd, "bootsrv:many", [("127.0.0.1", 3260)], nodes)
+        assert listed == {n.name: n.alias for n in nodes}
+        assert after == {} and died is None
+    finally:
         isnsd.stop()

@@ -4,6 +4,7 @@ security off; and isnsadm (open-isns-utils) to read what it holds."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 import subprocess
@@ -111,3 +112,23 @@ def stamp_of(entity_text: str) -> float:
     found = re.search(r"Timestamp = (.+)", entity_text)
     assert found, entity_text
     return time.mktime(time.strptime(found.group(1).strip(), "%a %b %d %H:%M:%S %Y"))
+
+
+def register_in_process(isnsd: Isnsd, eid: str, portals: list[tuple[str, int]],
+                        nodes: list) -> tuple[dict[str, str], dict[str, str], str | None]:
+    """An IsnsRegistrar of this process registers `nodes` (bootsrv.isns.messages.Node) with
+    isnsd and stops: what isnsd listed once it had them all, what it lists after the stop,
+    and the registrar's died()."""
+    from bootsrv.isns.client import IsnsRegistrar
+
+    async def run() -> tuple[dict[str, str], dict[str, str], str | None]:
+        registrar = IsnsRegistrar("127.0.0.1", isnsd.port, eid, lambda: portals, lambda: list(nodes))
+        await registrar.start()
+        deadline = time.monotonic() + 30  # a readiness wait
+        while len(registrar.registered) < len(nodes) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        listed = await asyncio.to_thread(isnsd.targets)
+        await registrar.stop()
+        return listed, await asyncio.to_thread(isnsd.targets), registrar.died()
+
+    return asyncio.run(run())
