@@ -130,6 +130,9 @@ class IsnsRegistrar:
         self.registered = {}
         local = self._writer.get_extra_info("sockname")[0]
         portals = resolve_portals(self._portals(), local)
+        if not portals:
+            log.warning("iSNS: no portal to register: the iSCSI portals listen on a wildcard of another "
+                        "address family than %s, which reaches %s", local, self.server)
         closed = asyncio.get_running_loop().create_task(self._read(reader))
         try:
             self._changed.clear()
