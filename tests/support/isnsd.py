@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ports import free_port
 
 ADMIN_SOURCE = "iqn.2026-11.test:isnsadm"
 
