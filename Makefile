@@ -17,6 +17,8 @@ APT_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra tgt python3-venv libvhd
 	syslinux syslinux-common mtools dosfstools e2fsprogs grub-efi-amd64-bin grub-common binutils \
 	xorriso isolinux \
 	ceph-mon ceph-mgr ceph-osd ceph-common python3-rbd python3-rados tgt-rbd
+# open-isns's isnsd and isnsadm: the real iSNS server the iSNS registration test registers with
+APT_PACKAGES += open-isns-server open-isns-utils
 
 .PHONY: demo serve-demo test bench soak dist deps venv clean
 

@@ -61,6 +61,7 @@ class IscsiConfig:
     nop_timeout: float = 30.0
     login_timeout: float = 30.0
     digests: Digests = Digests.PREFER
+    isns: Portal | None = None  # the iSNS server to register with (RFC 4171), None = none
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from bootsrv.disktool import allocated_bytes, grow
 from bootsrv.dns import DnsAnswers, DnsService
 from bootsrv.httpboot import BootHttp
 from bootsrv.imaging.manager import ImageManager
+from bootsrv.isns import registrar as isns_registrar
 from bootsrv.runtime import boot, reload as reloading
 from bootsrv.runtime.boot import PARK_AFTER
 from bootsrv.runtime.disks import configure_ceph, image_path
@@ -154,6 +155,8 @@ class Appliance:
         self.bound = portals.bound
         me = rbd_node.node()  # other nodes send initiators to the portals bound (port 0 picks one)
         rbd_node.set_node(rbd_node.Node(me.name, tuple(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.bound)))
+        if iscsi.isns is not None:  # after the portals (it registers those bound), stopped before them
+            await self._start(isns_registrar(iscsi.isns, me.name, lambda: self.bound, self.directory))
         if self.config.dhcp.mode != DhcpMode.OFF:
             for service in self._boot_services():
                 await self._start(service)

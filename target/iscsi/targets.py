@@ -4,7 +4,7 @@ SCSI device behind it (an opaque dispatcher; this layer knows no SCSI)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from target.iscsi.chap import Credentials
 from target.scsi.claims import ClaimRefused
@@ -57,12 +57,18 @@ class TargetDirectory:
     """Targets by (case-insensitive) name, as iSCSI names compare."""
 
     targets: dict[str, TargetSpec] = field(default_factory=dict)
+    # Told (from whichever thread changed it) when a target is added or removed: iSNS.
+    on_change: list[Callable[[], None]] = field(default_factory=list)
 
     def add(self, spec: TargetSpec) -> None:
         self.targets[spec.name.lower()] = spec
+        for notify in self.on_change:
+            notify()
 
     def remove(self, name: str) -> None:
-        self.targets.pop(name.lower(), None)
+        if self.targets.pop(name.lower(), None) is not None:
+            for notify in self.on_change:
+                notify()
 
     def find(self, name: str) -> TargetSpec | None:
         return self.targets.get(name.lower())

@@ -1,8 +1,8 @@
-"""[iscsi]: portals, the base IQN, and the session limits and timers."""
+"""[iscsi]: portals, the base IQN, the session limits and timers, and the iSNS server."""
 
 from __future__ import annotations
 
-from bootsrv.config.model import IscsiConfig
+from bootsrv.config.model import IscsiConfig, Portal
 from bootsrv.config.modes import Digests, spelled
 from bootsrv.config.names import valid_iscsi_name
 from bootsrv.config.reader import Section, parse_duration, portal
@@ -26,6 +26,28 @@ def _duration(section: Section, key: str, default: float) -> float:
     return value
 
 
+ISNS_PORT = 3205  # IANA's, as open-isns and tgt default to
+
+
+def _isns(section: Section) -> Portal | None:
+    expected = 'an iSNS server "host" or "host:port" such as "10.0.0.5" or "[fd00::5]:3205"'
+    text = section.get("isns", str, expected)
+    if text is None:
+        return None
+    host, port = text, str(ISNS_PORT)
+    if text.startswith("["):  # an IPv6 literal, with or without a port
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            port = rest[1:] if rest.startswith(":") else ""
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    elif ":" in text:
+        section.fail("isns", f"{expected} (an IPv6 address in brackets)", text)
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        section.fail("isns", expected, text)
+    return Portal(host, int(port))
+
+
 def parse(top: Section) -> IscsiConfig:
     section = top.sub("iscsi", "an [iscsi] table")
     portal_list = section.get("portals", list, 'a list of "host:port" strings')
@@ -40,5 +62,6 @@ def parse(top: Section) -> IscsiConfig:
     timers = [_duration(section, key, getattr(DEFAULTS, key))
               for key in ("nop_interval", "nop_timeout", "login_timeout")]
     digests = section.choice("digests", Digests, spelled(Digests), DEFAULTS.digests)
+    isns = _isns(section)
     section.done()
-    return IscsiConfig(portals, base_iqn, queue_depth, max_sessions, *timers, digests)
+    return IscsiConfig(portals, base_iqn, queue_depth, max_sessions, *timers, digests, isns=isns)
