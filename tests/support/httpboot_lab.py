@@ -19,11 +19,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+from bootsrv.httpboot import BootHttp
 from demo.labnet import make_tap_netns
 from tests.support.linux_boot import OVMF
 from tests.support.namespaces import Namespace, require_root
-
-from bootsrv.httpboot import BootHttp
 
 
 @contextmanager
