@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import http.client
-import secrets
 import subprocess
 import threading
 from contextlib import contextmanager
@@ -20,9 +19,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from bootsrv.httpboot import BootHttp
-from demo.labnet import make_tap_netns
 from tests.support.linux_boot import OVMF
-from tests.support.namespaces import Namespace, require_root
+from tests.support.namespaces import Namespace, tap_namespace
 
 
 @contextmanager
@@ -56,13 +54,7 @@ def ask(port: int, method: str, path: str, headers: dict[str, str] | None = None
 
 def http_boot_namespace() -> Iterator[Namespace]:
     """A fresh namespace `bhttp-...` with tap0 = 10.77.0.1/24, removed afterwards."""
-    require_root()
-    ns = Namespace(f"bhttp-{secrets.token_hex(4)}")
-    make_tap_netns(ns.name)
-    try:
-        yield ns
-    finally:
-        ns.remove()
+    yield from tap_namespace("bhttp")
 
 
 def http_boot_client(serial: Path, mac: str, tap: str = "tap0", qemu: str = "qemu-system-x86_64") -> list[str]:
