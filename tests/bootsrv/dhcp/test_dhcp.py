@@ -364,3 +364,18 @@ def test_http_boot_of_other_architectures_gets_no_boot_file(tmp_path, mode, arch
     else:
         assert answer.packet.yiaddr == "10.77.0.101" and p.OPT_BOOTFILE not in answer.packet.options
         assert answer.packet.file == b""
+
+
+def test_an_unknown_http_boot_client_is_adopted_and_then_gets_the_url(tmp_path):
+    """UEFI HTTP boot is boot firmware too: an unknown MAC gets a disk as a PXE ROM's would."""
+    server = policy(tmp_path, unknown_clients="golden")
+    stranger = "02:00:00:00:00:0a"
+    assert server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, mac=stranger, options=HTTP_BOOT)), 1.0) is None
+    (effect,) = server.take_effects()
+    assert isinstance(effect, Adopt) and "HTTPClient" in effect.cause
+    server.adoptions.done(stranger, True)
+    server.clients[stranger] = BootClient(ClientConfig("pc-02000000000a", stranger, "golden"), "iqn.x:pc",
+                                          "iqn.x:initiator.pc", tmp_path / "pc.vhd", tmp_path / "g.vhd",
+                                          origin="adopted")
+    offer = server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, mac=stranger, options=HTTP_BOOT)), 2.0)
+    assert offer.packet.options[p.OPT_BOOTFILE] == BOOT_URL
