@@ -1,7 +1,9 @@
 """HTTP for boot files: the installer ISO that iPXE sanboots (its HTTP SAN driver reads
-the image in Range requests, a few sectors at a time). Read-only, GET and HEAD only,
-files named by a callable that the image manager answers (only while an install is
-recorded), h11 under a small asyncio shell.
+the image in Range requests, a few sectors at a time), and the boot files TFTP serves
+(iPXE's EFI build for UEFI HTTP boot). Read-only, GET and HEAD only, h11 under a small
+asyncio shell. Files are named by a callable that the image manager answers (only while an
+install is recorded), then looked up under the TFTP roots by TFTP's own rules
+(bootsrv.tftp.resolve: no `..`, no absolute path, no symlink out of a root).
 
 Bounded like the other boot services: at most MAX_CONNECTIONS at once, idle ones closed,
 no request bodies, and a reply is streamed from the file in CHUNK pieces (memory does not
@@ -17,8 +19,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
+from urllib.parse import unquote
 
 import h11
+
+from bootsrv.tftp import resolve
 
 log = logging.getLogger("bootsrv.http")
 MAX_CONNECTIONS = 64
@@ -56,9 +61,16 @@ def span(range_header: str | None, size: int) -> Span:
     return Span(206, start, end - start + 1)
 
 
+def boot_file(roots: list[Path], url_path: str) -> Path | None:
+    """The file under `roots` a URL path names, by TFTP's rules; percent-escapes are decoded
+    first, so an escaped `..` or NUL is refused like a plain one."""
+    return resolve(roots, unquote(url_path, errors="replace")) if roots else None
+
+
 class BootHttp:
-    def __init__(self, files: Callable[[str], Path | None]) -> None:
-        self.files = files  # URL path -> file, or None (404)
+    def __init__(self, files: Callable[[str], Path | None], roots: list[Path] | None = None) -> None:
+        self.files = files  # URL path -> file, or None (then the roots, then 404)
+        self.roots = list(roots or [])  # the TFTP roots: their files are served too
         self._server: asyncio.AbstractServer | None = None
         self._open = 0
         self.served = 0  # requests answered (for status)
@@ -78,6 +90,7 @@ class BootHttp:
             writer.close()
             return
         self._open += 1
+        peer = (writer.get_extra_info("peername") or ("?",))[0]
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         try:
             while True:
@@ -86,7 +99,7 @@ class BootHttp:
                     break
                 while not isinstance(await self._next(conn, reader), h11.EndOfMessage):
                     pass
-                await self._answer(conn, writer, request)
+                await self._answer(conn, writer, request, peer)
                 if conn.our_state is h11.MUST_CLOSE:
                     break
                 conn.start_next_cycle()
@@ -104,12 +117,18 @@ class BootHttp:
                 return event
             conn.receive_data(await asyncio.wait_for(reader.read(65536), IDLE_SECONDS))
 
-    async def _answer(self, conn: h11.Connection, writer: asyncio.StreamWriter, request: h11.Request) -> None:
+    def _lookup(self, url_path: str) -> Path | None:
+        return self.files(url_path) or boot_file(self.roots, url_path)
+
+    async def _answer(self, conn: h11.Connection, writer: asyncio.StreamWriter, request: h11.Request,
+                      peer: str) -> None:
         self.served += 1
-        method, target = request.method.decode(), request.target.decode(errors="replace")
-        path = self.files(target.split("?", 1)[0]) if method in ("GET", "HEAD") else None
+        method, target = request.method.decode(errors="replace"), request.target.decode(errors="replace")
+        path = self._lookup(target.split("?", 1)[0]) if method in ("GET", "HEAD") else None
         if path is None:
             status = 405 if method not in ("GET", "HEAD") else 404
+            log.warning("HTTP %s %s %r: %d (%s)", peer, method[:16], target[:256], status,
+                        "read-only server" if status == 405 else "refused or not found")
             await self._send(conn, writer, h11.Response(status_code=status, headers=[("content-length", "0")]))
             await self._send(conn, writer, h11.EndOfMessage())
             return
@@ -124,6 +143,9 @@ class BootHttp:
                 reply.append(("content-length", str(part.length)))
                 if part.status == 206:
                     reply.append(("content-range", f"bytes {part.start}-{part.start + part.length - 1}/{size}"))
+            # One line per boot file (the access log); an ISO's many small range reads only at debug.
+            log.log(logging.DEBUG if part.status == 206 else logging.INFO, "HTTP %s %s %s <- %s: %d",
+                    peer, method, target[:256], path, part.status)
             await self._send(conn, writer, h11.Response(status_code=part.status, headers=reply))
             if method == "GET" and part.status != 416:
                 handle.seek(part.start)

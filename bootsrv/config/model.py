@@ -123,8 +123,8 @@ class NodeConfig:
 
 @dataclass(frozen=True, slots=True)
 class HttpConfig:
-    """bootsrv's own HTTP for boot files (an installer ISO that iPXE sanboots), on the
-    DHCP server address; it runs with the boot services."""
+    """bootsrv's own HTTP for boot files (an installer ISO that iPXE sanboots; the TFTP roots' files,
+    such as the EFI iPXE of UEFI HTTP boot), on the DHCP server address; it runs with the boot services."""
     port: int = 8069
 
 

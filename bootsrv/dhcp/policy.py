@@ -3,8 +3,8 @@ where to send it out, plus effects for the appliance to carry out (a client
 powering on, a new PXE client to adopt). Full mode only hands out addresses;
 PXE/iPXE options make each known client boot its own iSCSI disk.
 
-Only a DISCOVER with vendor class PXEClient means "powered on": firmware PXE
-ROMs and iPXE send it, so the machine is in its boot firmware and no OS is
+Only a DISCOVER with vendor class PXEClient (firmware PXE ROMs, iPXE) or HTTPClient
+(UEFI HTTP boot) means "powered on": the machine is in its boot firmware and no OS is
 using its disk. An OS's own DHCP client (udhcpc, ipconfig, networkd, dhclient)
 sends none, and must never reset a disk or drop a session.
 """
@@ -27,6 +27,11 @@ log = logging.getLogger("bootsrv.dhcp")
 BIOS_BOOT_FILE = "undionly.kpxe"
 EFI_BOOT_FILE = "snponly.efi"
 EFI_ARCHES = frozenset({6, 7, 9})
+# UEFI HTTP boot (vendor class HTTPClient): only x64 (client architecture 16) is answered, with
+# the URL of the EFI iPXE that TFTP serves. 15 (IA32) and 19 (ARM64) would get a binary they
+# cannot run (Debian's ipxe ships x86-64 EFI builds only), so they get no boot file and their
+# firmware falls back to its next boot entry.
+HTTP_BOOT_FILES = {16: EFI_BOOT_FILE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +78,17 @@ def describe(request: p.DhcpPacket) -> str:
             + (f" arch {arch}" if arch is not None else ""))
 
 
+def is_pxe(request: p.DhcpPacket) -> bool:
+    return request.options.get(p.OPT_VENDOR_CLASS, b"").startswith(b"PXEClient")
+
+
+def is_http_boot(request: p.DhcpPacket) -> bool:
+    """UEFI firmware's HTTP boot asking (iPXE itself never says HTTPClient)."""
+    return request.options.get(p.OPT_VENDOR_CLASS, b"").startswith(b"HTTPClient") and not request.is_ipxe
+
+
 def powered_on(request: p.DhcpPacket) -> bool:
-    return request.message_type == p.DISCOVER and \
-        request.options.get(p.OPT_VENDOR_CLASS, b"").startswith(b"PXEClient")
+    return request.message_type == p.DISCOVER and (is_pxe(request) or is_http_boot(request))
 
 
 @dataclass(slots=True)
@@ -138,6 +151,7 @@ class DhcpPolicy:
     # By MAC. Read only: the appliance's inventory owns this mapping and keeps it current.
     clients: dict[str, BootClient] = field(default_factory=dict)
     iscsi_port: int = 3260
+    http_port: int = 8069  # bootsrv's boot HTTP ([http] port), for HTTP boot's URL
     effects: list[Effect] = field(default_factory=list)  # what handle() asks for; the shell takes them
     adoptions: Adoptions | None = None
     # Clients whose iPXE must run their TFTP script instead of sanbooting the root-path
@@ -202,10 +216,20 @@ class DhcpPolicy:
 
     def _proxy(self, request: p.DhcpPacket, client: BootClient | None, port: int,
                source: tuple[str, int]) -> Reply | None:
-        """proxyDHCP (PXE spec): boot options only; the site's server gives the address."""
-        if client is None or not request.options.get(p.OPT_VENDOR_CLASS, b"").startswith(b"PXEClient"):
+        """proxyDHCP (PXE spec): boot options only; the site's server gives the address.
+        HTTP boot's firmware takes a proxy offer too (no yiaddr, HTTPClient and the URL: UEFI
+        2.5+ "DHCP only + proxy IP URI") and asks nothing on port 4011."""
+        if client is None or not (is_pxe(request) or is_http_boot(request)):
             return None
         kind = request.message_type
+        if port == 67 and kind == p.DISCOVER and is_http_boot(request):
+            reply = p.DhcpPacket(xid=request.xid, flags=request.flags, giaddr=request.giaddr, chaddr=request.chaddr,
+                                 options={p.OPT_MESSAGE_TYPE: bytes((p.OFFER,)),
+                                          p.OPT_SERVER_ID: p.ip_bytes(self.server_ip)})
+            if not self._http_boot(request, reply):
+                return None
+            log.info("proxy HTTP boot offer to %s (%s)", request.mac, client.name)
+            return self._route(request, reply, force_broadcast=True)
         if port == 67 and kind == p.DISCOVER:
             reply = self._proxy_reply(request, p.OFFER, client)
             log.info("proxy offer to %s (%s)", request.mac, client.name)
@@ -298,6 +322,9 @@ class DhcpPolicy:
             options[p.OPT_VENDOR_CLASS] = b"PXEClient"
             if p.OPT_UUID in request.options:
                 options[p.OPT_UUID] = request.options[p.OPT_UUID]
+        if is_http_boot(request):
+            self._http_boot(request, reply)
+            return
         if request.is_ipxe and self.scripted(client.name):
             # iPXE already runs and has more to do than sanboot one disk: its script says what.
             reply.siaddr = self.server_ip
@@ -324,6 +351,21 @@ class DhcpPolicy:
             options[p.OPT_TFTP_SERVER] = self.server_ip.encode()
             options[p.OPT_BOOTFILE] = boot_file.encode()
             options[p.OPT_VENDOR_SPECIFIC] = bytes((6, 1, 8, 255))  # PXE discovery control: boot file as given
+
+    def _http_boot(self, request: p.DhcpPacket, reply: p.DhcpPacket) -> bool:
+        """UEFI HTTP boot: the firmware fetches iPXE from our boot HTTP, which then asks again
+        as iPXE (user class iPXE, vendor class PXEClient) and is answered as every iPXE is.
+        The firmware takes only an answer that says HTTPClient back (UEFI 2.5+ 24.7)."""
+        boot_file = HTTP_BOOT_FILES.get(request.client_arch)
+        if boot_file is None:
+            log.info("no HTTP boot file for %s: client architecture %s (only 16, x64 UEFI, is served)",
+                     request.mac, request.client_arch)
+            return False
+        url = f"http://{self.server_ip}:{self.http_port}/{boot_file}".encode()
+        reply.options[p.OPT_VENDOR_CLASS] = b"HTTPClient"
+        reply.options[p.OPT_BOOTFILE] = url
+        reply.file = url
+        return True
 
     def _route(self, request: p.DhcpPacket, reply: p.DhcpPacket, force_broadcast: bool = False) -> Reply:
         if request.giaddr != "0.0.0.0":

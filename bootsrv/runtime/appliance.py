@@ -196,7 +196,8 @@ class Appliance:
         leases = self.leases = LeaseStore(self.config.server.state_dir / "leases.sqlite", dhcp.pool,
                                           {c.config.mac: c.config.ip for c in clients if c.config.ip})
         port = self.bound[0][1] if self.bound else 3260
-        policy = self.policy = DhcpPolicy(dhcp, server_ip, mask, leases, self.inventory.by_mac, iscsi_port=port)
+        policy = self.policy = DhcpPolicy(dhcp, server_ip, mask, leases, self.inventory.by_mac, iscsi_port=port,
+                                          http_port=self.config.http.port)
         policy.adoptions.adopted = sum(1 for c in self.clients.values() if c.origin == "adopted")
         policy.scripted = lambda name: self.images.installing(name) is not None
         self.dhcp = DhcpService(policy, dhcp.interface, carry_out=self.carry_out)
@@ -220,7 +221,7 @@ class Appliance:
 
         self.tftp = TftpService(self.config.tftp_root, server_ip, generated=script)
         services.append(TftpThread(self.tftp, path))
-        self.http = BootHttp(self.images.install_iso)
+        self.http = BootHttp(self.images.install_iso, self.tftp.roots)  # + UEFI HTTP boot's iPXE
         services.append(HttpPort(self.http, server_ip, http_port, path))
         if self.config.dns.enabled:
             names = {c.name: c.config.ip for c in clients if c.config.ip}

@@ -187,7 +187,7 @@ class HttpPort:
             port = await self.service.start(self.host, self.port)
         except OSError as exc:
             raise _cannot(self.config, "http.port", "cannot listen", exc) from None
-        log.info("boot HTTP (installer ISOs) on %s:%d", self.host, port)
+        log.info("boot HTTP (installer ISOs, UEFI HTTP boot) on %s:%d", self.host, port)
 
     async def stop(self) -> None:
         self.service.close()

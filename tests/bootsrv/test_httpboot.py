@@ -3,13 +3,10 @@ the files it is told about, and nothing that grows with what a client asks."""
 
 from __future__ import annotations
 
-import asyncio
-import http.client
-import threading
-
 import pytest
 
-from bootsrv.httpboot import BootHttp, Span, span
+from bootsrv.httpboot import Span, span
+from tests.support.httpboot_lab import ask, serving
 
 
 @pytest.mark.parametrize("header, expected", [
@@ -32,27 +29,8 @@ def test_range_replies(header, expected):
 def served(tmp_path):
     iso = tmp_path / "installer.iso"
     iso.write_bytes(bytes(range(256)) * 4096)  # 1 MiB
-    loop = asyncio.new_event_loop()
-    server = BootHttp(lambda path: iso if path == "/install/golden.iso" else None)
-    port = loop.run_until_complete(server.start("127.0.0.1", 0))
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield port, iso.read_bytes()
-    loop.call_soon_threadsafe(server.close)
-    asyncio.run_coroutine_threadsafe(asyncio.sleep(0.1), loop).result(10)  # connections see their EOF
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
-    loop.close()
-
-
-def ask(port: int, method: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    connection.request(method, path, headers=headers or {})
-    try:
-        reply = connection.getresponse()
-        return reply.status, {k.lower(): v for k, v in reply.getheaders()}, reply.read()
-    finally:
-        connection.close()  # the server's side ends at once, not when the loop goes
+    with serving(lambda path: iso if path == "/install/golden.iso" else None, []) as port:
+        yield port, iso.read_bytes()
 
 
 def test_ranges_of_the_iso_read_back_as_its_bytes(served):

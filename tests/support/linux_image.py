@@ -45,7 +45,8 @@ PACKAGES = ("busybox-static", "open-iscsi", "libopeniscsiusr", "libc6", "libssl3
             "liblzma5", "e2fsprogs", "libext2fs2", "libcom-err2", "libblkid1", "libuuid1")
 E2FSPROGS = ("resize2fs", "e2fsck")  # in /sbin of the initramfs
 # NIC, iBFT, iSCSI initiator, SCSI disk, ext4 (whose checksums need crc32c).
-MODULES = ("crc32c_generic", "e1000", "iscsi_ibft", "iscsi_tcp", "sd_mod", "ext4")
+MODULES = ("crc32c_generic", "e1000", "iscsi_ibft", "iscsi_tcp", "sd_mod", "ext4",
+           "virtio_pci", "virtio_net")  # virtio: the NIC of the UEFI HTTP boot test (OVMF drives it itself)
 HOST_TOOLS = ("syslinux", "syslinux-common", "mtools", "dosfstools", "e2fsprogs", "grub-efi-amd64-bin",
               "grub-common")
 GRUB_MODULES = "part_msdos fat search search_fs_file linux normal echo test efi_gop"  # gop: the kernel's screen

@@ -46,10 +46,10 @@ class Namespace:
         return proc
 
 
-def tap_namespace() -> Iterator[Namespace]:
-    """A fresh namespace with tap0 (demo.labnet.make_tap_netns), removed afterwards."""
+def tap_namespace(prefix: str = "bsrv") -> Iterator[Namespace]:
+    """A fresh namespace `prefix-...` with tap0 (demo.labnet.make_tap_netns), removed afterwards."""
     require_root()
-    ns = Namespace(f"bsrv-{secrets.token_hex(4)}")
+    ns = Namespace(f"{prefix}-{secrets.token_hex(4)}")
     make_tap_netns(ns.name)
     try:
         yield ns

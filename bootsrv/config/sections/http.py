@@ -1,4 +1,4 @@
-"""[http]: the port of bootsrv's HTTP for boot files (installer ISOs for iPXE's sanboot)."""
+"""[http]: the port of bootsrv's HTTP for boot files (installer ISOs for iPXE's sanboot, UEFI HTTP boot)."""
 
 from __future__ import annotations
 

@@ -312,3 +312,70 @@ def test_the_pool_fills_in_order_and_a_freed_address_is_offered_again(tmp_path):
     leases.record(macs[4], "10.77.9.2", 100.0, "bound")
     assert leases.choose(macs[5], None, 200.0) == "10.77.9.3"  # all expired by then: the next one on
     assert leases.choose(macs[0], None, 50.0) == "10.77.9.1"  # a client keeps its own address
+
+
+# What OVMF's "UEFI HTTPv4" entry sends (Debian's ovmf 2022.11, captured in QEMU).
+HTTP_BOOT = {p.OPT_VENDOR_CLASS: b"HTTPClient:Arch:00016:UNDI:003000", p.OPT_CLIENT_ARCH: b"\0\x10",
+             p.OPT_CLIENT_NDI: b"\x01\x03\x00", p.OPT_UUID: bytes(17)}
+BOOT_URL = b"http://10.77.0.1:8069/snponly.efi"
+
+
+def test_uefi_http_boot_gets_an_address_and_the_url_of_ipxe(tmp_path):
+    server = policy(tmp_path)
+    offer = server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, options=HTTP_BOOT)), 1.0)
+    reply = p.DhcpPacket.decode(offer.packet.encode())
+    assert reply.message_type == p.OFFER and reply.yiaddr == "10.77.0.101"
+    assert reply.options[p.OPT_VENDOR_CLASS] == b"HTTPClient"  # the firmware takes no offer without it
+    assert reply.options[p.OPT_BOOTFILE] == BOOT_URL and reply.file == BOOT_URL
+    assert p.OPT_ROOT_PATH not in reply.options and p.OPT_TFTP_SERVER not in reply.options
+    assert [type(e) for e in server.take_effects()] == [PoweringOn]  # boot firmware: a power-on
+    request = client_packet(p.REQUEST, options={**HTTP_BOOT, p.OPT_SERVER_ID: p.ip_bytes(SERVER),
+                                                p.OPT_REQUESTED_IP: p.ip_bytes("10.77.0.101")})
+    ack = p.DhcpPacket.decode(server.handle(p.DhcpPacket.decode(request), 2.0).packet.encode())
+    assert ack.message_type == p.ACK and ack.options[p.OPT_BOOTFILE] == BOOT_URL
+    # iPXE, once loaded, asks as iPXE and is answered as ever: the root-path to sanboot.
+    ipxe = server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, options=IPXE)), 3.0)
+    assert p.OPT_ROOT_PATH in ipxe.packet.options and ipxe.packet.options[p.OPT_VENDOR_CLASS] == b"PXEClient"
+
+
+def test_proxy_mode_answers_uefi_http_boot_with_a_proxy_offer(tmp_path):
+    server = policy(tmp_path, mode="proxy")
+    server.http_port = 8080
+    offer = server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, options=HTTP_BOOT)), 1.0, port=67)
+    assert (offer.address, offer.port) == ("255.255.255.255", 68)
+    reply = p.DhcpPacket.decode(offer.packet.encode())
+    # No address: the firmware pairs it with the site server's offer ("DHCP only" + "proxy IP URI").
+    assert reply.message_type == p.OFFER and reply.yiaddr == "0.0.0.0" and p.OPT_LEASE_TIME not in reply.options
+    assert reply.options[p.OPT_VENDOR_CLASS] == b"HTTPClient"
+    assert reply.options[p.OPT_BOOTFILE] == b"http://10.77.0.1:8080/snponly.efi"
+    assert reply.option_ip(p.OPT_SERVER_ID) == SERVER
+    # Its REQUEST is for the site's server; nothing is asked on port 4011.
+    request = client_packet(p.REQUEST, options={**HTTP_BOOT, p.OPT_SERVER_ID: p.ip_bytes("10.77.0.2")})
+    assert server.handle(p.DhcpPacket.decode(request), 2.0, port=67) is None
+
+
+@pytest.mark.parametrize("mode", ["full", "proxy"])
+@pytest.mark.parametrize("arch", [b"\0\x0f", b"\0\x13"])  # IA32 and ARM64 UEFI HTTP: no iPXE for them
+def test_http_boot_of_other_architectures_gets_no_boot_file(tmp_path, mode, arch):
+    options = {**HTTP_BOOT, p.OPT_CLIENT_ARCH: arch}
+    answer = policy(tmp_path, mode=mode).handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, options=options)), 1.0)
+    if mode == "proxy":
+        assert answer is None
+    else:
+        assert answer.packet.yiaddr == "10.77.0.101" and p.OPT_BOOTFILE not in answer.packet.options
+        assert answer.packet.file == b""
+
+
+def test_an_unknown_http_boot_client_is_adopted_and_then_gets_the_url(tmp_path):
+    """UEFI HTTP boot is boot firmware too: an unknown MAC gets a disk as a PXE ROM's would."""
+    server = policy(tmp_path, unknown_clients="golden")
+    stranger = "02:00:00:00:00:0a"
+    assert server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, mac=stranger, options=HTTP_BOOT)), 1.0) is None
+    (effect,) = server.take_effects()
+    assert isinstance(effect, Adopt) and "HTTPClient" in effect.cause
+    server.adoptions.done(stranger, True)
+    server.clients[stranger] = BootClient(ClientConfig("pc-02000000000a", stranger, "golden"), "iqn.x:pc",
+                                          "iqn.x:initiator.pc", tmp_path / "pc.vhd", tmp_path / "g.vhd",
+                                          origin="adopted")
+    offer = server.handle(p.DhcpPacket.decode(client_packet(p.DISCOVER, mac=stranger, options=HTTP_BOOT)), 2.0)
+    assert offer.packet.options[p.OPT_BOOTFILE] == BOOT_URL
