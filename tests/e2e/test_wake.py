@@ -5,15 +5,19 @@ our own AF_PACKET sockets on the far wires read the frames and their exact bytes
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 
 from bootsrv.wake.packet import magic_packet
 from tests.support.cli import run_cli
 from tests.support.netboot import golden_with_marker, run_bootsrv
-from tests.support.wake import Capture, cli_in, wake_namespaces
+from tests.support.initiator import RawInitiator
+from tests.support.paths import checkout_env
+from tests.support.wake import Capture, cli_argv, cli_in, in_netns, wake_namespaces
 
 pytestmark = pytest.mark.e2e
+IQN = "iqn.2026-11.lan.bootsrv"
 MACS = {"ws01": "52:54:00:aa:00:01", "ws02": "52:54:00:aa:00:02", "ws03": "52:54:00:aa:00:03",
         "far-01": "52:54:00:aa:00:04"}
 IMAGES = {"ws01": "golden", "ws02": "golden", "ws03": "other", "far-01": "golden"}
@@ -83,3 +87,63 @@ def test_wake_by_name_all_image_and_through_a_routed_room(nets, tmp_path):
     lab.close()
     room.close()
 
+
+
+SCHEDULES = CONFIG + """
+[[wake.schedule]]
+name = "morning"
+cron = "30 6 * * 1-5"
+image = "other"
+
+[[snapshots.schedule]]
+name = "nightly"
+cron = "0 2 * * *"
+disks = ["ws01"]
+wake = true
+boot_wait = "10m"
+
+[[snapshots.schedule]]
+name = "quick"
+cron = "0 3 * * *"
+disks = ["ws02"]
+wake = true
+boot_wait = "1s"
+"""
+
+
+def test_wake_schedule_and_a_snapshot_schedule_that_wakes_its_clients_first(nets, tmp_path):
+    golden_with_marker(tmp_path)
+    config = tmp_path / "lab.toml"
+    lab = Capture(nets.lab.name, "b0", "10.91.0.255")
+    server, server_log = run_bootsrv(nets.server, tmp_path, SCHEDULES)
+
+    # The [[wake.schedule]] run by hand wakes its image's clients.
+    out = run_cli("client", "wake", "--schedule", "morning", "-c", config, check=True).stdout
+    assert "ws03: magic packet" in out, out
+    assert lab.broadcasts(1) == packets("ws03")
+
+    # The snapshot schedule wakes ws01 and waits (up to 10 minutes) for its session.
+    nightly = subprocess.Popen(cli_argv("schedule", "run", "nightly", "-c", config), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, env=checkout_env())
+    try:
+        assert lab.broadcasts(1) == packets("ws01")
+        assert nightly.poll() is None  # still waiting: ws01 has not booted
+        client = in_netns(nets.server.name, lambda: RawInitiator(3260))  # ws01's firmware logs in
+        client.login(digests=False, target=f"{IQN}:ws01", initiator=f"{IQN}:initiator.ws01")
+        out, _ = nightly.communicate(timeout=120)
+    finally:
+        if nightly.poll() is None:
+            nightly.kill()
+            nightly.wait()
+    assert nightly.returncode == 0 and "schedule nightly: ok" in out, out
+    assert "schedule nightly: ws01 booted (logged in)" in server_log()
+    snaps = json.loads(run_cli("snapshot", "list", "ws01", "--json", "-c", config, check=True).stdout)
+    assert [s["label"] for s in snaps] == ["nightly"]
+    client.close()
+
+    # A client that does not come up: the schedule waits boot_wait, says so, and goes on.
+    quick = run_cli("schedule", "run", "quick", "-c", config)
+    assert lab.broadcasts(1) == packets("ws02")
+    assert "schedule quick: did not come up within 1s: ws02; going on without them" in server_log(), quick.stdout
+    assert server.poll() is None and "Traceback" not in server_log()
+    lab.close()

@@ -33,10 +33,13 @@ ETH_P_IP = 0x0800
 T = TypeVar("T")
 
 
+def cli_argv(*args: object) -> list[str]:
+    return [sys.executable, "-m", "bootsrv", *map(str, args)]
+
+
 def cli_in(ns: Namespace, *args: object) -> subprocess.CompletedProcess:
     """The bootsrv CLI run inside a namespace, as an admin on that host would."""
-    return subprocess.run(ns.cmd(sys.executable, "-m", "bootsrv", *map(str, args)), capture_output=True, text=True,
-                          env=checkout_env(), timeout=120)
+    return subprocess.run(ns.cmd(*cli_argv(*args)), capture_output=True, text=True, env=checkout_env(), timeout=120)
 
 
 def in_netns(name: str, make: Callable[[], T]) -> T:
