@@ -3,13 +3,18 @@ its mistakes, which clients a request names, and where each packet goes."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bootsrv.config import load_config
 from bootsrv.config.model import Portal, WakeRoom, WakeSchedule
+from bootsrv.ops import dispatch
+from bootsrv.runtime.view import ApplianceView
 from bootsrv.wake.clients import Sleeper, choose
 from bootsrv.wake.packet import magic_packet
 from bootsrv.wake.send import Destination, WakeError, destination
+from tests.support.appliance import opened_appliance
 from tests.support.config_sample import GOOD, refusal, write
 
 MAC = bytes.fromhex("52540012345f")
@@ -148,3 +153,15 @@ def test_destination_room_then_broadcast_then_the_interface(tmp_path):
     missing = load_config(write(tmp_path, CLIENTS + '[wake]\ninterface = "bwake-none0"\n'))
     with pytest.raises(WakeError, match="bwake-none0"):
         destination(missing, "ws01")
+
+
+def test_client_wake_operation_names_what_is_wrong(tmp_path):
+    """As the admin socket and the dashboard call it, on a real appliance (no network needed)."""
+    with opened_appliance(tmp_path) as app:
+        view = ApplianceView.of(app)
+        unknown = asyncio.run(dispatch(view, "client.wake", {"names": ["ws01", "nosuch"]}))
+        assert unknown == {"ok": False, "error": "no client named 'nosuch'"}
+        nowhere = asyncio.run(dispatch(view, "client.wake", {"all": True}))
+        assert not nowhere["ok"] and "no interface to wake ws01 on" in nowhere["error"], nowhere
+        schedule = asyncio.run(dispatch(view, "wake.run", {"name": "morning"}))
+        assert schedule == {"ok": False, "error": "no wake schedule named 'morning' (wake schedules: none configured)"}
