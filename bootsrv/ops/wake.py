@@ -1,5 +1,6 @@
 """Wake-on-LAN: `client.wake` {"names": [...]} | {"all": true} | {"image": NAME} sends each
-client its magic packet; `wake.run` {"name": SCHEDULE} wakes whom a [[wake.schedule]] wakes, now. A worker thread sends (a few sendto calls, off the event loop)."""
+client its magic packet; `wake.run` {"name": SCHEDULE} wakes whom a [[wake.schedule]] wakes,
+now. A worker thread sends (a few sendto calls, off the event loop)."""
 
 from __future__ import annotations
 

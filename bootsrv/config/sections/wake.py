@@ -13,8 +13,8 @@ import ipaddress
 from typing import Collection
 
 from bootsrv.config.model import Portal, WakeConfig, WakeRoom, WakeSchedule, default_of
-from bootsrv.config.names import NAME_RE
 from bootsrv.config.reader import Section
+from bootsrv.config.sections.snapshots import name_and_cron
 
 _BROADCAST = 'an IPv4 broadcast address, optionally with a port, like "10.2.0.255:9"'
 _PATTERNS = 'a list of client names or patterns, like ["lab2-*"]'
@@ -52,15 +52,7 @@ def _room(section: Section, port: int) -> WakeRoom:
 
 def _schedule(sub: Section, index: int, images: Collection[str], clients: Collection[str],
               taken: list[WakeSchedule]) -> WakeSchedule:
-    from snapshots.schedule import valid_cron  # APScheduler: only when there is a schedule
-
-    name = sub.get("name", str, "a schedule name", f"wake{index + 1}")
-    if not NAME_RE.match(name) or any(s.name == name for s in taken):
-        sub.fail("name", "a unique name of letters, digits, '.', '_' or '-'", name)
-    cron = sub.get("cron", str, 'a cron expression like "30 6 * * 1-5"', required=True)
-    problem = valid_cron(cron)
-    if problem:
-        sub.fail("cron", f'five cron fields like "30 6 * * 1-5" (minute hour day month weekday): {problem}', cron)
+    name, cron = name_and_cron(sub, f"wake{index + 1}", [s.name for s in taken], "30 6 * * 1-5")
     image = sub.get("image", str, "an [[image]] name", default_of(WakeSchedule, "image"))
     if image and image not in images:
         sub.fail("image", f"one of the [[image]] names ({', '.join(sorted(images)) or 'none defined'})", image)
