@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -14,13 +17,33 @@ from tests.support.cli import run_cli
 from tests.support.netboot import golden_with_marker, run_bootsrv
 from tests.support.initiator import RawInitiator
 from tests.support.paths import checkout_env
-from tests.support.wake import Capture, cli_argv, cli_in, in_netns, wake_namespaces
+from tests.support.wake import Capture, WakeNets, cli_argv, cli_in, in_netns, wake_namespaces
 
 pytestmark = pytest.mark.e2e
 IQN = "iqn.2026-11.lan.bootsrv"
 MACS = {"ws01": "52:54:00:aa:00:01", "ws02": "52:54:00:aa:00:02", "ws03": "52:54:00:aa:00:03",
         "far-01": "52:54:00:aa:00:04"}
 IMAGES = {"ws01": "golden", "ws02": "golden", "ws03": "other", "far-01": "golden"}
+NEVER_BY_CRON = """
+[[wake.schedule]]
+name = "morning"
+cron = "0 0 1 1 *"
+image = "other"
+
+[[snapshots.schedule]]
+name = "nightly"
+cron = "0 0 1 1 *"
+disks = ["ws01"]
+wake = true
+boot_wait = "10m"
+
+[[snapshots.schedule]]
+name = "quick"
+cron = "0 0 1 1 *"
+disks = ["ws02"]
+wake = true
+boot_wait = "1s"
+"""
 CONFIG = """
 [server]
 state_dir = "state"
@@ -39,32 +62,52 @@ path = "golden.vhd"
 [[image]]
 name = "other"
 path = "golden.vhd"
-""" + "".join(f'\n[[client]]\nname = "{name}"\nmac = "{mac}"\nimage = "{IMAGES[name]}"\n'
-              for name, mac in MACS.items())
+""" + NEVER_BY_CRON + "".join(f'\n[[client]]\nname = "{name}"\nmac = "{mac}"\nimage = "{IMAGES[name]}"\n'
+                            for name, mac in MACS.items())
 
 
-@pytest.fixture
-def nets():
-    yield from wake_namespaces()
+@dataclass
+class WakeLab:
+    nets: WakeNets
+    config: Path
+    server_log: Callable[[], str]
+    lab: Capture  # broadcasts on the lab's wire (the boot interface's subnet)
+    room: Capture  # broadcasts on the routed room's wire
+
+
+@pytest.fixture(scope="module")
+def wake_lab(tmp_path_factory):
+    """One bootsrv in its namespace for the module's tests (its schedules' crons do not fire
+    during a test: they are run by hand)."""
+    workdir = tmp_path_factory.mktemp("wake")
+    golden_with_marker(workdir)
+    made = wake_namespaces()
+    nets = next(made)
+    try:
+        server, server_log = run_bootsrv(nets.server, workdir, CONFIG)
+        lab, room = Capture(nets.lab.name, "b0", "10.91.0.255"), Capture(nets.room.name, "c0", "10.92.0.255")
+        yield WakeLab(nets, workdir / "lab.toml", server_log, lab, room)
+        lab.close()
+        room.close()
+        assert server.poll() is None and "Traceback" not in server_log(), server_log()
+    finally:
+        made.close()  # the namespaces go, and what ran in them
 
 
 def packets(*names: str) -> list[bytes]:
     return sorted(magic_packet(MACS[name]) for name in names)
 
 
-def test_wake_by_name_all_image_and_through_a_routed_room(nets, tmp_path):
-    golden_with_marker(tmp_path)
-    config = tmp_path / "lab.toml"
-    config.write_text(CONFIG)
-    lab, room = Capture(nets.lab.name, "b0", "10.91.0.255"), Capture(nets.room.name, "c0", "10.92.0.255")
-
-    # No server yet: the CLI sends itself, on the configured interface.
-    direct = cli_in(nets.server, "client", "wake", "ws01", "-c", config)
+def test_wake_by_name_all_image_and_through_a_routed_room(wake_lab, tmp_path):
+    config, lab, room = wake_lab.config, wake_lab.lab, wake_lab.room
+    # With no server serving a configuration, the CLI sends the packets itself.
+    offline = wake_lab.config.parent / "offline.toml"
+    offline.write_text(CONFIG.replace('state_dir = "state"', f'state_dir = "{tmp_path}"'))
+    direct = cli_in(wake_lab.nets.server, "client", "wake", "ws01", "-c", offline)
     assert direct.returncode == 0, direct.stderr
     assert "ws01: magic packet for 52:54:00:aa:00:01 sent to 10.91.0.255:9" in direct.stdout
     assert lab.broadcasts(1) == [b"\xff" * 6 + bytes.fromhex("525400aa0001") * 16]
 
-    server, server_log = run_bootsrv(nets.server, tmp_path, CONFIG)
     out = run_cli("client", "wake", "--all", "-c", config, check=True).stdout
     assert "far-01: magic packet for 52:54:00:aa:00:04 sent to 10.92.0.255:9" in out, out
     assert lab.broadcasts(3) == packets("ws01", "ws02", "ws03")
@@ -82,40 +125,10 @@ def test_wake_by_name_all_image_and_through_a_routed_room(nets, tmp_path):
     unknown = run_cli("client", "wake", "ws01", "nosuch", "-c", config)
     assert unknown.returncode == 1 and "no client named 'nosuch'" in unknown.stderr, unknown.stderr
     assert lab.quiet() == [] and room.quiet() == []  # nobody is woken when one name is wrong
-    assert server.poll() is None
-    assert "Traceback" not in server_log()
-    lab.close()
-    room.close()
 
 
-
-SCHEDULES = CONFIG + """
-[[wake.schedule]]
-name = "morning"
-cron = "30 6 * * 1-5"
-image = "other"
-
-[[snapshots.schedule]]
-name = "nightly"
-cron = "0 2 * * *"
-disks = ["ws01"]
-wake = true
-boot_wait = "10m"
-
-[[snapshots.schedule]]
-name = "quick"
-cron = "0 3 * * *"
-disks = ["ws02"]
-wake = true
-boot_wait = "1s"
-"""
-
-
-def test_wake_schedule_and_a_snapshot_schedule_that_wakes_its_clients_first(nets, tmp_path):
-    golden_with_marker(tmp_path)
-    config = tmp_path / "lab.toml"
-    lab = Capture(nets.lab.name, "b0", "10.91.0.255")
-    server, server_log = run_bootsrv(nets.server, tmp_path, SCHEDULES)
+def test_wake_schedule_and_a_snapshot_schedule_that_wakes_its_clients_first(wake_lab):
+    config, lab, server_log = wake_lab.config, wake_lab.lab, wake_lab.server_log
 
     # The [[wake.schedule]] run by hand wakes its image's clients.
     out = run_cli("client", "wake", "--schedule", "morning", "-c", config, check=True).stdout
@@ -128,7 +141,7 @@ def test_wake_schedule_and_a_snapshot_schedule_that_wakes_its_clients_first(nets
     try:
         assert lab.broadcasts(1) == packets("ws01")
         assert nightly.poll() is None  # still waiting: ws01 has not booted
-        client = in_netns(nets.server.name, lambda: RawInitiator(3260))  # ws01's firmware logs in
+        client = in_netns(wake_lab.nets.server.name, lambda: RawInitiator(3260))  # ws01's firmware logs in
         client.login(digests=False, target=f"{IQN}:ws01", initiator=f"{IQN}:initiator.ws01")
         out, _ = nightly.communicate(timeout=120)
     finally:
@@ -145,5 +158,3 @@ def test_wake_schedule_and_a_snapshot_schedule_that_wakes_its_clients_first(nets
     quick = run_cli("schedule", "run", "quick", "-c", config)
     assert lab.broadcasts(1) == packets("ws02")
     assert "schedule quick: did not come up within 1s: ws02; going on without them" in server_log(), quick.stdout
-    assert server.poll() is None and "Traceback" not in server_log()
-    lab.close()
