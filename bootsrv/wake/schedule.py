@@ -71,10 +71,20 @@ class WakeScheduler:
         from apscheduler.triggers.cron import CronTrigger
 
         self._scheduler = BackgroundScheduler()
+        zone = self._scheduler.timezone  # local time, as the snapshot schedules'
         for schedule in self._schedules:
-            self._scheduler.add_job(self._fire, CronTrigger.from_crontab(schedule.cron), args=[schedule.name],
-                                    id=schedule.name, name=schedule.name, coalesce=True, max_instances=1)
+            self._scheduler.add_job(self._fire, CronTrigger.from_crontab(schedule.cron, timezone=zone),
+                                    args=[schedule.name], id=schedule.name, name=schedule.name, coalesce=True,
+                                    max_instances=1)
         self._scheduler.start()
+        for name, when in self.next_runs().items():
+            log.info("wake schedule %s: next run %s", name,
+                     time.strftime("%Y-%m-%d %H:%M", time.localtime(when)) if when else "never")
+
+    def next_runs(self) -> dict[str, float | None]:
+        """Each schedule's next fire time (Unix time), for the log and the tests."""
+        jobs = {job.id: job for job in self._scheduler.get_jobs()} if self._scheduler else {}
+        return {s.name: jobs[s.name].next_run_time.timestamp() if s.name in jobs else None for s in self._schedules}
 
     def changed(self) -> bool:
         return self.view.config.wake.schedules != self._schedules

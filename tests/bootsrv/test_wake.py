@@ -4,15 +4,18 @@ its mistakes, which clients a request names, and where each packet goes."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
 
 import pytest
 
 from bootsrv.config import load_config
-from bootsrv.config.model import Portal, WakeRoom, WakeSchedule
+from bootsrv.config.model import Portal, WakeConfig, WakeRoom, WakeSchedule
 from bootsrv.ops import dispatch
 from bootsrv.runtime.view import ApplianceView
 from bootsrv.wake.clients import Sleeper, choose
 from bootsrv.wake.packet import magic_packet
+from bootsrv.wake.schedule import WakeScheduler
 from bootsrv.wake.send import Destination, WakeError, destination
 from tests.support.appliance import opened_appliance
 from tests.support.config_sample import GOOD, refusal, write
@@ -165,3 +168,26 @@ def test_client_wake_operation_names_what_is_wrong(tmp_path):
         assert not nowhere["ok"] and "no interface to wake ws01 on" in nowhere["error"], nowhere
         schedule = asyncio.run(dispatch(view, "wake.run", {"name": "morning"}))
         assert schedule == {"ok": False, "error": "no wake schedule named 'morning' (wake schedules: none configured)"}
+
+
+def test_wake_schedules_are_jobs_at_their_cron_times_and_follow_a_changed_configuration(tmp_path):
+    from apscheduler.triggers.cron import CronTrigger
+
+    with opened_appliance(tmp_path) as app:
+        jobs = WakeScheduler(ApplianceView.of(app))
+        asyncio.run(jobs.start())
+        assert jobs.next_runs() == {} and not jobs.changed()  # no [[wake.schedule]]: no scheduler either
+        app.config = dataclasses.replace(app.config, wake=WakeConfig(schedules=(
+            WakeSchedule("newyear", "0 0 1 1 *"), WakeSchedule("christmas", "0 12 25 12 *", (), "golden"))))
+        assert jobs.changed()
+        jobs.restart()
+        try:
+            runs = jobs.next_runs()
+            for name, cron in (("newyear", "0 0 1 1 *"), ("christmas", "0 12 25 12 *")):  # far from now
+                trigger = CronTrigger.from_crontab(cron)
+                expected = trigger.get_next_fire_time(None, datetime.datetime.now(trigger.timezone))
+                assert runs[name] == pytest.approx(expected.timestamp(), abs=1)
+            assert not jobs.changed()
+        finally:
+            asyncio.run(jobs.stop())
+        assert jobs.next_runs() == {"newyear": None, "christmas": None}
