@@ -12,6 +12,7 @@ from typing import Callable
 
 import pytest
 
+from bootsrv.admin import call
 from bootsrv.wake.packet import magic_packet
 from tests.support.cli import run_cli
 from tests.support.netboot import golden_with_marker, run_bootsrv
@@ -158,3 +159,14 @@ def test_wake_schedule_and_a_snapshot_schedule_that_wakes_its_clients_first(wake
     quick = run_cli("schedule", "run", "quick", "-c", config)
     assert lab.broadcasts(1) == packets("ws02")
     assert "schedule quick: did not come up within 1s: ws02; going on without them" in server_log(), quick.stdout
+
+
+def test_a_reload_starts_a_new_wake_schedule(wake_lab):
+    config = wake_lab.config
+    config.write_text(CONFIG + '\n[[wake.schedule]]\nname = "added"\ncron = "0 0 1 1 *"\nclients = ["ws0[12]"]\n')
+    applied = call(config.parent / "state", "config.reload")["applied"]
+    assert "wake schedules" in applied, applied
+    assert "wake schedule added: next run " in wake_lab.server_log()
+    out = run_cli("client", "wake", "--schedule", "added", "-c", config, check=True).stdout
+    assert "ws01: magic packet" in out and "ws02: magic packet" in out, out
+    assert wake_lab.lab.broadcasts(2) == packets("ws01", "ws02")
