@@ -137,7 +137,8 @@ class SnapshotScheduler:
                 "last_finished": record[1] if record else None,
                 "last_result": record[2] if record else "",
                 "next_run": job.next_run_time.timestamp() if job is not None and job.next_run_time else None,
-                "running": schedule.name in self._running, "wake": schedule.wake,
+                "running": schedule.name in self._running,
+                "wake": schedule.wake,
             })
         return rows
 
@@ -176,7 +177,10 @@ class SnapshotScheduler:
         try:
             disks = self.runs_here(schedule, started, by_hand)
             if schedule.wake and disks and self.wake_first is not None:
-                self.wake_first(schedule, disks)
+                try:
+                    self.wake_first(schedule, disks)
+                except Exception as exc:  # the snapshots are taken whether or not the clients came up
+                    log.error("schedule %s: waking its clients failed: %s", schedule.name, exc)
             for disk in disks:
                 try:
                     self._run_disk(schedule, disk)

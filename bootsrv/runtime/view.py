@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bootsrv.config import Config
+from bootsrv.wake.clients import Sleeper
 from target.iscsi.session import Session
 from target.iscsi.stats import CommandStats
 from target.stores.errors import FormatError
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
     from bootsrv.imaging.manager import ImageManager
     from bootsrv.runtime.appliance import Appliance
     from snapshots.engine import SnapshotEngine
-    from bootsrv.wake.clients import Sleeper
     from snapshots.schedule import SnapshotScheduler
 
 
@@ -116,9 +116,8 @@ class ApplianceView:
     def clients_overview(self) -> list[dict[str, Any]]:
         return self.app.clients_overview()
 
-    def sleepers(self) -> "dict[str, Sleeper]":
+    def sleepers(self) -> dict[str, Sleeper]:
         """Every client served (configured and adopted) as Wake-on-LAN sees it: a copy, for workers."""
-        from bootsrv.wake.clients import Sleeper
         return {name: Sleeper(name, c.config.mac, c.config.image) for name, c in list(self.app.clients.items())}
 
     def online(self) -> set[str]:
