@@ -150,6 +150,8 @@ def test_destination_room_then_broadcast_then_the_interface(tmp_path):
     assert destination(config, "ws01") == Destination("10.2.255.255", 7)
     local = load_config(write(tmp_path, WAKE.replace('broadcast = "10.2.255.255"', "")))
     assert destination(local, "ws01") == Destination("127.255.255.255", 7, "lo")  # lo is 127.0.0.1/8
+    boot = load_config(write(tmp_path, CLIENTS + '[dhcp]\ninterface = "lo"\n[wake]\nport = 40000\n'))
+    assert destination(boot, "ws01") == Destination("127.255.255.255", 40000, "lo")  # the boot interface
     nowhere = load_config(write(tmp_path, CLIENTS))
     with pytest.raises(WakeError, match="no interface to wake ws01 on: set dhcp.interface"):
         destination(nowhere, "ws01")
