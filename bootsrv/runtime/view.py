@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bootsrv.config import Config
+from bootsrv.wake.clients import Sleeper
 from target.iscsi.session import Session
 from target.iscsi.stats import CommandStats
 from target.stores.errors import FormatError
@@ -114,6 +115,15 @@ class ApplianceView:
 
     def clients_overview(self) -> list[dict[str, Any]]:
         return self.app.clients_overview()
+
+    def sleepers(self) -> dict[str, Sleeper]:
+        """Every client served (configured and adopted) as Wake-on-LAN sees it: a copy, for workers."""
+        return {name: Sleeper(name, c.config.mac, c.config.image) for name, c in list(self.app.clients.items())}
+
+    def online(self) -> set[str]:
+        """The clients logged in to their disk now (a worker may ask: the sessions are copied)."""
+        targets = {s.target_name for s in self.sessions()}
+        return {name for name, c in list(self.app.clients.items()) if c.target_iqn in targets}
 
     def lease_states(self) -> dict[str, int] | None:
         """DHCP leases by state (an expired one counts as expired), None without DHCP."""

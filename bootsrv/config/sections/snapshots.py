@@ -36,17 +36,26 @@ def _keep(sub: Section) -> Keep:
     return Keep(**counts)
 
 
-def _schedule(sub: Section, index: int, names: Collection[str], exports: bool, taken: list[Schedule]) -> Schedule:
-    # APScheduler (see the module docstring); the defaults are Schedule's own.
-    from snapshots.schedule import Schedule, valid_cron
+def name_and_cron(sub: Section, default: str, taken: Collection[str], example: str) -> tuple[str, str]:
+    """A schedule's unique name and its cron expression (as APScheduler reads it), for the
+    snapshot and the wake schedules."""
+    from snapshots.schedule import valid_cron  # APScheduler: only when there is a schedule
 
-    name = sub.get("name", str, "a schedule name", f"schedule{index + 1}")
-    if not NAME_RE.match(name) or any(s.name == name for s in taken):
+    name = sub.get("name", str, "a schedule name", default)
+    if not NAME_RE.match(name) or name in taken:
         sub.fail("name", "a unique name of letters, digits, '.', '_' or '-'", name)
-    cron = sub.get("cron", str, 'a cron expression like "0 2 * * *"', required=True)
+    cron = sub.get("cron", str, f'a cron expression like "{example}"', required=True)
     problem = valid_cron(cron)
     if problem:
-        sub.fail("cron", f'five cron fields like "0 2 * * *" (minute hour day month weekday): {problem}', cron)
+        sub.fail("cron", f'five cron fields like "{example}" (minute hour day month weekday): {problem}', cron)
+    return name, cron
+
+
+def _schedule(sub: Section, index: int, names: Collection[str], exports: bool, taken: list[Schedule]) -> Schedule:
+    # APScheduler (see the module docstring); the defaults are Schedule's own.
+    from snapshots.schedule import Schedule
+
+    name, cron = name_and_cron(sub, f"schedule{index + 1}", [s.name for s in taken], "0 2 * * *")
     disks = sub.get("disks", list, 'a list of disk or client names, or ["*"]', default_of(Schedule, "disks"))
     for disk in disks:
         if not isinstance(disk, str) or (disk not in names and not any(c in disk for c in "*?[")):
@@ -61,8 +70,13 @@ def _schedule(sub: Section, index: int, names: Collection[str], exports: bool, t
     full_every = sub.get("full_every", int, "a count of 1 or more", default_of(Schedule, "full_every"))
     if full_every < 1:
         sub.fail("full_every", "a count of 1 or more", full_every)
+    wake = sub.get("wake", bool, "true or false (wake the clients first)", default_of(Schedule, "wake"))
+    boot_wait = parse_duration(sub.get("boot_wait", (int, str), 'a duration like "10m"',
+                                       default_of(Schedule, "boot_wait")))
+    if boot_wait is None:
+        sub.fail("boot_wait", 'a duration like "10m"', sub.table.get("boot_wait"))
     sub.done()
-    return Schedule(name, cron, tuple(disks), export, keep, grace, full_every)
+    return Schedule(name, cron, tuple(disks), export, keep, grace, full_every, wake, boot_wait)
 
 
 def parse(top: Section, base: Path, names: Collection[str]) -> SnapshotsConfig:
