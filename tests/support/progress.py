@@ -18,7 +18,7 @@ from tests.support.tools import require_tool
 PROGRESS_LINE = re.compile(r"(\d+)%\|[^|]*\| (\S+)/(\S+) \[(\S+/s), (\S+) left\]")
 
 
-def spread_disk(path: Path, size: int = 2 << 30, every: int = 32 << 20, chunk: int = 2 << 20) -> Path:
+def spread_disk(path: Path, size: int = 2 << 30, every: int = 64 << 20, chunk: int = 1 << 20) -> Path:
     """A sparse raw disk with `chunk` bytes of data every `every` bytes (not zeros, not all the
     same byte), so that a convert reads the whole size and writes real blocks across it."""
     pattern = os.urandom(chunk)
