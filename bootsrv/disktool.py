@@ -13,6 +13,7 @@ from snapshots.faults import crash_point
 from snapshots.files import fsync_dir
 from target.stores.base import BlockStore, StoreError
 from target.stores.copy import copy_content
+from target.stores.meter import NO_METER, Meter
 from target.stores.raw import RawStore
 from target.stores.rbd import images as rbd_images
 from target.stores.registry import backend_for, create_store, open_store, remove_store, rename_store
@@ -151,9 +152,8 @@ def _convert_to_rbd(src: str, dst: str, progress: Progress) -> str:
         try:
             create_store(partial, source.size)
             target = open_store(partial)
-            progress.set_total(source.size)
             try:
-                copy_content(source, target, progress=progress.advance)
+                copy_content(source, target, progress=progress)
             finally:
                 target.close()
         finally:
@@ -164,7 +164,8 @@ def _convert_to_rbd(src: str, dst: str, progress: Progress) -> str:
     return f"converted {src} -> {dst}"
 
 
-def grow(path: str, size: int) -> str:
+def grow(path: str, size: int, progress: Meter = NO_METER) -> str:
+    """`progress`: a differencing VHD takes the new end over from its parent (the rest is metadata)."""
     try:
         if str(path).startswith("rbd:"):  # a Ceph image: librbd resizes it in place
             store = open_store(path)
@@ -173,7 +174,7 @@ def grow(path: str, size: int) -> str:
             finally:
                 store.close()
         elif is_vhd(path):
-            extend(path, size, after_step=lambda step: crash_point(f"disk.extend.{step}"))
+            extend(path, size, after_step=lambda step: crash_point(f"disk.extend.{step}"), progress=progress)
         else:
             if size < os.path.getsize(path):
                 raise DiskToolError(f"{path}: shrinking is not supported")

@@ -10,10 +10,11 @@ from bootsrv.runtime.tasks import Task
 from bootsrv.runtime.view import ApplianceView
 
 
-@operation("disk.extend")
-def disk_extend(view: ApplianceView, args: dict[str, Any]) -> str:
-    """On a worker thread: it waits for the disk's in-flight I/O and rewrites the file's metadata."""
-    return view.extend_disk(str(args["path"]), int(args["size"]))
+@operation("disk.extend", task=lambda args: f"extend {args['path']} to {args['size']} bytes")
+def disk_extend(view: ApplianceView, args: dict[str, Any], task: Task) -> str:
+    """A task: it waits for the disk's in-flight I/O and rewrites the file's metadata (a
+    differencing disk also takes the new end over from its parent: seconds per 10 GiB)."""
+    return view.extend_disk(str(args["path"]), int(args["size"]), task.progress)
 
 
 @operation("disk.convert", task=lambda args: f"convert {args['src']} -> {args['dst']}")

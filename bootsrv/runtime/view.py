@@ -14,6 +14,7 @@ from bootsrv.config import Config
 from target.iscsi.session import Session
 from target.iscsi.stats import CommandStats
 from target.stores.errors import FormatError
+from target.stores.meter import NO_METER, Meter
 from target.stores.vhd import read_footer
 
 if TYPE_CHECKING:
@@ -139,8 +140,8 @@ class ApplianceView:
     def reload(self) -> dict[str, list[str]]:
         return self.app.reload()
 
-    def extend_disk(self, path: str, size: int) -> str:
-        return self.app.extend_disk(path, size)
+    def extend_disk(self, path: str, size: int, progress: Meter = NO_METER) -> str:
+        return self.app.extend_disk(path, size, progress)
 
     def forget_adopted(self, name: str, delete_disk: bool) -> str:
         return self.app.forget_adopted(name, delete_disk)

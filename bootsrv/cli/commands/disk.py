@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from bootsrv import disktool
-from bootsrv.admin import call
 from bootsrv.cli.common import actions, config_option, edit, long_work, print_rows, size_arg
-from bootsrv.config import ConfigError, load_config
+from bootsrv.config import load_config
 from target.stores.vhd.format import DEFAULT_BLOCK_SIZE
 
 
@@ -37,6 +36,7 @@ def register(commands: Any) -> None:
     extend = disk.add_parser("extend", help="grow a disk (online, if the server of --config serves it)")
     extend.add_argument("path")
     extend.add_argument("--size", required=True)
+    extend.add_argument("--json", action="store_true", help="progress and the outcome as JSON lines")
     config_option(extend)
     extend.set_defaults(run=_extend)
     check = disk.add_parser("check", help="checksums, BAT bounds and overlaps, parent linkage")
@@ -85,14 +85,14 @@ def _where(path: str) -> str:
 
 
 def _extend(args: argparse.Namespace) -> int:
-    """The server that serves the disk grows it under its sessions; with none running, the
-    file is grown here (a server serving it without being asked holds a lock that refuses)."""
+    """The server that serves the disk grows it under its sessions (a task); with none running,
+    the file is grown here (a server serving it without being asked holds a lock that refuses)."""
     size = size_arg(args.size, "--size") or 0
-    try:
-        print(call(load_config(args.config).server.state_dir, "disk.extend",
-                   {"path": str(Path(args.path).resolve()), "size": size}))
-    except (ConfigError, ConnectionError):
-        print(disktool.grow(args.path, size))
+    path = args.path if args.path.startswith("rbd:") else str(Path(args.path).resolve())
+    result = long_work(args, "disk.extend", {"path": path, "size": size}, f"extend {path} to {size} bytes",
+                       lambda progress: disktool.grow(args.path, size, progress))
+    if not args.json:
+        print(result)
     return 0
 
 
