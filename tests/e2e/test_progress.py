@@ -66,6 +66,9 @@ def test_with_a_server_the_convert_is_its_task_done_with_a_log(source, tmp_path)
         assert task["done"] == task["total"] == 2 << 30 and task["result"] == f"converted {source} -> {target}"
         assert [line["message"] for line in task["log"]][::len(task["log"]) - 1] == [
             f"started: convert {source} -> {target}", f"done: converted {source} -> {target}"]
+        shown = run_cli("task", "show", task["id"], "-c", server.config, check=True).stdout
+        assert f"task {task['id']} (disk.convert): convert {source} -> {target}" in shown
+        assert "done, 100% of 2.0 GiB" in shown and f"started: convert {source}" in shown, shown
         again = run_cli("disk", "convert", source, target, "--json", "-c", server.config)
         assert again.returncode == 1 and again.stderr == f"bootsrv: {target} already exists\n", again
         failed = json.loads(again.stdout.splitlines()[-1])

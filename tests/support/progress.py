@@ -31,12 +31,16 @@ def spread_disk(path: Path, size: int = 2 << 30, every: int = 64 << 20, chunk: i
 
 
 def cli_in_terminal(*args: object, cwd: Path | None = None, timeout: float = 300) -> str:
-    """`bootsrv ARGS` with a pseudo-terminal as its stdout and stderr; what it wrote there."""
+    """`bootsrv ARGS` (this checkout) with a pseudo-terminal as its stdout and stderr; what it wrote there."""
+    return in_terminal([sys.executable, "-m", "bootsrv", *map(str, args)], cwd or REPO, checkout_env(), timeout)
+
+
+def in_terminal(command: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> str:
+    """`command` under util-linux `script`: its output as a terminal shows it (it must succeed)."""
     require_tool("script")
-    command = shlex.join([sys.executable, "-m", "bootsrv", *map(str, args)])
-    result = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True, text=True,
-                            cwd=cwd or REPO, env=checkout_env(), timeout=timeout, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, (args, result.stdout, result.stderr)
+    result = subprocess.run(["script", "-qec", shlex.join(command), "/dev/null"], capture_output=True, text=True,
+                            cwd=cwd, env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, (command, result.stdout, result.stderr)
     return result.stdout
 
 
