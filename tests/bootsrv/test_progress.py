@@ -9,14 +9,7 @@ import threading
 import pytest
 
 from bootsrv.progress import JsonLines, Progress, Silent, TerminalLine, renderer, run_shown
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 def test_rate_is_over_the_last_seconds_and_eta_follows_it():

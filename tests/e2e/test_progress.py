@@ -12,8 +12,8 @@ import pytest
 from bootsrv.admin import call
 from tests.support.cli import run_cli
 from tests.support.progress import cli_in_terminal, progress_lines, spread_disk
-from tests.support.scratch import scratch_config
 from tests.support.server import start_server
+from tests.support.snapshots import standalone_config
 from tests.support.tools import run
 
 pytestmark = pytest.mark.e2e
@@ -53,8 +53,8 @@ def test_without_a_terminal_there_is_no_progress_and_json_gives_lines(source, tm
     assert final["result"] == f"converted {source} -> {tmp_path / 'json.vhd'}"
 
 
-def test_with_a_server_the_convert_is_its_task_done_with_a_log(source, tmp_path):
-    server = start_server(tmp_path, scratch_config("16MiB"))
+def test_with_a_server_convert_export_and_verify_are_its_tasks_with_logs(source, tmp_path):
+    server = start_server(tmp_path, standalone_config("16MiB"))
     try:
         target = tmp_path / "served.vhd"
         output = cli_in_terminal("disk", "convert", source, target, "-c", server.config, cwd=tmp_path)
@@ -74,6 +74,17 @@ def test_with_a_server_the_convert_is_its_task_done_with_a_log(source, tmp_path)
         failed = json.loads(again.stdout.splitlines()[-1])
         assert failed["state"] == "failed" and failed["error"] == f"{target} already exists"
         assert call(tmp_path / "state", "task.list")["tasks"][0]["state"] == "failed"
+        # A snapshot's export and its verify: tasks too, their last JSON line the outcome.
+        run_cli("snapshot", "create", "scratch", "-c", server.config, check=True)
+        exported = run_cli("snapshot", "export", "1", tmp_path / "backup", "--json", "-c", server.config, check=True)
+        export = json.loads(exported.stdout.splitlines()[-1])
+        assert export["state"] == "done" and export["done"] == export["total"], exported.stdout
+        checked = run_cli("snapshot", "verify", export["result"]["path"], "--json", "-c", server.config, check=True)
+        verify = json.loads(checked.stdout.splitlines()[-1])
+        assert verify["state"] == "done" and verify["result"]["findings"] == [], checked.stdout
+        kinds = [(t["kind"], t["state"]) for t in call(tmp_path / "state", "task.list")["tasks"]]
+        assert kinds == [("snapshot.verify", "done"), ("snapshot.export", "done"), ("disk.convert", "failed"),
+                         ("disk.convert", "done")]
     finally:
         assert server.stop() == 0, server.log_text()
     assert "Traceback" not in server.log_text()
