@@ -82,8 +82,9 @@ def verify_export(view: ApplianceView, args: dict[str, Any], task: Task) -> dict
     return {"path": str(args["path"]), "findings": findings}
 
 
-@operation("schedule.run")
-def run_schedule(view: ApplianceView, args: dict[str, Any]) -> str:
+@operation("schedule.run", task=lambda args: f"run schedule {args.get('name')}")
+def run_schedule(view: ApplianceView, args: dict[str, Any], task: Task) -> str:
+    """A task: its snapshots and exports (the scheduler's log lines) are the task's log."""
     scheduler, name = view.scheduler, args.get("name")
     schedule = next((s for s in scheduler.schedules if s.name == name), None) if scheduler else None
     if scheduler is None or schedule is None:
