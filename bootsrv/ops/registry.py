@@ -34,7 +34,7 @@ from snapshots.engine import SnapshotError
 from snapshots.localmount import MountError
 from target.stores.errors import StoreError
 
-from bootsrv.runtime.tasks import Task, running_on_this_thread
+from bootsrv.runtime.tasks import Task, TaskLimit, running_on_this_thread
 
 if TYPE_CHECKING:
     from bootsrv.runtime.view import ApplianceView
@@ -133,7 +133,10 @@ async def _as_task(view: "ApplianceView", op: Operation, args: dict[str, Any]) -
     titled = _answer(op.name, op.task, args)  # a missing argument fails here, before any task exists
     if not titled["ok"]:
         return titled
-    task = view.tasks.start(op.name, titled["result"])
+    try:
+        task = view.tasks.start(op.name, titled["result"])
+    except TaskLimit as exc:
+        return {"ok": False, "error": str(exc)}
     running = asyncio.get_running_loop().run_in_executor(None, _run_task, op, view, args, task)
     if args.get("background"):
         return {"ok": True, "result": {"task": task.as_dict()}}  # the worker goes on; the task tells how it ends

@@ -24,6 +24,7 @@ from typing import Any
 from bootsrv.progress import Progress
 
 KEEP = 100  # finished tasks remembered
+RUNNING = 32  # tasks running (or waiting for a worker thread) at once: more are refused
 LOG_LINES = 200  # log records kept per task
 
 
@@ -79,9 +80,14 @@ def _short(value: Any, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
+class TaskLimit(Exception):
+    """Too many tasks are running already; the message says how many."""
+
+
 class TaskRegistry:
-    def __init__(self, keep: int = KEEP) -> None:
+    def __init__(self, keep: int = KEEP, running: int = RUNNING) -> None:
         self._keep = keep
+        self._running = running
         self._tasks: dict[str, Task] = {}  # insertion order: oldest first
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -91,6 +97,8 @@ class TaskRegistry:
         task = Task(f"{self._prefix}-{next(self._ids)}", kind, title, Progress(unit=unit))
         task.note("INFO", f"started: {title}")
         with self._lock:
+            if sum(t.state == TaskState.RUNNING for t in self._tasks.values()) >= self._running:
+                raise TaskLimit(f"{self._running} tasks are running already: wait for one to end (bootsrv task list)")
             self._tasks[task.id] = task
             self._prune()
         return task

@@ -6,8 +6,10 @@ import asyncio
 import logging
 import threading
 
+import pytest
+
 from bootsrv.ops import OPERATIONS, dispatch, operation
-from bootsrv.runtime.tasks import TaskRegistry
+from bootsrv.runtime.tasks import TaskLimit, TaskRegistry
 from bootsrv.runtime.view import ApplianceView
 from tests.support.appliance import opened_appliance
 
@@ -60,10 +62,13 @@ def test_a_task_operation_is_listed_with_its_progress_log_and_result(tmp_path):
         del OPERATIONS["test.copy"]
 
 
-def test_the_registry_keeps_running_tasks_and_the_newest_finished_ones():
-    tasks = TaskRegistry(keep=2)
+def test_the_registry_keeps_running_tasks_and_the_newest_finished_ones_and_bounds_both():
+    tasks = TaskRegistry(keep=2, running=2)
     running = tasks.start("x.long", "long")
     for number in range(5):
         tasks.start("x.short", f"short {number}").finish(None)
     assert [t["title"] for t in tasks.list()] == ["short 4", "short 3", "long"]
     assert tasks.get(running.id).state == "running"
+    tasks.start("x.long", "second")
+    with pytest.raises(TaskLimit, match="2 tasks are running already"):
+        tasks.start("x.long", "third")
