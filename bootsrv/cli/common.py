@@ -74,8 +74,9 @@ def _follow(state_dir: Path, task: dict[str, Any], shown: Any) -> Any:
     except KeyboardInterrupt:
         print(f"\nthe server goes on with task {task['id']} (bootsrv task show {task['id']})", file=sys.stderr)
         raise
-    except ConnectionError as exc:  # not "not running": it was, and took the task
-        raise OperationFailed(f"the server stopped during task {task['id']} ({task['title']}): {exc}") from None
+    except (ConnectionError, OperationFailed) as exc:  # not "not running": it was, and took the task
+        raise OperationFailed(f"bootsrv stopped without answering {task['kind']} (task {task['id']}, "
+                              f"{task['title']}): {exc}") from None
     final = {key: task[key] for key in ("state", "done", "total", "unit", "rate", "eta")}
     if task["state"] == "failed":
         shown.close({**final, "task": task["id"], "error": task["error"]})
