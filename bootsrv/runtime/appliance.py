@@ -68,6 +68,7 @@ class Appliance:
     tftp: TftpService | None = None
     dns: DnsService | None = None
     http: BootHttp | None = None
+    tasks: TaskRegistry = field(default_factory=TaskRegistry)  # long operations (task.list, the dashboard)
     backup: BackupService = field(init=False)
     inventory: Inventory = field(init=False)
     images: ImageManager = field(init=False)
@@ -78,7 +79,6 @@ class Appliance:
     last_boot: dict[str, float] = field(default_factory=dict)  # client name -> when it last PXE-booted
     boot_attempts: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (xid, logins then)
     leadership: Leadership | None = None  # of the RBD disks' scheduled snapshots, among the nodes
-    tasks: TaskRegistry = field(default_factory=TaskRegistry)  # long operations (task.list, the dashboard)
 
     def __post_init__(self) -> None:
         self.backup = BackupService(self.config, self.directory, lambda: self.server.registry if self.server else None)
