@@ -1,8 +1,8 @@
 """The operations table (see registry): importing the package registers every operation."""
 
 from bootsrv.ops import config, disks, images, snapshots, status  # noqa: F401  (each module registers its operations)
-from bootsrv.ops import tasks  # noqa: F401  (task.list, task.show)
 from bootsrv.ops.registry import (OPERATIONS, Operation, OperationFailed, apply_edit, dispatch, edit_file, names,
                                  operation)
+from bootsrv.ops import tasks  # noqa: F401,E402  (task.list, task.show)
 
 __all__ = ["OPERATIONS", "Operation", "OperationFailed", "apply_edit", "dispatch", "edit_file", "names", "operation"]
