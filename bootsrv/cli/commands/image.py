@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bootsrv.cli.common import actions, ask, config_option, edit as edit_config, size_arg, size_text, when
+from bootsrv.cli.common import actions, ask, config_option, edit as edit_config, long_work, size_arg, size_text, when
 from bootsrv.config import load_config
 from bootsrv.disktool import DiskToolError, convert, is_vhd
 from bootsrv.progress import renderer, run_shown
