@@ -25,6 +25,7 @@ from target.iscsi.targets import TargetDirectory, TargetSpec
 from target.scsi.device import ScsiDevice
 from target.scsi.lu import LogicalUnit
 from target.stores.gate import GatedStore
+from target.stores.meter import NO_METER, Meter
 
 log = logging.getLogger("bootsrv.backup")
 
@@ -198,13 +199,14 @@ class BackupService:
 
     # ---- what the admin API offers ---------------------------------------------------------
 
-    def export(self, snap_id: int, dest: str | None, fmt: str, incremental_from: int | None) -> dict[str, Any]:
+    def export(self, snap_id: int, dest: str | None, fmt: str, incremental_from: int | None,
+               progress: Meter = NO_METER) -> dict[str, Any]:
         """To `dest`, or (the dashboard's button) to snapshots.export_dir/<disk>."""
         if not dest:
             if self.config.snapshots.export_dir is None:
                 raise SnapshotError("no destination given and snapshots.export_dir is not set")
             dest = str(self.config.snapshots.export_dir / self.engine.snapshot(snap_id).disk)
-        return export_snapshot(self.engine, snap_id, Path(dest), fmt, incremental_from).as_dict()
+        return export_snapshot(self.engine, snap_id, Path(dest), fmt, incremental_from, progress).as_dict()
 
     def schedules(self) -> list[dict[str, Any]]:
         return self.scheduler.describe() if self.scheduler else []

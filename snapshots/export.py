@@ -28,6 +28,7 @@ from snapshots.faults import crash_point
 from snapshots.files import file_sha256, fsync_dir, write_text_atomic
 from target.stores.base import BlockStore, FormatError
 from target.stores.layered import LayeredStore
+from target.stores.meter import NO_METER, Meter
 from target.stores.raw import RawStore
 from target.stores.registry import open_store
 from target.stores.rbd import snaps as rbd_snaps
@@ -67,12 +68,14 @@ def _changed(layers: list[LayeredStore], size: int, smallest: int) -> Iterator[t
 
 
 def export_snapshot(engine: SnapshotEngine, snap_id: int, dest: Path, fmt: str = "vhd",
-                    incremental_from: int | None = None) -> Export:
+                    incremental_from: int | None = None, progress: Meter = NO_METER) -> Export:
+    """`progress` goes through the disk's size as it is written, then the file's as it is hashed."""
     with engine.counted("export"), engine.reading(snap_id) as snap:
-        return _export(engine, snap, dest, fmt, incremental_from)
+        return _export(engine, snap, dest, fmt, incremental_from, progress)
 
 
-def _export(engine: SnapshotEngine, snap: Snapshot, dest: Path, fmt: str, incremental_from: int | None) -> Export:
+def _export(engine: SnapshotEngine, snap: Snapshot, dest: Path, fmt: str, incremental_from: int | None,
+            progress: Meter = NO_METER) -> Export:
     if fmt not in FORMATS:
         raise SnapshotError(f"export format {fmt!r}: expected {', '.join(FORMATS)}")
     base = None
@@ -95,11 +98,12 @@ def _export(engine: SnapshotEngine, snap: Snapshot, dest: Path, fmt: str, increm
         partial.unlink(missing_ok=True)
         view = engine.open_point(snap)
         try:
-            written = _write_export(engine, view, snap, partial, fmt, base)
+            written = _write_export(engine, view, snap, partial, fmt, base, progress)
         finally:
             view.close()
         crash_point("snapshot.export.written")
-        digest = file_sha256(partial)
+        progress.set_total(view.size + partial.stat().st_size)
+        digest = file_sha256(partial, progress.advance)
         manifest: dict[str, Any] = {
             "file": final.name, "sha256": digest, "format": fmt, "kind": kind, "disk": snap.disk,
             "snapshot": snap.id, "taken": snap.created, "label": snap.label, "virtual_size": view.size,
@@ -164,7 +168,7 @@ def _target(engine: SnapshotEngine, view: LayeredStore, snap: Snapshot, path: Pa
 
 
 def _write_export(engine: SnapshotEngine, view: LayeredStore, snap: Snapshot, path: Path, fmt: str,
-                  base: Export | None) -> int:
+                  base: Export | None, progress: Meter = NO_METER) -> int:
     if base is not None:
         ranges = _incremental_ranges(engine, view, snap, base)
         if fmt == "vhd":
@@ -172,7 +176,8 @@ def _write_export(engine: SnapshotEngine, view: LayeredStore, snap: Snapshot, pa
     else:
         ranges = ((start, length) for start, length, mapped in view.extents(0, view.size) if mapped)
     target = _target(engine, view, snap, path, fmt, base)
-    written = 0
+    written = reached = 0  # reached: how far into the disk (the progress)
+    progress.set_total(view.size)
     try:
         for start, length in ranges:
             engine.check_stopping()
@@ -183,6 +188,9 @@ def _write_export(engine: SnapshotEngine, view: LayeredStore, snap: Snapshot, pa
                 if base is not None or data != bytes(size):
                     target.write(offset, data)
                     written += size
+                progress.advance(offset + size - reached)
+                reached = offset + size
+        progress.advance(view.size - reached)
         target.flush()
     finally:
         target.close()
@@ -255,8 +263,11 @@ def _compared_ranges(view: BlockStore, base_path: Path) -> Iterator[tuple[int, i
 
 # ---- verify ---------------------------------------------------------------------------
 
-def verify(path: str | os.PathLike[str]) -> list[str]:
-    """Check an export and everything it builds on. Returns findings; empty = sound."""
+def verify(path: str | os.PathLike[str], progress: Meter = NO_METER) -> list[str]:
+    """Check an export and everything it builds on. Returns findings; empty = sound.
+    `progress` goes through each file as it is hashed, then the disk as it is read through
+    (its total grows as the chain is found)."""
+    total = 0
     findings: list[str] = []
     current: Path | None = Path(path).resolve()
     seen: set[Path] = set()
@@ -273,7 +284,9 @@ def verify(path: str | os.PathLike[str]) -> list[str]:
         except (OSError, ValueError) as exc:
             findings.append(f"{manifest_path}: no readable manifest ({exc})")
             break
-        digest = file_sha256(current)
+        total += current.stat().st_size
+        progress.set_total(total)
+        digest = file_sha256(current, progress.advance)
         if digest != manifest.get("sha256"):
             findings.append(f"{current}: sha256 {digest} differs from the manifest's {manifest.get('sha256')}")
         if manifest.get("format") == "vhd":
@@ -290,13 +303,15 @@ def verify(path: str | os.PathLike[str]) -> list[str]:
         base = manifest.get("base")
         if base:
             parent = (current.parent / base["file"]).resolve()
-            if parent.exists() and file_sha256(parent) != base.get("sha256"):
+            total += parent.stat().st_size if parent.exists() else 0  # hashed here, and again below
+            progress.set_total(total)
+            if parent.exists() and file_sha256(parent, progress.advance) != base.get("sha256"):
                 findings.append(f"{current}: its base {parent} changed since this export was made")
             current = parent
         else:
             current = None
     if not findings and formats[:1] != ["rbd-diff"]:  # the check read every byte of a diff already
-        findings += _read_through(Path(path))
+        findings += _read_through(Path(path), progress, total)
     return findings
 
 
@@ -313,15 +328,17 @@ def _check_diff(path: Path, manifest: dict[str, Any]) -> list[str]:
     return findings
 
 
-def _read_through(path: Path) -> list[str]:
+def _read_through(path: Path, progress: Meter = NO_METER, before: int = 0) -> list[str]:
     """Every byte of the point in time must be readable through the chain."""
     try:
         store = open_store(path, readonly=True)
     except (FormatError, OSError) as exc:
         return [f"{path}: cannot open the chain: {exc}"]
+    progress.set_total(before + store.size)
     try:
         for offset in range(0, store.size, CHUNK):
             store.read(offset, min(CHUNK, store.size - offset))
+            progress.advance(min(CHUNK, store.size - offset))
     except Exception as exc:  # any failure to read is a finding, not a crash of verify
         return [f"{path}: read failed: {exc}"]
     finally:

@@ -29,6 +29,7 @@ from snapshots.faults import crash_point
 from snapshots.files import fsync_dir
 from target.stores.errors import StoreError
 from target.stores.copy import copy_content
+from target.stores.meter import NO_METER, Meter
 from target.stores.gate import GatedStore
 from target.stores.rbd import is_rbd
 from target.stores.registry import open_store
@@ -440,7 +441,7 @@ class ImageManager:
         log.info("image %s: version %d is version %d extended to %d bytes", image, number, version.parent, size)
         return record.as_dict()
 
-    def flatten(self, image: str, label: str = "") -> dict[str, Any]:
+    def flatten(self, image: str, label: str = "", progress: Meter = NO_METER) -> dict[str, Any]:
         """The current version's whole content as a new version that stands alone (a dynamic
         VHD, no parent): chains start short again, and once clients have moved onto it,
         prune deletes the chain it replaced. Costs the space of one full copy."""
@@ -458,7 +459,7 @@ class ImageManager:
                 create_dynamic(fresh, source.size)
                 target = open_vhd(fresh)
                 try:
-                    copy_content(source, target, between=self.engine.check_stopping)
+                    copy_content(source, target, between=self.engine.check_stopping, progress=progress)
                 finally:
                     target.close()
             finally:

@@ -4,5 +4,6 @@ from bootsrv.ops import config, disks, images, snapshots, status  # noqa: F401  
 from bootsrv.ops import wake  # noqa: F401  (client.wake)
 from bootsrv.ops.registry import (OPERATIONS, Operation, OperationFailed, apply_edit, dispatch, edit_file, names,
                                  operation)
+from bootsrv.ops import tasks  # noqa: F401,E402  (task.list, task.show)
 
 __all__ = ["OPERATIONS", "Operation", "OperationFailed", "apply_edit", "dispatch", "edit_file", "names", "operation"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from bootsrv.ops.registry import operation
+from bootsrv.runtime.tasks import Task
 from bootsrv.runtime.view import ApplianceView
 
 
@@ -32,9 +33,9 @@ def image_extend(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
     return view.image_manager.extend(str(args["image"]), int(args["size"]))
 
 
-@operation("image.flatten")
-def image_flatten(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
-    return view.image_manager.flatten(str(args["image"]), str(args.get("label", "")))
+@operation("image.flatten", task=lambda args: f"flatten image {args['image']}")
+def image_flatten(view: ApplianceView, args: dict[str, Any], task: Task) -> dict[str, Any]:
+    return view.image_manager.flatten(str(args["image"]), str(args.get("label", "")), task.progress)
 
 
 @operation("image.commit")

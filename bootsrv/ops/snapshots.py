@@ -3,13 +3,18 @@ These open and copy disk files, so they run on a worker thread, never on the eve
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from bootsrv.ops.registry import operation
+from bootsrv.runtime.tasks import Task
 from bootsrv.runtime.view import ApplianceView
 from snapshots.catalog import SnapshotState
 from snapshots.engine import SnapshotError
+from snapshots.export import verify
+
+log = logging.getLogger("bootsrv.ops")
 
 
 @operation("snapshot.create")
@@ -60,15 +65,26 @@ def unmount(view: ApplianceView, args: dict[str, Any]) -> list[str]:
     return view.backup.unmount(int(args["id"]))
 
 
-@operation("snapshot.export")
-def export(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
+@operation("snapshot.export", task=lambda args: f"export snapshot {args['id']}"
+           + (f" since {args['incremental_from']}" if args.get("incremental_from") is not None else ""))
+def export(view: ApplianceView, args: dict[str, Any], task: Task) -> dict[str, Any]:
     base = args.get("incremental_from")
     return view.backup.export(int(args["id"]), args.get("dest"), str(args.get("format", "vhd")),
-                              None if base is None else int(base))
+                              None if base is None else int(base), task.progress)
 
 
-@operation("schedule.run")
-def run_schedule(view: ApplianceView, args: dict[str, Any]) -> str:
+@operation("snapshot.verify", task=lambda args: f"verify {args['path']}")
+def verify_export(view: ApplianceView, args: dict[str, Any], task: Task) -> dict[str, Any]:
+    """Re-read an export chain as a task (hours on a big disk); findings go to its log too."""
+    findings = verify(str(args["path"]), task.progress)
+    for finding in findings:
+        log.warning("%s", finding)
+    return {"path": str(args["path"]), "findings": findings}
+
+
+@operation("schedule.run", task=lambda args: f"run schedule {args.get('name')}")
+def run_schedule(view: ApplianceView, args: dict[str, Any], task: Task) -> str:
+    """A task: its snapshots and exports (the scheduler's log lines) are the task's log."""
     scheduler, name = view.scheduler, args.get("name")
     schedule = next((s for s in scheduler.schedules if s.name == name), None) if scheduler else None
     if scheduler is None or schedule is None:

@@ -11,6 +11,7 @@ are in `boot`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from bootsrv.runtime.disks import configure_ceph, image_path
 from bootsrv.runtime.inventory import Inventory
 from bootsrv.runtime.services import (DhcpPort, DnsPort, HttpPort, IscsiPortals, LeaseWriter, RouterAdvertisements,
                                       Service, TftpThread)
+from bootsrv.runtime.tasks import TaskRegistry
 from bootsrv.runtime.view import ApplianceView
 from bootsrv.tftp import TftpService
 from bootsrv.wake.schedule import WakeScheduler, wake_first
@@ -50,6 +52,7 @@ from target.stores import rbd
 from target.stores.rbd import node as rbd_node
 from target.stores.rbd.lock import Leadership
 from target.stores.gate import GatedStore
+from target.stores.meter import NO_METER, Meter
 
 log = logging.getLogger("bootsrv")
 
@@ -67,6 +70,7 @@ class Appliance:
     tftp: TftpService | None = None
     dns: DnsService | None = None
     http: BootHttp | None = None
+    tasks: TaskRegistry = field(default_factory=TaskRegistry)  # long operations (task.list, the dashboard)
     backup: BackupService = field(init=False)
     inventory: Inventory = field(init=False)
     images: ImageManager = field(init=False)
@@ -288,21 +292,22 @@ class Appliance:
         image = image_path(self.config, (record or client.config).image)  # type: ignore[union-attr]
         return adopted.dispose_disk(self.config.server.state_dir, name, delete_disk, image)
 
-    def extend_disk(self, path: str, size: int) -> str:
+    def extend_disk(self, path: str, size: int, progress: Meter = NO_METER) -> str:
         """`disk extend`: a [[disk]] this server serves grows online (from a worker thread),
         and every session on it is told at once (CAPACITY DATA HAS CHANGED, as the periodic
         check would tell it later); any other file is grown as the CLI alone would."""
         wanted = Path(path).resolve()
         disk = next((d for d in self.config.disks if d.path.resolve() == wanted), None)
         client = next((c for c in self.clients.values() if c.disk_path.resolve() == wanted), None)
+        grow_shown = functools.partial(grow, progress=progress)
         if disk is not None:
-            self.inventory.extend_disk(disk.name, size, grow)
+            self.inventory.extend_disk(disk.name, size, grow_shown)
             name = f"disk {disk.name}"
         elif client is not None:
-            self.inventory.extend_client(client.name, size, grow)
+            self.inventory.extend_client(client.name, size, grow_shown)
             name = f"client {client.name}'s disk"
         else:
-            return grow(path, size)
+            return grow(path, size, progress)
         self.backup.on_loop(self.directory.check_capacity, timeout=60)
         log.info("%s extended online to %d bytes", name, size)
         return f"{wanted} is now {size} bytes (served: sessions told)"

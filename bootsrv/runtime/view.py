@@ -15,12 +15,14 @@ from bootsrv.wake.clients import Sleeper
 from target.iscsi.session import Session
 from target.iscsi.stats import CommandStats
 from target.stores.errors import FormatError
+from target.stores.meter import NO_METER, Meter
 from target.stores.vhd import read_footer
 
 if TYPE_CHECKING:
     from bootsrv.backup import BackupService
     from bootsrv.imaging.manager import ImageManager
     from bootsrv.runtime.appliance import Appliance
+    from bootsrv.runtime.tasks import TaskRegistry
     from snapshots.engine import SnapshotEngine
     from snapshots.schedule import SnapshotScheduler
 
@@ -53,6 +55,10 @@ class ApplianceView:
     @property
     def scheduler(self) -> "SnapshotScheduler | None":
         return self.app.backup.scheduler
+
+    @property
+    def tasks(self) -> "TaskRegistry":
+        return self.app.tasks
 
     def process(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "uptime": time.time() - STARTED, "config": str(self.config.path)}
@@ -144,8 +150,8 @@ class ApplianceView:
     def reload(self) -> dict[str, list[str]]:
         return self.app.reload()
 
-    def extend_disk(self, path: str, size: int) -> str:
-        return self.app.extend_disk(path, size)
+    def extend_disk(self, path: str, size: int, progress: Meter = NO_METER) -> str:
+        return self.app.extend_disk(path, size, progress)
 
     def forget_adopted(self, name: str, delete_disk: bool) -> str:
         return self.app.forget_adopted(name, delete_disk)

@@ -18,6 +18,7 @@ from tests.support.binary import CLEAN_ENV, serve_binary
 from tests.support.ceph import run_client
 from tests.support.paths import REPO
 from tests.support.ports import free_port
+from tests.support.progress import in_terminal, progress_lines, spread_disk
 from tests.support.rbd_lu import RBD_IQN, rbd_config
 from tests.support.scratch import SCRATCH_IQN, scratch_config
 from tests.support.tools import run
@@ -45,6 +46,15 @@ def test_binary_version_needs_no_python(binary, tmp_path):
     bad = subprocess.run([str(binary), "serve", "--config", str(tmp_path / "missing.toml")], env=CLEAN_ENV,
                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "missing.toml" in bad.stderr, bad
+
+
+def test_binary_draws_progress_on_a_terminal(binary, tmp_path):
+    """tqdm is frozen into the binary: a convert under a pseudo-terminal draws its line."""
+    source = spread_disk(tmp_path / "small.raw", size=64 << 20, every=8 << 20)
+    output = in_terminal([str(binary), "disk", "convert", str(source), str(tmp_path / "small.vhd"), "-c",
+                          str(tmp_path / "none.toml")], tmp_path, CLEAN_ENV, timeout=120)
+    drawn = progress_lines(output)
+    assert drawn and drawn[-1].percent == 100 and drawn[-1].total == "64.0M", output
 
 
 def test_binary_serves_snapshots_and_stops_cleanly(binary, tmp_path):

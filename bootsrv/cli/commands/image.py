@@ -9,9 +9,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bootsrv.cli.common import actions, ask, config_option, edit as edit_config, size_arg, size_text, when
+from bootsrv.cli.common import actions, ask, config_option, edit as edit_config, long_work, size_arg, size_text, when
 from bootsrv.config import load_config
 from bootsrv.disktool import DiskToolError, convert, is_vhd
+from bootsrv.progress import renderer, run_shown
 from bootsrv.runtime.disks import configure_ceph
 from target.stores.errors import StoreError
 from target.stores.rbd import images as rbd_images
@@ -87,8 +88,7 @@ def register(commands: Any) -> None:
                             "copy): chains start short again, and prune can then delete the old ones")
     flat.add_argument("image")
     flat.add_argument("--label", default="")
-    flat.set_defaults(run=lambda args: _show(args, "image.flatten", {"image": args.image, "label": args.label},
-                                             "flattened"))
+    flat.set_defaults(run=_flatten)
     prune = image.add_parser("prune", help="delete versions that no client, snapshot or edit is built on")
     prune.add_argument("image")
     prune.set_defaults(run=_prune)
@@ -151,7 +151,9 @@ def _import(args: argparse.Namespace) -> int:
         shutil.move(source, path)
         print(f"moved {source} -> {path}")
         return _add_image(args, path, made=False)
-    print(convert(str(source), str(path), "dynamic"))  # raw, or a chain flattened: a standalone dynamic VHD
+    shown = renderer("image.import", f"import {source} -> {path}", "bytes", as_json=False)
+    # raw, or a chain flattened: a standalone dynamic VHD
+    print(run_shown(lambda progress: convert(str(source), str(path), "dynamic", progress), shown))
     status = _add_image(args, path, made=True)
     if args.move:
         source.unlink()
@@ -159,8 +161,18 @@ def _import(args: argparse.Namespace) -> int:
     return status
 
 
+def _flatten(args: argparse.Namespace) -> int:
+    """A full copy of the current version: a task in the server, its progress drawn here."""
+    record = long_work(args, "image.flatten", {"image": args.image, "label": args.label},
+                       f"flatten image {args.image}", None)
+    return _said(record, "flattened")
+
+
 def _show(args: argparse.Namespace, op: str, op_args: dict[str, Any], done: str) -> int:
-    record = ask(args, op, op_args)
+    return _said(ask(args, op, op_args), done)
+
+
+def _said(record: dict[str, Any], done: str) -> int:
     current = next(v for v in record["versions"] if v["number"] == record["current"])
     print(f"image {record['name']}: {done}; current version {record['current']}"
           f"{' (' + current['label'] + ')' if current['label'] else ''}")

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bootsrv.cli.common import actions, ask, config_option, size_text, when
+from bootsrv.cli.common import actions, ask, config_option, long_work, size_text, when
 from snapshots.export import verify
 
 
@@ -43,15 +43,18 @@ def register(commands: Any) -> None:
     export.add_argument("--incremental-from", type=int, metavar="ID",
                         help="only what changed since snapshot ID (a differencing VHD over ID's export, or an "
                              "rbd-diff from ID's snapshot)")
+    export.add_argument("--json", action="store_true", help="progress and the outcome as JSON lines")
     export.set_defaults(run=_export)
-    check = snap.add_parser("verify", help="re-read an export and the exports it builds on")
+    check = snap.add_parser("verify", help="re-read an export and the exports it builds on (in the server of "
+                            "--config as a task when one runs)")
     check.add_argument("path")
+    check.add_argument("--json", action="store_true", help="progress and the outcome as JSON lines")
     check.set_defaults(run=_verify)
     rollback = snap.add_parser("rollback", help="return the disk to this snapshot's content")
     rollback.add_argument("id", type=int)
     rollback.add_argument("--force", action="store_true", help="drop the client's sessions first")
     rollback.set_defaults(run=_rollback)
-    for sub in (create, listing, delete, mount, unmount, export, check, rollback):  # verify needs none; accepted
+    for sub in (create, listing, delete, mount, unmount, export, check, rollback):  # verify runs here without one
         config_option(sub)
 
 
@@ -94,15 +97,23 @@ def _unmount(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    result = ask(args, "snapshot.export", {"id": args.id, "dest": str(Path(args.dest_dir).resolve()),
-                                           "format": args.format, "incremental_from": args.incremental_from})
-    print(f"{result['path']}  sha256 {result['sha256']}" + (f"  (over {result['base']})" if result["base"] else ""))
+    """The server exports (it serves the disk), as a task this follows and draws."""
+    result = long_work(args, "snapshot.export", {"id": args.id, "dest": str(Path(args.dest_dir).resolve()),
+                                                 "format": args.format, "incremental_from": args.incremental_from},
+                       f"export snapshot {args.id}", None)
+    if not args.json:
+        print(f"{result['path']}  sha256 {result['sha256']}" + (f"  (over {result['base']})" if result["base"] else ""))
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    findings = verify(args.path)
-    print("\n".join(findings) if findings else f"{args.path}: ok (files, checksums and chain verified)")
+    """In the server when one runs (a task, on the dashboard), else here: the same check."""
+    path = str(Path(args.path).resolve())
+    result = long_work(args, "snapshot.verify", {"path": path}, f"verify {path}",
+                       lambda progress: {"path": path, "findings": verify(path, progress)})
+    findings = result["findings"]
+    if not args.json:
+        print("\n".join(findings) if findings else f"{args.path}: ok (files, checksums and chain verified)")
     return 1 if findings else 0
 
 

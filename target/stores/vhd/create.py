@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from target.stores.base import fsync_dir
+from target.stores.meter import NO_METER, Meter
 from target.stores.vhd.format import (
     DEFAULT_BLOCK_SIZE, DIFFERENCING, DYNAMIC, FIXED, FOOTER_SIZE, HEADER_SIZE, MAX_SIZE, SECTOR, DynamicHeader,
     Footer, Locator, VhdFormatError, bat_bytes)
@@ -112,7 +113,7 @@ def create_differencing(path: str | os.PathLike[str], parent: str | os.PathLike[
 
 
 def extend(path: str | os.PathLike[str], new_size: int, *,
-           after_step: Callable[[str], None] = lambda step: None) -> Footer:
+           after_step: Callable[[str], None] = lambda step: None, progress: Meter = NO_METER) -> Footer:
     """Grow a VHD offline. Each step leaves a readable file; one stopped between the footer
     and its copy at 0 is finished when a store next opens the file read-write (the copy
     follows the footer). `after_step` names each step as it ends. A differencing disk
@@ -120,7 +121,7 @@ def extend(path: str | os.PathLike[str], new_size: int, *,
     stopped before that reads right here, and the next extend to the same size finishes it."""
     grown = _extend_file(path, new_size, after_step)
     if grown.disk_type == DIFFERENCING:
-        hold_zeros_past_parent(path)
+        hold_zeros_past_parent(path, progress)
     return grown
 
 

@@ -29,6 +29,7 @@ from typing import Iterator
 
 from target.stores.base import StoreError, fsync_dir, store_error
 from target.stores.fileio import open_locked, read_at, sync, write_at
+from target.stores.meter import NO_METER, Meter
 from target.stores.pieces import FileSlice, Piece, Pieces, add_piece, file_handle, sendable
 from target.stores.raw import RawStore, punch_hole
 from target.stores.vhd.blockmap import BlockMap
@@ -50,13 +51,19 @@ def open_vhd(path: str | os.PathLike[str], *, readonly: bool = False) -> "RawSto
     return VhdStore(path, readonly=readonly)
 
 
-def hold_zeros_past_parent(path: str | os.PathLike[str]) -> None:
+HOLD_STEP = 256 << 20  # hold_zeros_past_parent's step between two progress reports
+
+
+def hold_zeros_past_parent(path: str | os.PathLike[str], progress: Meter = NO_METER) -> None:
     """A differencing disk larger than its parent holds the sectors past the parent's end
     (as zeros) itself; run again, it changes nothing."""
     store = open_vhd(path)
     try:
         if isinstance(store, VhdStore) and store.parent is not None and store.parent.size < store.size:
-            store.hold_zeros(store.parent.size, store.size - store.parent.size)
+            progress.set_total(store.size - store.parent.size)
+            for offset in range(store.parent.size, store.size, HOLD_STEP):
+                store.hold_zeros(offset, min(HOLD_STEP, store.size - offset))
+                progress.advance(min(HOLD_STEP, store.size - offset))
             store.flush()
     finally:
         store.close()
