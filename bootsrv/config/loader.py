@@ -18,6 +18,7 @@ from bootsrv.config.model import Config
 from bootsrv.config.reader import Section
 from bootsrv.config.sections import (ceph, clients, dhcp, disks, dns, http, images, iscsi, node, server,
                                      snapshots, targets, tftp, web)
+from bootsrv.config.sections import wake
 
 
 def load_config(path: str | Path) -> Config:
@@ -57,8 +58,10 @@ def parse_config(raw: dict[str, Any], file: Path) -> Config:
     snapshot_names = set(disk_index) | {c.name for c in client_configs}
     snapshots_config = snapshots.parse(top, base, snapshot_names)
     web_config = web.parse(top)
+    wake_config = wake.parse(top, image_names, {c.name for c in client_configs})
     top.done()
     return Config(path=file, server=server_config, iscsi=iscsi_config, disks=disk_configs, targets=target_configs,
                   dhcp=dhcp_config, dns=dns_config, tftp_root=tftp_root, http=http_config, ceph=ceph_config,
                   node=node_config, images=image_configs,
-                  clients=client_configs, snapshots=snapshots_config, web=web_config, _disk_index=disk_index)
+                  clients=client_configs, snapshots=snapshots_config, web=web_config,
+                  wake=wake_config, _disk_index=disk_index)

@@ -160,6 +160,32 @@ class SnapshotsConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WakeRoom:
+    """Clients in a routed room, woken through its directed-broadcast address."""
+    clients: tuple[str, ...]  # client names or shell patterns ("lab2-*")
+    broadcast: Portal  # e.g. 10.2.0.255:9; the room's router must forward it (directed broadcast)
+
+
+@dataclass(frozen=True, slots=True)
+class WakeSchedule:
+    name: str
+    cron: str  # five fields, as the snapshot schedules'
+    clients: tuple[str, ...] = ("*",)  # client names or shell patterns
+    image: str = ""  # instead of clients: every client of this image
+
+
+@dataclass(frozen=True, slots=True)
+class WakeConfig:
+    """Wake-on-LAN: magic packets broadcast on the boot interface (dhcp.interface unless set),
+    or, for every client (`broadcast`) or some (`rooms`), to a directed-broadcast address."""
+    interface: str = ""
+    port: int = 9  # the discard port, where wake-on-LAN tools send by default
+    broadcast: Portal | None = None
+    rooms: tuple[WakeRoom, ...] = ()  # the first room whose patterns match a client is its way
+    schedules: tuple[WakeSchedule, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     server: ServerConfig
@@ -176,6 +202,7 @@ class Config:
     clients: tuple[ClientConfig, ...] = ()
     snapshots: SnapshotsConfig = SnapshotsConfig()
     web: WebConfig = WebConfig()
+    wake: WakeConfig = WakeConfig()
     _disk_index: dict[str, DiskConfig] = field(default_factory=dict, compare=False, repr=False)
 
     def disk(self, name: str) -> DiskConfig:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from bootsrv.runtime.appliance import Appliance
     from bootsrv.web.history import History
     from snapshots.engine import SnapshotEngine
+    from bootsrv.wake.clients import Sleeper
     from snapshots.schedule import SnapshotScheduler
 
 
@@ -115,6 +116,16 @@ class ApplianceView:
 
     def clients_overview(self) -> list[dict[str, Any]]:
         return self.app.clients_overview()
+
+    def sleepers(self) -> "dict[str, Sleeper]":
+        """Every client served (configured and adopted) as Wake-on-LAN sees it: a copy, for workers."""
+        from bootsrv.wake.clients import Sleeper
+        return {name: Sleeper(name, c.config.mac, c.config.image) for name, c in list(self.app.clients.items())}
+
+    def online(self) -> set[str]:
+        """The clients logged in to their disk now (a worker may ask: the sessions are copied)."""
+        targets = {s.target_name for s in self.sessions()}
+        return {name for name, c in list(self.app.clients.items()) if c.target_iqn in targets}
 
     def lease_states(self) -> dict[str, int] | None:
         """DHCP leases by state (an expired one counts as expired), None without DHCP."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +14,14 @@ from bootsrv.cli.common import actions, ask, config_option, edit, print_rows
 from bootsrv.config import load_config
 from bootsrv.naming import client_disk_path
 from bootsrv.runtime.disks import configure_ceph, image_path
+from bootsrv.wake.clients import configured, wake
+from bootsrv.wake.send import WakeError
 from target.stores.errors import StoreError
 from target.stores.registry import remove_store, rename_store
 
 
 def register(commands: Any) -> None:
-    client = actions(commands, "client", "diskless clients: add, list, remove")
+    client = actions(commands, "client", "diskless clients: add, list, remove, reset, wake")
     add = client.add_parser("add", help="a new client: its own disk over an image, booted by MAC")
     add.add_argument("name")
     add.add_argument("--mac", required=True)
@@ -43,7 +47,14 @@ def register(commands: Any) -> None:
     reset.add_argument("name")
     reset.add_argument("--force", action="store_true", help="drop its sessions if it is logged in")
     reset.set_defaults(run=_reset)
-    for sub in (add, listing, remove, keep, reset):
+    wake = client.add_parser("wake", help="power clients on: Wake-on-LAN magic packets on the boot interface "
+                             "(or a room's directed broadcast, [wake])")
+    wake.add_argument("names", nargs="*", metavar="NAME")
+    wake.add_argument("--all", action="store_true", help="every client, configured and adopted")
+    wake.add_argument("--image", metavar="IMAGE", help="every client of this image")
+    wake.add_argument("--json", action="store_true")
+    wake.set_defaults(run=_wake)
+    for sub in (add, listing, remove, keep, reset, wake):
         config_option(sub)
 
 
@@ -75,6 +86,30 @@ def _list(args: argparse.Namespace) -> int:
                      "origin": "adopted", "state": state(record.name),
                      "version": version(record.name)})  # (--json keeps the old key order)
     print_rows(rows, args.json, ["name", "mac", "ip", "image", "version", "state", "reset_on_boot", "origin"])
+    return 0
+
+
+def _wake(args: argparse.Namespace) -> int:
+    """Through the running server (it knows the clients adopted since, and has the rights to bind
+    to the interface); with none running the packets go from here: waking needs no server state."""
+    if sum((bool(args.names), args.all, args.image is not None)) != 1:
+        print("bootsrv client wake: name clients, or give --all or --image IMAGE (one of them)", file=sys.stderr)
+        return 2
+    request = {"names": args.names} if args.names else {"all": True} if args.all else {"image": args.image}
+    config = load_config(args.config)
+    try:
+        sent = call(config.server.state_dir, "client.wake", request)["sent"]
+    except ConnectionError:
+        try:
+            sent = wake(config, configured(config), request)
+        except WakeError as exc:
+            raise SystemExit(f"bootsrv: {exc}") from None
+    if args.json:
+        print(json.dumps(sent, indent=2))
+    elif not sent:
+        print("no clients to wake")
+    for row in [] if args.json else sent:
+        print(f"{row['client']}: magic packet for {row['mac']} sent to {row['to']}")
     return 0
 
 
