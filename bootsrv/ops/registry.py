@@ -7,6 +7,13 @@ thread so the loop keeps serving disks. `edits_config` ones change the configura
 file instead: they get a `ConfigEdit`, and `dispatch` saves it and applies the saved
 file, so the CLI can run the same edit on the file alone when no server runs.
 
+`task=TITLE` ones are long (a convert, an export): each call becomes a task in the
+appliance's `TaskRegistry` (state, progress, log; `task.list`, `task.show`), and `run`
+gets the task as a third argument to report progress through. `TITLE(args)` names it
+for humans. Called with `"background": true` the answer is the task at once
+(`{"task": TASK}`) and the work goes on: that is how the CLI follows it and draws
+its progress; without, the answer waits for the result, as for any operation.
+
 `dispatch` answers `{"ok": true, "result": ...}` or `{"ok": false, "error": "..."}`
 and never raises: an expected failure says what is wrong in one line, anything else
 is logged with its traceback and reported as an internal error, and the server goes on.
@@ -26,6 +33,8 @@ from snapshots.engine import SnapshotError
 from snapshots.localmount import MountError
 from target.stores.errors import StoreError
 
+from bootsrv.runtime.tasks import Task, running_on_this_thread
+
 if TYPE_CHECKING:
     from bootsrv.runtime.view import ApplianceView
 
@@ -44,17 +53,22 @@ class Operation:
     run: Callable[..., Any]  # (view, args) -> result, or (ConfigEdit, args) -> message when edits_config
     on_loop: bool = False
     edits_config: bool = False
+    task: Callable[[dict[str, Any]], str] | None = None  # long: a task titled task(args); run(view, args, task)
 
 
 OPERATIONS: dict[str, Operation] = {}
 
 
-def operation(name: str, *, on_loop: bool = False, edits_config: bool = False) -> Callable[[Callable[..., Any]],
-                                                                                          Callable[..., Any]]:
+def operation(name: str, *, on_loop: bool = False, edits_config: bool = False,
+              task: Callable[[dict[str, Any]], str] | None = None) -> Callable[[Callable[..., Any]],
+                                                                                Callable[..., Any]]:
     def register(run: Callable[..., Any]) -> Callable[..., Any]:
         if name in OPERATIONS:
             raise RuntimeError(f"operation {name!r} registered twice")
-        OPERATIONS[name] = Operation(name, run, on_loop=on_loop or edits_config, edits_config=edits_config)
+        if task is not None and (on_loop or edits_config):
+            raise RuntimeError(f"operation {name!r}: a task runs on a worker thread and edits no configuration")
+        OPERATIONS[name] = Operation(name, run, on_loop=on_loop or edits_config, edits_config=edits_config,
+                                     task=task)
         return run
     return register
 
@@ -92,11 +106,17 @@ async def dispatch(view: "ApplianceView", name: str, args: Any) -> dict[str, Any
     op = OPERATIONS.get(name)
     if op is None or not isinstance(args, dict):
         return {"ok": False, "error": f"no operation {name!r}; operations: {names()}"}
+    if op.task is not None:
+        return await _as_task(view, op, args)
+    if op.on_loop:
+        return _answer(name, _call, op, view, args)
+    return await asyncio.get_running_loop().run_in_executor(None, _answer, name, _call, op, view, args)
+
+
+def _answer(name: str, run: Callable[..., Any], *args: Any) -> dict[str, Any]:
+    """`run(*args)` as dispatch answers it, never raising."""
     try:
-        if op.on_loop:
-            result = _call(op, view, args)
-        else:
-            result = await asyncio.get_running_loop().run_in_executor(None, _call, op, view, args)
+        result = run(*args)
     except EXPECTED as exc:
         log.info("%s failed: %s", name, exc)
         return {"ok": False, "error": str(exc)}
@@ -104,3 +124,25 @@ async def dispatch(view: "ApplianceView", name: str, args: Any) -> dict[str, Any
         log.exception("%s failed", name)
         return {"ok": False, "error": f"internal error: {exc}"}
     return {"ok": True, "result": result}
+
+
+async def _as_task(view: "ApplianceView", op: Operation, args: dict[str, Any]) -> dict[str, Any]:
+    assert op.task is not None
+    titled = _answer(op.name, op.task, args)  # a missing argument fails here, before any task exists
+    if not titled["ok"]:
+        return titled
+    task = view.tasks.start(op.name, titled["result"])
+    running = asyncio.get_running_loop().run_in_executor(None, _run_task, op, view, args, task)
+    if args.get("background"):
+        return {"ok": True, "result": {"task": task.as_dict()}}  # the worker goes on; the task tells how it ends
+    return await running
+
+
+def _run_task(op: Operation, view: "ApplianceView", args: dict[str, Any], task: Task) -> dict[str, Any]:
+    with running_on_this_thread(task):
+        answer = _answer(op.name, op.run, view, args, task)
+    if answer["ok"]:
+        task.finish(answer["result"])
+    else:
+        task.fail(answer["error"])
+    return answer

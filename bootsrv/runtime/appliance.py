@@ -36,6 +36,7 @@ from bootsrv.runtime.disks import configure_ceph, image_path
 from bootsrv.runtime.inventory import Inventory
 from bootsrv.runtime.services import (DhcpPort, DnsPort, HttpPort, IscsiPortals, LeaseWriter, RouterAdvertisements,
                                       Service, TftpThread)
+from bootsrv.runtime.tasks import TaskRegistry
 from bootsrv.runtime.view import ApplianceView
 from bootsrv.tftp import TftpService
 from bootsrv.web.server import WebServer
@@ -75,6 +76,7 @@ class Appliance:
     last_boot: dict[str, float] = field(default_factory=dict)  # client name -> when it last PXE-booted
     boot_attempts: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (xid, logins then)
     leadership: Leadership | None = None  # of the RBD disks' scheduled snapshots, among the nodes
+    tasks: TaskRegistry = field(default_factory=TaskRegistry)  # long operations (task.list, the dashboard)
 
     def __post_init__(self) -> None:
         self.backup = BackupService(self.config, self.directory, lambda: self.server.registry if self.server else None)

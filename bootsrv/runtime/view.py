@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from bootsrv.backup import BackupService
     from bootsrv.imaging.manager import ImageManager
     from bootsrv.runtime.appliance import Appliance
+    from bootsrv.runtime.tasks import TaskRegistry
     from bootsrv.web.history import History
     from snapshots.engine import SnapshotEngine
     from bootsrv.wake.clients import Sleeper
@@ -54,6 +55,10 @@ class ApplianceView:
     @property
     def scheduler(self) -> "SnapshotScheduler | None":
         return self.app.backup.scheduler
+
+    @property
+    def tasks(self) -> "TaskRegistry":
+        return self.app.tasks
 
     def process(self) -> dict[str, Any]:
         return {"pid": os.getpid(), "uptime": time.time() - STARTED, "config": str(self.config.path)}
