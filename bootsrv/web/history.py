@@ -96,7 +96,7 @@ class History:
         names = sorted({name for _, _, clients in rows for name in clients})
         return {
             "interval": self.interval, "span": self.interval * (self.rows.maxlen or 0),
-            "t": [round(t, 3) for t, _, _ in rows],
+            "t": [t for t, _, _ in rows],  # as kept: a reader's `since` is one of these
             "total": {series: [total[i] for _, total, _ in rows] for i, series in enumerate(TOTAL_SERIES)},
             "clients": {name: {series: [c[name][i] if name in c else None for _, _, c in rows]
                                for i, series in enumerate(CLIENT_SERIES)} for name in names},

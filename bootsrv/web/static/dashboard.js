@@ -14,7 +14,7 @@ const size = n => { if (n == null) return "–"; const u = ["B", "KiB", "MiB", "
 const rate = n => n == null ? "–" : size(n) + "/s";
 const num = n => n == null ? "–" : n >= 100 ? Math.round(n).toString() : (+n.toFixed(2)).toString();
 const ms = n => n == null ? "–" : num(n) + " ms";
-const seconds = s => s == null ? "–" : s >= 3600 ? (s / 3600).toFixed(1) + " h" : s >= 60 ? Math.round(s / 60) + " min" : Math.round(s) + " s";
+const seconds = s => s == null ? "–" : s >= 3600 ? (s / 3600).toFixed(1) + " h" : s >= 60 ? Math.round(s / 60) + " min" : (s < 10 ? +s.toFixed(1) : Math.round(s)) + " s";
 
 async function api(path, body) {
   const response = await fetch(path, {method: body ? "POST" : "GET", headers: {"Authorization": "Bearer " + token, "Content-Type": "application/json"}, body: body ? JSON.stringify(body) : undefined});
