@@ -18,7 +18,7 @@ from snapshots.engine import SnapshotEngine, SnapshotError, Volume
 from snapshots.export import export_snapshot
 from snapshots.fuse import FuseImage
 from snapshots.localmount import IMAGE_NAME, LocalMount, MountError, unmount
-from snapshots.schedule import Leader, SnapshotScheduler
+from snapshots.schedule import Leader, SnapshotScheduler, WakeFirst
 from target.iscsi.chap import Credentials
 from target.iscsi.session import SessionRegistry
 from target.iscsi.targets import TargetDirectory, TargetSpec
@@ -48,6 +48,7 @@ class BackupService:
     access: dict[str, Access] = field(default_factory=dict)
     local_mounts: dict[int, LocalMount] = field(default_factory=dict)
     leader: Leader | None = None  # several nodes on one Ceph cluster: who snapshots the RBD disks
+    wake_first: WakeFirst | None = None  # schedules with `wake`: the appliance wakes their clients (bootsrv.wake)
 
     def __post_init__(self) -> None:
         self.engine = SnapshotEngine(Catalog(self.config.server.state_dir / "snapshots.sqlite"),
@@ -121,7 +122,8 @@ class BackupService:
             self.scheduler = None
         if self.config.snapshots.schedules:
             self.scheduler = SnapshotScheduler(self.engine, self.config.snapshots.schedules,
-                                               self.config.snapshots.export_dir, leader=self.leader)
+                                               self.config.snapshots.export_dir, leader=self.leader,
+                                               wake_first=self.wake_first)
             self.scheduler.start()
 
     def stop(self) -> None:

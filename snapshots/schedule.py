@@ -38,6 +38,8 @@ class Schedule:
     keep: Keep = Keep()
     grace: float = 6 * 3600  # a run missed by less than this is made at start
     full_every: int = 7  # an incremental chain this long starts again with a full export
+    wake: bool = False  # wake the disks' clients first (SnapshotScheduler.wake_first) and wait for them
+    boot_wait: float = 600.0  # seconds to wait for woken clients to log in before snapshotting anyway
 
     def trigger(self, timezone: Any = None) -> CronTrigger:
         return CronTrigger.from_crontab(self.cron, timezone=timezone)
@@ -84,6 +86,8 @@ def is_shared(path: Path) -> bool:
 
 # (schedule name, tick) -> whether this node takes that run of the shared disks (the leader).
 Leader = Callable[[str, float], bool]
+# (schedule, its disks this run) -> once the clients of those disks are up, or given up on.
+WakeFirst = Callable[[Schedule, list[str]], None]
 
 
 @dataclass
@@ -93,6 +97,7 @@ class SnapshotScheduler:
     export_dir: Path | None
     clock: Callable[[], float] = time.time
     leader: Leader | None = None  # several nodes: only the leader snapshots shared (RBD) disks
+    wake_first: WakeFirst | None = None  # for schedules with `wake`: the appliance wakes the clients
     _scheduler: BackgroundScheduler | None = None
     _running: set[str] = field(default_factory=set)
     _guard: threading.Lock = field(default_factory=threading.Lock)
@@ -132,7 +137,7 @@ class SnapshotScheduler:
                 "last_finished": record[1] if record else None,
                 "last_result": record[2] if record else "",
                 "next_run": job.next_run_time.timestamp() if job is not None and job.next_run_time else None,
-                "running": schedule.name in self._running,
+                "running": schedule.name in self._running, "wake": schedule.wake,
             })
         return rows
 
@@ -169,7 +174,10 @@ class SnapshotScheduler:
         self.engine.catalog.record_schedule_run(schedule.name, started, result="running")
         failures = []
         try:
-            for disk in self.runs_here(schedule, started, by_hand):
+            disks = self.runs_here(schedule, started, by_hand)
+            if schedule.wake and disks and self.wake_first is not None:
+                self.wake_first(schedule, disks)
+            for disk in disks:
                 try:
                     self._run_disk(schedule, disk)
                 except Exception as exc:  # one disk's failure must not stop the others

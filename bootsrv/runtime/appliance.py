@@ -39,6 +39,7 @@ from bootsrv.runtime.services import (DhcpPort, DnsPort, HttpPort, IscsiPortals,
 from bootsrv.runtime.tasks import TaskRegistry
 from bootsrv.runtime.view import ApplianceView
 from bootsrv.tftp import TftpService
+from bootsrv.wake.schedule import WakeScheduler, wake_first
 from bootsrv.web.server import WebServer
 from target.iscsi.connection import IscsiServer, ServerSettings
 from target.iscsi.params import TargetLimits
@@ -77,12 +78,14 @@ class Appliance:
     boot_attempts: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (xid, logins then)
     leadership: Leadership | None = None  # of the RBD disks' scheduled snapshots, among the nodes
     tasks: TaskRegistry = field(default_factory=TaskRegistry)  # long operations (task.list, the dashboard)
+    wakeups: WakeScheduler | None = None  # the [[wake.schedule]] jobs
 
     def __post_init__(self) -> None:
         self.backup = BackupService(self.config, self.directory, lambda: self.server.registry if self.server else None)
         self.inventory = Inventory(self.config, self.directory, self.backup, self._drop_sessions)
         self.images = ImageManager(self.inventory, self.backup.engine)
         self.inventory.base_of = self.images.base_for
+        self.backup.wake_first = wake_first(ApplianceView.of(self))  # snapshot schedules with `wake = true`
 
     # Short names for what the inventory owns.
     @property
@@ -144,6 +147,8 @@ class Appliance:
             raise StartupError(f"{self.config.path}: server.state_dir: admin socket: {exc.strerror or exc}") from None
         self.backup.loop = asyncio.get_running_loop()
         self.backup.start()
+        self.wakeups = WakeScheduler(view)
+        await self._start(self.wakeups)
         iscsi = self.config.iscsi
         # librbd waits on the network with the GIL released: more workers overlap more I/O.
         remote = any(str(d.path).startswith("rbd:") for d in (*self.config.disks, *self.config.images))
@@ -310,6 +315,9 @@ class Appliance:
             applied = reloading.apply(changes, old, new, self.inventory)
         finally:  # apply switches the inventory to `new` once the removals are done: a later
             self.config = self.inventory.config  # reload then plans from what is really served
+        if self.wakeups is not None and self.wakeups.changed():
+            self.wakeups.restart()
+            applied.append("wake schedules")
         restart = changes.restart
         log.info("configuration reloaded: %s%s", "; ".join(applied) or "nothing to apply",
                  f" (restart needed for: {', '.join(restart)})" if restart else "")

@@ -15,6 +15,7 @@ from bootsrv.config import load_config
 from bootsrv.naming import client_disk_path
 from bootsrv.runtime.disks import configure_ceph, image_path
 from bootsrv.wake.clients import configured, wake
+from bootsrv.wake.schedule import run_schedule
 from bootsrv.wake.send import WakeError
 from target.stores.errors import StoreError
 from target.stores.registry import remove_store, rename_store
@@ -52,6 +53,7 @@ def register(commands: Any) -> None:
     wake.add_argument("names", nargs="*", metavar="NAME")
     wake.add_argument("--all", action="store_true", help="every client, configured and adopted")
     wake.add_argument("--image", metavar="IMAGE", help="every client of this image")
+    wake.add_argument("--schedule", metavar="NAME", help="whom the [[wake.schedule]] NAME wakes, now")
     wake.add_argument("--json", action="store_true")
     wake.set_defaults(run=_wake)
     for sub in (add, listing, remove, keep, reset, wake):
@@ -92,16 +94,22 @@ def _list(args: argparse.Namespace) -> int:
 def _wake(args: argparse.Namespace) -> int:
     """Through the running server (it knows the clients adopted since, and has the rights to bind
     to the interface); with none running the packets go from here: waking needs no server state."""
-    if sum((bool(args.names), args.all, args.image is not None)) != 1:
-        print("bootsrv client wake: name clients, or give --all or --image IMAGE (one of them)", file=sys.stderr)
+    if sum((bool(args.names), args.all, args.image is not None, args.schedule is not None)) != 1:
+        print("bootsrv client wake: name clients, or give --all, --image IMAGE or --schedule NAME (one of them)",
+              file=sys.stderr)
         return 2
     request = {"names": args.names} if args.names else {"all": True} if args.all else {"image": args.image}
     config = load_config(args.config)
     try:
-        sent = call(config.server.state_dir, "client.wake", request)["sent"]
+        if args.schedule is not None:
+            sent = call(config.server.state_dir, "wake.run", {"name": args.schedule})["sent"]
+        else:
+            sent = call(config.server.state_dir, "client.wake", request)["sent"]
     except ConnectionError:
         try:
-            sent = wake(config, configured(config), request)
+            sleepers = configured(config)
+            sent = (run_schedule(config, sleepers, args.schedule) if args.schedule is not None
+                    else wake(config, sleepers, request))
         except WakeError as exc:
             raise SystemExit(f"bootsrv: {exc}") from None
     if args.json:

@@ -61,8 +61,13 @@ def _schedule(sub: Section, index: int, names: Collection[str], exports: bool, t
     full_every = sub.get("full_every", int, "a count of 1 or more", default_of(Schedule, "full_every"))
     if full_every < 1:
         sub.fail("full_every", "a count of 1 or more", full_every)
+    wake = sub.get("wake", bool, "true or false (wake the clients first)", default_of(Schedule, "wake"))
+    boot_wait = parse_duration(sub.get("boot_wait", (int, str), 'a duration like "10m"',
+                                       default_of(Schedule, "boot_wait")))
+    if boot_wait is None:
+        sub.fail("boot_wait", 'a duration like "10m"', sub.table.get("boot_wait"))
     sub.done()
-    return Schedule(name, cron, tuple(disks), export, keep, grace, full_every)
+    return Schedule(name, cron, tuple(disks), export, keep, grace, full_every, wake, boot_wait)
 
 
 def parse(top: Section, base: Path, names: Collection[str]) -> SnapshotsConfig:
