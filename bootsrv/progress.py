@@ -13,6 +13,7 @@ down (a disk's busy part, a pause for a snapshot) shows it and its time left fol
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -90,16 +91,19 @@ class Silent:
 
 
 class TerminalLine:
-    """One line on the terminal redrawn in place: percent, bar, done/total, rate, time left.
+    """The title, then one line redrawn in place: percent, bar, done/total, rate, time left
+    (the title on its own line: paths are long, and the numbers must fit the width).
     tqdm draws it (it knows terminal widths, units and its own redraw rate limit)."""
 
     def __init__(self, title: str, unit: str, stream: TextIO) -> None:
         from tqdm import tqdm  # only the CLI on a terminal needs it
 
         byte_units = unit == "bytes"
-        self._bar = tqdm(desc=title, total=None, unit="B" if byte_units else " " + unit, unit_scale=byte_units,
-                         unit_divisor=1024, file=stream, dynamic_ncols=True, mininterval=0.2,
-                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+        columns, rows = _screen(stream)
+        stream.write(title + "\n")
+        self._bar = tqdm(total=None, unit="B" if byte_units else " " + unit, unit_scale=byte_units,
+                         unit_divisor=1024, file=stream, ncols=columns, nrows=rows, mininterval=0.2,
+                         bar_format="{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
                                     "[{rate_fmt}, {remaining} left]")
 
     def update(self, state: dict[str, Any]) -> None:
@@ -112,6 +116,16 @@ class TerminalLine:
     def close(self, final: dict[str, Any]) -> None:
         self.update(final)
         self._bar.close()
+
+
+def _screen(stream: TextIO) -> tuple[int, int]:
+    """The terminal's columns and rows; 80x24 where it says 0 (a pseudo-terminal nobody sized,
+    as `script` gives a command whose input is not a terminal: tqdm would draw nothing)."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return 80, 24
+    return size.columns or 80, size.lines or 24
 
 
 class JsonLines:
@@ -155,10 +169,10 @@ def renderer(kind: str, title: str, unit: str, as_json: bool) -> Renderer:
     return Silent()
 
 
-def run_shown(work: Callable[[Advance], Any], progress: Progress, shown: Renderer,
-              every: float = 0.2) -> Any:
-    """Run `work(progress.advance)` here while a thread draws `progress` every `every` seconds;
+def run_shown(work: Callable[[Progress], Any], shown: Renderer, unit: str = "bytes", every: float = 0.2) -> Any:
+    """Run `work(progress)` here while a thread draws the progress every `every` seconds;
     close the renderer with the outcome (and re-raise a failure after it)."""
+    progress = Progress(unit=unit)
     stop = threading.Event()
 
     def draw() -> None:
@@ -168,7 +182,7 @@ def run_shown(work: Callable[[Advance], Any], progress: Progress, shown: Rendere
     drawer = threading.Thread(target=draw, name="progress", daemon=True)
     drawer.start()
     try:
-        result = work(progress.advance)
+        result = work(progress)
     except BaseException as exc:
         stop.set()
         drawer.join()

@@ -6,14 +6,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
 from bootsrv.admin import call
-from bootsrv.config import load_config, parse_size
+from bootsrv.config import ConfigError, load_config, parse_size
 from bootsrv.disktool import DiskToolError
-from bootsrv.ops import edit_file
+from bootsrv.ops import OperationFailed, edit_file
+from bootsrv.progress import Progress, renderer, run_shown
+
+FOLLOW_EVERY = 0.25  # seconds between two looks at a task the server runs
 
 DEFAULT_CONFIG = "/etc/bootsrv/bootsrv.toml"
 
@@ -42,6 +46,40 @@ def state_dir(args: argparse.Namespace) -> Path:
 def ask(args: argparse.Namespace, op: str, op_args: dict[str, Any] | None = None) -> Any:
     """One operation on the server that serves args.config (ConnectionError if none does)."""
     return call(state_dir(args), op, op_args)
+
+
+def long_work(args: argparse.Namespace, op: str, op_args: dict[str, Any], title: str,
+              here: Callable[[Progress], Any] | None) -> Any:
+    """A long operation with its progress shown (a terminal line, `--json` lines, or nothing
+    when stderr is not a terminal). When a server runs for args.config, it runs there as a
+    task (on the dashboard too) and this follows it; when none runs, `here(progress)` does the
+    work in this process (None: the operation needs the server). Returns the result."""
+    as_json = bool(getattr(args, "json", False))
+    try:
+        state_dir = load_config(args.config).server.state_dir
+        started = call(state_dir, op, {**op_args, "background": True})["task"]
+    except (ConfigError, ConnectionError):
+        if here is None:
+            raise
+        return run_shown(here, renderer(op, title, "bytes", as_json))
+    return _follow(state_dir, started, renderer(op, started["title"], started["unit"], as_json))
+
+
+def _follow(state_dir: Path, task: dict[str, Any], shown: Any) -> Any:
+    try:
+        while task["state"] == "running":
+            time.sleep(FOLLOW_EVERY)
+            task = call(state_dir, "task.show", {"id": task["id"]})
+            shown.update(task)
+    except KeyboardInterrupt:
+        print(f"\nthe server goes on with task {task['id']} (bootsrv task show {task['id']})", file=sys.stderr)
+        raise
+    final = {key: task[key] for key in ("state", "done", "total", "unit", "rate", "eta")}
+    if task["state"] == "failed":
+        shown.close({**final, "task": task["id"], "error": task["error"]})
+        raise OperationFailed(task["error"])
+    shown.close({**final, "task": task["id"], "result": task["result"]})
+    return task["result"]
 
 
 def edit(args: argparse.Namespace, op: str, edit_args: dict[str, Any]) -> int:
@@ -92,5 +130,5 @@ def print_rows(rows: list[dict[str, Any]], as_json: bool, columns: list[str]) ->
         print("  ".join(str(row[column]).ljust(width) for column, width in zip(columns, widths)))
 
 
-__all__ = ["DEFAULT_CONFIG", "Parser", "actions", "ask", "config_option", "edit", "print_rows",
+__all__ = ["DEFAULT_CONFIG", "Parser", "actions", "ask", "config_option", "edit", "long_work", "print_rows",
            "size_arg", "size_text", "state_dir", "when"]

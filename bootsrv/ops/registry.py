@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from bootsrv.config import ConfigError, StartupError
 from bootsrv.confedit import ConfigEdit
+from bootsrv.disktool import DiskToolError
 from snapshots.engine import SnapshotError
 from snapshots.localmount import MountError
 from target.stores.errors import StoreError
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bootsrv.ops")
 # What an operation raises when the request cannot be done: the message is the answer.
-EXPECTED = (SnapshotError, MountError, StoreError, ConfigError, StartupError, OSError, KeyError, ValueError)
+EXPECTED = (SnapshotError, MountError, StoreError, ConfigError, StartupError, OSError, KeyError, ValueError,
+            DiskToolError)
 
 
 class OperationFailed(Exception):

@@ -9,7 +9,7 @@ from typing import Any
 
 from bootsrv import disktool
 from bootsrv.admin import call
-from bootsrv.cli.common import actions, config_option, edit, print_rows, size_arg
+from bootsrv.cli.common import actions, config_option, edit, long_work, print_rows, size_arg
 from bootsrv.config import ConfigError, load_config
 from target.stores.vhd.format import DEFAULT_BLOCK_SIZE
 
@@ -31,6 +31,8 @@ def register(commands: Any) -> None:
     convert.add_argument("src")
     convert.add_argument("dst")
     convert.add_argument("--type", choices=("dynamic", "fixed"))
+    convert.add_argument("--json", action="store_true", help="progress and the outcome as JSON lines")
+    config_option(convert)
     convert.set_defaults(run=_convert)
     extend = disk.add_parser("extend", help="grow a disk (online, if the server of --config serves it)")
     extend.add_argument("path")
@@ -68,8 +70,18 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    print(disktool.convert(args.src, args.dst, args.type))
+    """In the server of --config when one runs (a task, on its dashboard too), else here."""
+    src, dst = _where(args.src), _where(args.dst)
+    result = long_work(args, "disk.convert", {"src": src, "dst": dst, "type": args.type},
+                       f"convert {src} -> {dst}", lambda progress: disktool.convert(src, dst, args.type, progress))
+    if not args.json:
+        print(result)
     return 0
+
+
+def _where(path: str) -> str:
+    """A file as the server finds it (it runs elsewhere); rbd:POOL/IMAGE as it is."""
+    return path if path.startswith("rbd:") else str(Path(path).absolute())
 
 
 def _extend(args: argparse.Namespace) -> int:
