@@ -123,9 +123,17 @@ def test_live_dashboard_in_chromium(live):
             page.click("#image-facts button[data-action=discard]")
             page.locator("#image-facts", has_text="No maintenance under way").wait_for(timeout=WAIT)
 
-            # The task page and the log view (the wake is in the log).
+            # The task page (a real disk convert, run by the server as a task) and the log view.
+            status, body = http(port, "/api/disk.convert", {"src": str(server.workdir / "golden.vhd"),
+                                                            "dst": str(server.workdir / "golden-copy.img")})
+            assert status == 200, body
             page.click("a[data-nav=tasks]")
-            page.locator("#tasks tr").nth(1).wait_for(timeout=WAIT)
+            row = page.locator("#tasks tr", has_text="golden-copy.img")
+            row.locator("text=done").wait_for(timeout=WAIT)
+            assert "100%" in row.inner_text()
+            row.locator("a").click()
+            page.locator("#task-facts", has_text="disk.convert").wait_for(timeout=WAIT)
+            shots.append(screenshot(page, "dashboard-task"))
             page.click("a[data-nav=logs]")
             page.locator("#log tr", has_text=f"magic packet for {CLIENT}").wait_for(timeout=WAIT)
             shots.append(screenshot(page, "dashboard-log"))

@@ -210,9 +210,10 @@ async function renderTasks() {
 async function renderTask(id) {
   const t = await op("task.show", {id});
   $("task-title").textContent = t.title;
-  $("task-facts").innerHTML = "<p>" + esc(t.kind) + ' · <span class="' + stateClass(t.state) + '">' + esc(t.state) + "</span> · " + progress(t) + " · " + taskRate(t) +
-    (t.state === "running" ? " · " + seconds(t.eta) + " left" : "") + " · started " + when(t.started) + (t.ended ? " · ended " + when(t.ended) : "") +
-    (t.error ? '<br><span class="bad">' + esc(t.error) + "</span>" : "") + "</p>";
+  const facts = [esc(t.kind), '<span class="' + stateClass(t.state) + '">' + esc(t.state) + "</span>", progress(t),
+    t.rate == null ? "" : taskRate(t), t.state === "running" && t.eta != null ? seconds(t.eta) + " left" : "",
+    "started " + when(t.started), t.ended ? "ended " + when(t.ended) : ""].filter(Boolean);
+  $("task-facts").innerHTML = "<p>" + facts.join(" · ") + (t.error ? '<br><span class="bad">' + esc(t.error) + "</span>" : "") + "</p>";
   table("task-log", ["Time", "Level", "Message"], (t.log || []).map(line =>
     "<tr><td>" + when(line.time) + '</td><td class="level-' + esc(line.level) + '">' + esc(line.level) + '</td><td class="message">' + esc(line.message) + "</td></tr>"), "no log lines");
 }
@@ -221,9 +222,10 @@ let logLines = [];
 const LOG_KEPT = 2000;
 const RANK = {DEBUG: 0, INFO: 1, WARNING: 2, ERROR: 3, CRITICAL: 4};
 
-async function renderLog() {
+async function renderLog(force) {
   const after = logLines.length ? logLines[logLines.length - 1].seq : undefined;
   const {lines} = await op("log.tail", after === undefined ? {limit: 500} : {limit: 500, after});
+  if (!lines.length && !force && logLines.length) return;  // the table already shows them
   logLines = logLines.concat(lines).slice(-LOG_KEPT);
   const floor = RANK[$("log-level").value] ?? 0;
   table("log", ["Time", "Level", ["Logger", "wide"], "Message"], logLines.filter(l => (RANK[l.level] ?? 1) >= floor).reverse().map(l =>
@@ -284,10 +286,12 @@ document.addEventListener("click", e => {
   else if (b.dataset.run) act("Schedule " + b.dataset.run, "schedule.run", {name: b.dataset.run});
 });
 $("chart-client").addEventListener("change", e => { chartClient = e.target.value; localStorage.setItem("bootsrv-chart-client", chartClient); drawCharts(); });
-$("log-level").addEventListener("change", () => renderLog());
+$("log-level").addEventListener("change", () => renderLog(true));
 window.addEventListener("hashchange", () => { say(""); refresh(); });
 
+// Tasks and the log move fast while one watches them: those pages are read more often.
+function tick() { refresh().finally(() => setTimeout(tick, ["tasks", "task", "logs"].includes(currentView()[0]) ? 2000 : 5000)); }
+
 makeCharts();
-refresh();
+tick();
 pollHistory();
-setInterval(refresh, 5000);
