@@ -9,7 +9,7 @@ from bootsrv.ops.registry import operation
 from bootsrv.runtime.view import ApplianceView
 
 
-@operation("history", on_loop=True)
+@operation("history")  # a worker thread: an hour of many clients is a lot of numbers to lay out
 def history(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
     since = args.get("since")
     if since is not None and (not isinstance(since, (int, float)) or isinstance(since, bool)):

@@ -92,7 +92,7 @@ class History:
     def columns(self, since: float | None = None) -> dict[str, Any]:
         """The samples newer than `since` (all when None) as columns; a client absent from a
         sample (not configured then) has None there."""
-        rows = [row for row in self.rows if since is None or row[0] > since]
+        rows = [row for row in list(self.rows) if since is None or row[0] > since]  # one copy: the loop appends
         names = sorted({name for _, _, clients in rows for name in clients})
         return {
             "interval": self.interval, "span": self.interval * (self.rows.maxlen or 0),
