@@ -81,7 +81,8 @@ def test_live_dashboard_in_chromium(live):
             requested: list[str] = []
             page.on("request", lambda request: requested.append(request.url))
             asked: list[str] = []
-            page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+            page.on("dialog", lambda dialog: (asked.append(dialog.message),  # confirm: OK; prompt: a label
+                                              dialog.accept("from the dashboard" if dialog.type == "prompt" else None)))
             page.goto(f"http://127.0.0.1:{port}/#token={TOKEN}")
             page.locator("#clients tr", has_text=CLIENT).locator("text=online").wait_for(timeout=WAIT)
 
@@ -114,14 +115,18 @@ def test_live_dashboard_in_chromium(live):
             assert client.read(0, MiB) == bytes(MiB)  # golden.vhd is empty
             client.close()
 
-            # Maintenance: start it from the client's row, see it on the image page, end it there.
+            # Maintenance: start it from the client's row, see it on the image page, end it there
+            # with a commit: version 2, labelled, current.
             page.get_by_test_id(f"edit-{CLIENT}").click()
             page.get_by_test_id(f"discard-{CLIENT}").wait_for(timeout=WAIT)
             page.click("#clients a[href='#images/golden']")
             page.locator("#image-facts", has_text=f"Maintenance: {CLIENT}").wait_for(timeout=WAIT)
             assert "v1 (current)" in page.inner_text("#image-versions")
-            page.click("#image-facts button[data-action=discard]")
+            page.click("#image-facts button[data-action=commit]")
             page.locator("#image-facts", has_text="No maintenance under way").wait_for(timeout=WAIT)
+            version = page.locator("#image-versions tr", has_text="v2 (current)")
+            assert "from the dashboard" in version.inner_text()
+            shots.append(screenshot(page, "dashboard-image"))
 
             # The task page (a real disk convert, run by the server as a task) and the log view.
             status, body = http(port, "/api/disk.convert", {"src": str(server.workdir / "golden.vhd"),

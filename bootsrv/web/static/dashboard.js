@@ -267,9 +267,13 @@ function clientAction(action, name) {
   if (action === "reset" && confirm("Reset " + name + "'s disk? Everything written to it since it was made is discarded; it starts again from its image's current version." +
     (c.online ? " It is online: its sessions are dropped." : ""))) return act("Reset of " + name, "client.reset", {name, force: !!c.online});
   if (action === "edit" && confirm("Start maintenance of image " + c.image + " on " + name + "? From its next power-on it boots a layer over the image; commit makes that the new version for every client.")) return act("Maintenance of " + c.image + " on " + name, "image.edit", {image: c.image, client: name});
-  const image = c.editing || c.image;
-  if (action === "commit") { const label = prompt("Commit the edit of image " + image + " as a new version. Label (optional):", ""); if (label !== null) return act("Commit of " + image, "image.commit", {image, label}); }
-  if (action === "discard" && confirm("Discard the edit of image " + image + "? What " + name + " changed in maintenance is lost.")) return act("Discard of the edit of " + image, "image.discard", {image});
+  const image = c.editing || c.image, force = !!c.online;  // an online maintenance client is disconnected first
+  const online = force ? " " + name + " is online: its sessions are dropped." : "";
+  if (action === "commit") {
+    const label = prompt("Commit the edit of image " + image + " as a new version for every client." + online + " Label (optional):", "");
+    if (label !== null) return act("Commit of " + image, "image.commit", {image, label, force});
+  }
+  if (action === "discard" && confirm("Discard the edit of image " + image + "? What " + name + " changed in maintenance is lost." + online)) return act("Discard of the edit of " + image, "image.discard", {image, force});
   if (action === "remove" && confirm("Remove client " + name + "? It is no longer served (its disk file and snapshots stay).")) return act("Remove " + name, c.origin === "adopted" ? "client.forget" : "client.remove", {name});
 }
 
