@@ -149,6 +149,7 @@ class ClientConfig:
 class WebConfig:
     listen: Portal | None = None  # off unless set
     token: str = ""  # Authorization: Bearer <token> for the API and /metrics
+    history_interval: float = 10.0  # seconds between the dashboard's history samples (an hour is kept)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ class DhcpService(asyncio.DatagramProtocol):
         # event loop; the answer that goes with them waits until they are done.
         self.carry_out = carry_out
         self._pending: set[asyncio.Task[None]] = set()
+        self.requests = 0  # datagrams received (the dashboard's DHCP activity)
 
     async def start(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -60,6 +61,7 @@ class DhcpService(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.requests += 1
         try:
             request = DhcpPacket.decode(data)
         except PacketError as exc:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bootsrv import adopted
+from bootsrv import adopted, logring
 from bootsrv.admin import AdminServer, socket_path
 from bootsrv.backup import BackupService
 from bootsrv.clients import BootClient, boot_clients, unknown_client
@@ -141,6 +141,7 @@ class Appliance:
 
     async def start(self) -> None:
         view = ApplianceView.of(self)  # what the operations, the dashboard and the metrics see
+        logring.install()  # the last log lines, for log.tail and the dashboard's log view
         self.admin = AdminServer(view, socket_path(self.config.server.state_dir))
         try:
             await self.admin.start()

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from bootsrv.imaging.manager import ImageManager
     from bootsrv.runtime.appliance import Appliance
     from bootsrv.runtime.tasks import TaskRegistry
+    from bootsrv.web.history import History
     from snapshots.engine import SnapshotEngine
     from snapshots.schedule import SnapshotScheduler
 
@@ -144,6 +145,22 @@ class ApplianceView:
 
     def tftp_transfers(self) -> int | None:
         return self.app.tftp_transfers() if self.app.tftp else None
+
+    def target_stats(self) -> dict[str, CommandStats]:
+        """The command counters per target logged in to (a client's disk is its target)."""
+        return dict(self.app.server.target_stats) if self.app.server else {}
+
+    def client_targets(self) -> dict[str, str]:
+        return {name: client.target_iqn for name, client in self.app.clients.items()}
+
+    def dhcp_requests(self) -> int | None:
+        """DHCP datagrams received (ports 67 and 4011), None without DHCP."""
+        services = [s for s in (self.app.dhcp, self.app.pxe) if s is not None]
+        return sum(s.requests for s in services) if services else None
+
+    def history(self) -> "History | None":
+        """The dashboard's last hour of samples, kept while [web] listen is set."""
+        return self.app.web.history if self.app.web is not None else None
 
     # ---- actions --------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """HTTP for the dashboard, its JSON API and /metrics: h11 (sans-IO HTTP/1.1)
 under a small asyncio shell. Off unless `[web] listen` is set; everything but
-the page itself needs `Authorization: Bearer <token>`."""
+the page and its static files needs `Authorization: Bearer <token>`. The server
+also keeps the charts' history (bootsrv.web.history) while it runs."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 import h11
 
 from bootsrv.ops import dispatch
+from bootsrv.web.history import History, HistorySampler
 from bootsrv.web.metrics import render_metrics
-from bootsrv.web.page import PAGE
+from bootsrv.web.page import load_assets
 
 if TYPE_CHECKING:
     from bootsrv.runtime.view import ApplianceView
@@ -23,6 +25,8 @@ log = logging.getLogger("bootsrv.web")
 MAX_BODY = 64 * 1024
 IDLE_SECONDS = 30.0
 Reply = tuple[int, str, bytes]
+# The page loads only its own files; uPlot sets inline styles on its elements.
+SECURITY_POLICY = "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
 
 
 class WebServer:
@@ -31,13 +35,18 @@ class WebServer:
         self.token = token.encode()
         self._server: asyncio.AbstractServer | None = None
         self.port = 0
+        self.assets = load_assets()
+        self.history = History(view.config.web.history_interval)
+        self._sampler = HistorySampler(view, self.history)
 
     async def start(self, host: str, port: int) -> int:
         self._server = await asyncio.start_server(self._connection, host, port, reuse_address=True)
         self.port = self._server.sockets[0].getsockname()[1]
+        self._sampler.start()
         return self.port
 
     def close(self) -> None:
+        self._sampler.stop()
         if self._server is not None:
             self._server.close()
 
@@ -65,7 +74,8 @@ class WebServer:
                 status, content_type, payload = await self._route(request, body)
                 writer.write(conn.send(h11.Response(status_code=status, headers=[
                     ("content-type", content_type), ("content-length", str(len(payload))),
-                    ("cache-control", "no-store"), ("x-content-type-options", "nosniff")])))
+                    ("cache-control", "no-store"), ("x-content-type-options", "nosniff"),
+                    ("content-security-policy", SECURITY_POLICY)])))
                 writer.write(conn.send(h11.Data(data=payload)) + conn.send(h11.EndOfMessage()))
                 await writer.drain()
                 if conn.our_state is h11.MUST_CLOSE:
@@ -98,8 +108,8 @@ class WebServer:
 
     async def _route(self, request: h11.Request, body: bytes) -> Reply:
         method, path = request.method.decode(), request.target.decode().split("?", 1)[0]
-        if method == "GET" and path in ("/", "/index.html"):
-            return 200, "text/html; charset=utf-8", PAGE.encode()
+        if method == "GET" and path in self.assets:
+            return 200, *self.assets[path]
         if not self._authorized(request):
             return 401, "application/json", b'{"ok": false, "error": "a token is needed (Authorization: Bearer)"}'
         if method == "GET" and path == "/metrics":

@@ -62,6 +62,7 @@ class IscsiServer:
         self.executor = ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="scsi-io")
         self.connections: set[_ConnectionShell] = set()
         self.stats = CommandStats()
+        self.target_stats: dict[str, CommandStats] = {}  # per target logged in to (one per configured target)
         self.buffers = BufferPool()
         self.throttle = LoginThrottle()
         self._warned: dict[str, float] = {}
@@ -337,8 +338,15 @@ class _ConnectionShell(asyncio.BufferedProtocol):
     def _complete(self, task: ScsiTask, result: ScsiResult, started: float) -> None:
         assert self.core is not None
         try:
-            self.server.stats.record(task.cdb[0] if task.cdb else 0, len(result.data), len(task.data or b""),
-                                     result.status, time.monotonic() - started)
+            opcode, data_in, data_out = task.cdb[0] if task.cdb else 0, len(result.data), len(task.data or b"")
+            seconds = time.monotonic() - started
+            self.server.stats.record(opcode, data_in, data_out, result.status, seconds)
+            session = self.core.session
+            if session is not None and session.target_name:  # per client, for the dashboard's history
+                stats = self.server.target_stats.get(session.target_name)
+                if stats is None:
+                    stats = self.server.target_stats[session.target_name] = CommandStats()
+                stats.record(opcode, data_in, data_out, result.status, seconds)
             self.core.complete(task, result)
         except Exception:  # a result we cannot send: a command left unanswered would hang the initiator
             log.exception("%s: the result of command %s could not be sent; the connection is dropped "

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import json
 import socket
-import urllib.error
-import urllib.request
 
 import pytest
 
+from tests.support.dashboard import CHROMIUM_ARGS, TOKEN, http
 from tests.support.initiator import RawInitiator
 from tests.support.ports import free_port
 from tests.support.snapshots import (
     CLIENT, CLIENT_INITIATOR, CLIENT_IQN, bootsrv_cli, make_golden, snapshot)
 
 pytestmark = pytest.mark.e2e
-TOKEN = "dashboard-test-token-0123"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def web_config(port: int) -> str:
@@ -35,18 +31,6 @@ luns = ["data"]
 listen = "127.0.0.1:{port}"
 token = "{TOKEN}"
 """)
-
-
-def http(port: int, path: str, body: dict | None = None, token: str | None = TOKEN) -> tuple[int, bytes]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode() if body else None,
-                                     method="POST" if body is not None else "GET")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
 
 
 @pytest.fixture
