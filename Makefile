@@ -17,8 +17,10 @@ APT_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra tgt python3-venv libvhd
 	syslinux syslinux-common mtools dosfstools e2fsprogs grub-efi-amd64-bin grub-common binutils \
 	xorriso isolinux \
 	ceph-mon ceph-mgr ceph-osd ceph-common python3-rbd python3-rados tgt-rbd
+# lintian judges the Debian package (make deb, tests/e2e/test_deb.py); dpkg-dev's dpkg-shlibdeps computes its Depends.
+APT_PACKAGES += lintian dpkg-dev
 
-.PHONY: demo serve-demo test bench soak dist deps venv clean
+.PHONY: demo serve-demo test bench soak dist deb deps venv clean
 
 # The lab demo: a diskless QEMU machine boots from bootsrv in a private network
 # namespace, then its disk is snapshotted and exported (needs root: ip netns).
@@ -47,6 +49,10 @@ soak: deps venv
 dist: deps venv
 	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller packaging/bootsrv.spec
 	@ls -l dist/bootsrv
+
+# The Debian package of that binary: dist/bootsrv_VERSION_amd64.deb (packaging/deb/build.py).
+deb: dist
+	$(VENV)/bin/python packaging/deb/build.py --binary dist/bootsrv --out dist --work build/deb
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

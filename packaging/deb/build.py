@@ -199,7 +199,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=REPO / "build" / "deb")
     args = parser.parse_args()
     try:
-        print(build(args.binary, args.out, args.work))
+        print(build(args.binary.resolve(), args.out.resolve(), args.work.resolve()))
     except BuildError as exc:
         print(f"make deb: {exc}", file=sys.stderr)
         return 1
