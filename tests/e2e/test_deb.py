@@ -75,7 +75,9 @@ def test_dpkg_installs_it_and_the_installed_bootsrv_serves(deb, tmp_path):
         root.run(["bootsrv", "disk", "add", "ws01", "/var/lib/bootsrv/disks/ws01.img", "--size", "64MiB"])
         root.run(["bootsrv", "target", "create", IQN, "--disk", "ws01"])
         root.run(["sed", "-i", f"s/0.0.0.0:3260/127.0.0.1:{port}/", CONFFILE])
-        root.run(["bootsrv", "check-config", CONFFILE])
+        # Installed again (the upgrade path of the maintainer scripts): dpkg keeps the edited conffile.
+        root.run(["dpkg", "-i", f"/tmp/{deb.name}"])
+        assert IQN in root.run(["cat", CONFFILE]).stdout
         log = tmp_path / "server.log"
         server = root.popen(["bootsrv", "serve", "--config", CONFFILE], log)
         try:
