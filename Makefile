@@ -17,8 +17,9 @@ APT_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra tgt python3-venv libvhd
 	syslinux syslinux-common mtools dosfstools e2fsprogs grub-efi-amd64-bin grub-common binutils \
 	xorriso isolinux \
 	ceph-mon ceph-mgr ceph-osd ceph-common python3-rbd python3-rados tgt-rbd
-# lintian judges the Debian package (make deb, tests/e2e/test_deb.py); dpkg-dev's dpkg-shlibdeps computes its Depends.
-APT_PACKAGES += lintian dpkg-dev
+# lintian judges the Debian package (make deb, tests/e2e/test_deb.py); dpkg-dev's dpkg-shlibdeps computes its Depends;
+# systemd-analyze verifies its unit.
+APT_PACKAGES += lintian dpkg-dev systemd
 
 .PHONY: demo serve-demo test bench soak dist deb deps venv clean
 

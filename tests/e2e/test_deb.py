@@ -67,6 +67,9 @@ def test_dpkg_installs_it_and_the_installed_bootsrv_serves(deb, tmp_path):
         # postinst enabled the unit the way deb-systemd-helper does (no systemd runs in the root).
         root.run(["test", "-L", "/etc/systemd/system/multi-user.target.wants/bootsrv.service"])
         root.run(["test", "-d", "/var/lib/bootsrv"])
+        # systemd's own check of the unit: its keys, ExecStart's binary, Documentation's man page.
+        verified = root.run(["systemd-analyze", "verify", "/lib/systemd/system/bootsrv.service"])
+        assert verified.stderr == "", verified.stderr
 
         checked = root.run(["bootsrv", "check-config", CONFFILE])
         assert f"{CONFFILE}: ok" in checked.stdout, checked.stdout
