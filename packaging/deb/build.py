@@ -13,7 +13,6 @@ import argparse
 import gzip
 import hashlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 from argtree import bootsrv_tree
 from bashcomp import completion
 from roffman import manpage
+from shlibs import DependsError, shlib_depends
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -125,50 +125,6 @@ def stage(root: Path, binary: Path, date: float) -> None:
         os.utime(path, (date, date), follow_symlinks=False)
 
 
-def elf_dynamic(path: Path, tag: str) -> list[str]:
-    """The values of one dynamic-section tag (NEEDED, SONAME) of an ELF object, as objdump shows them."""
-    shown = subprocess.run(["objdump", "-p", str(path)], capture_output=True, text=True, check=True).stdout
-    return re.findall(rf"^\s*{tag}\s+(\S+)$", shown, re.MULTILINE)
-
-
-def shlib_depends(binary: Path, work: Path) -> str:
-    """dpkg-shlibdeps over the launcher and each ELF object bundled in it: the host libraries
-    the unpacked program loads (libc, zlib ...), with the versions its symbols need."""
-    from PyInstaller.archive.readers import CArchiveReader
-
-    scan = work / "shlibs"
-    if scan.exists():
-        shutil.rmtree(scan)
-    # Laid out as a package build tree (debian/PACKAGE/DEBIAN), so $ORIGIN in the bundled RPATHs
-    # resolves and DEBIAN/shlibs can say which libraries the package brings itself.
-    package = scan / "debian/bootsrv"
-    launcher = package / "usr/bin/bootsrv"
-    write(launcher, binary.read_bytes(), 0o755)
-    objects = [launcher]
-    archive = CArchiveReader(str(binary))
-    for name in archive.toc:
-        data = archive.extract(name)
-        if data[:4] == b"\x7fELF":
-            objects.append(package / "usr/lib/bootsrv" / name)
-            write(objects[-1], data)
-    # The bundled libraries serve the unpacked program (the launcher points the loader at them);
-    # the launcher itself runs before unpacking and loads the host's (libz.so.1).
-    host_only = set(elf_dynamic(launcher, "NEEDED"))
-    bundled = [soname for path in objects[1:] for soname in elf_dynamic(path, "SONAME") if soname not in host_only]
-    write(package / "DEBIAN/shlibs", "".join(
-        f"{name} {version} bootsrv\n" for name, version in (soname.split(".so.", 1) for soname in bundled)))
-    write(scan / "debian/control", "Source: bootsrv\n\nPackage: bootsrv\nArchitecture: amd64\n")
-    private = sorted({f"-l{path.parent}" for path in objects[1:]})
-    done = subprocess.run(["dpkg-shlibdeps", "-O", *private, "--ignore-missing-info", "-xbootsrv",
-                           *(f"-e{path}" for path in objects)], cwd=scan, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise BuildError(f"dpkg-shlibdeps failed: {done.stderr.strip()}")
-    line = next((line for line in done.stdout.splitlines() if line.startswith("shlibs:Depends=")), None)
-    if line is None:
-        raise BuildError(f"dpkg-shlibdeps gave no Depends: {done.stdout!r}")
-    return line.removeprefix("shlibs:Depends=")
-
-
 def control(root: Path, depends: str) -> str:
     size = sum(path.stat().st_size for path in root.rglob("*") if path.is_file()
                and "DEBIAN" not in path.relative_to(root).parts)
@@ -200,7 +156,7 @@ def main() -> int:
     args = parser.parse_args()
     try:
         print(build(args.binary.resolve(), args.out.resolve(), args.work.resolve()))
-    except BuildError as exc:
+    except (BuildError, DependsError) as exc:
         print(f"make deb: {exc}", file=sys.stderr)
         return 1
     return 0
