@@ -19,8 +19,11 @@ APT_PACKAGES := libiscsi-bin qemu-utils qemu-block-extra tgt python3-venv libvhd
 	ceph-mon ceph-mgr ceph-osd ceph-common python3-rbd python3-rados tgt-rbd
 # open-isns's isnsd and isnsadm: the real iSNS server the iSNS registration test registers with
 APT_PACKAGES += open-isns-server open-isns-utils
+# lintian judges the Debian package (make deb, tests/e2e/test_deb.py); dpkg-dev's dpkg-shlibdeps computes its Depends;
+# systemd-analyze verifies its unit.
+APT_PACKAGES += lintian dpkg-dev systemd
 
-.PHONY: demo serve-demo test bench soak dist deps venv clean
+.PHONY: demo serve-demo test bench soak dist deb deps venv clean
 
 # The lab demo: a diskless QEMU machine boots from bootsrv in a private network
 # namespace, then its disk is snapshotted and exported (needs root: ip netns).
@@ -49,6 +52,10 @@ soak: deps venv
 dist: deps venv
 	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller packaging/bootsrv.spec
 	@ls -l dist/bootsrv
+
+# The Debian package of that binary: dist/bootsrv_VERSION_amd64.deb (packaging/deb/build.py).
+deb: dist
+	$(VENV)/bin/python packaging/deb/build.py --binary dist/bootsrv --out dist --work build/deb
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -48,6 +48,14 @@ def ceph_cluster(tmp_path_factory) -> ceph.CephCluster:
         yield cluster
 
 
+@pytest.fixture(scope="session")
+def one_file_binary(tmp_path_factory) -> Path:
+    """dist/bootsrv built once per session by PyInstaller (tests/support/binary.py), for the
+    binary's own tests and the Debian package's."""
+    from tests.support.binary import build_binary
+    return build_binary(tmp_path_factory.mktemp("dist"))
+
+
 @pytest.fixture
 def lab_netns():
     """Namespace with tap0 = 10.77.0.1/24 (the server's side of the client's wire)."""

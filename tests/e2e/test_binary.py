@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +15,6 @@ import pytest
 
 from tests.support.binary import CLEAN_ENV, serve_binary
 from tests.support.ceph import run_client
-from tests.support.paths import REPO
 from tests.support.ports import free_port
 from tests.support.progress import in_terminal, progress_lines, spread_disk
 from tests.support.rbd_lu import RBD_IQN, rbd_config
@@ -27,14 +25,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def binary(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--log-level", "WARN", "--distpath",
-                    str(out), "--workpath", str(out / "build"), str(REPO / "packaging" / "bootsrv.spec")],
-                   check=True, timeout=900, cwd=out)
-    path = out / "bootsrv"
-    print(f"dist/bootsrv: {path.stat().st_size / 1e6:.1f} MB")
-    return path
+def binary(one_file_binary) -> Path:
+    return one_file_binary  # built once per session (tests/support/binary.py), shared with the .deb test
 
 
 def test_binary_version_needs_no_python(binary, tmp_path):
