@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bootsrv.progress import Progress
+from bootsrv.progress import Cancelled, Progress
 from snapshots.faults import crash_point
 from snapshots.files import fsync_dir
 from target.stores.base import BlockStore, StoreError
@@ -124,7 +124,7 @@ def convert(src: str, dst: str, kind: str | None, progress: Progress | None = No
         crash_point("disk.convert.flushed")
         os.rename(partial, dst)
         fsync_dir(Path(dst).parent)
-    except (StoreError, OSError) as exc:
+    except (StoreError, OSError, Cancelled) as exc:
         if os.path.exists(partial):
             os.unlink(partial)
         raise DiskToolError(f"converting {src} to {dst}: {exc}") from None

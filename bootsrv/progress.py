@@ -27,8 +27,14 @@ SAMPLE_EVERY = 0.2  # seconds between the samples kept for it (bounded: window /
 Advance = Callable[[int], None]
 
 
+class Cancelled(Exception):
+    """The work was told to stop (the server is stopping): raised from its next progress call."""
+
+
 class Progress:
-    """Done out of total (None: not known yet) in `unit`s, thread-safe."""
+    """Done out of total (None: not known yet) in `unit`s, thread-safe. `cancel(reason)` makes
+    the work's next `advance` or `set_total` raise `Cancelled`: every long loop reports per
+    chunk, so that is where it can stop between two whole steps."""
 
     def __init__(self, total: int | None = None, unit: str = "bytes", clock: Callable[[], float] = time.monotonic):
         self._lock = threading.Lock()
@@ -37,21 +43,26 @@ class Progress:
         self.total = total
         self.done = 0
         self._samples: deque[tuple[float, int]] = deque([(clock(), 0)], maxlen=int(RATE_WINDOW / SAMPLE_EVERY) + 1)
+        self._cancelled: str | None = None
 
     def advance(self, count: int) -> None:
         with self._lock:
+            self._check()
             self.done += count
             self._sample()
 
     def set_total(self, total: int | None) -> None:
         with self._lock:
+            self._check()
             self.total = total
 
-    def set_done(self, done: int) -> None:
-        """For whoever learns the count rather than the step (a task followed from elsewhere)."""
+    def cancel(self, reason: str) -> None:
         with self._lock:
-            self.done = done
-            self._sample()
+            self._cancelled = reason
+
+    def _check(self) -> None:
+        if self._cancelled is not None:
+            raise Cancelled(self._cancelled)
 
     def _sample(self) -> None:
         now = self._clock()

@@ -57,11 +57,18 @@ def long_work(args: argparse.Namespace, op: str, op_args: dict[str, Any], title:
     as_json = bool(getattr(args, "json", False))
     try:
         state_dir = load_config(args.config).server.state_dir
-        started = call(state_dir, op, {**op_args, "background": True})["task"]
+        answer = call(state_dir, op, {**op_args, "background": True})
     except (ConfigError, ConnectionError):
         if here is None:
             raise
         return run_shown(here, renderer(op, title, "bytes", as_json))
+    except OperationFailed as exc:  # a server older than this command (a package upgrade not yet restarted)
+        if here is None or not str(exc).startswith(f"no operation {op!r}"):
+            raise
+        return run_shown(here, renderer(op, title, "bytes", as_json))
+    if not isinstance(answer, dict) or "task" not in answer:
+        return answer  # a server older than tasks did the work before answering
+    started = answer["task"]
     return _follow(state_dir, started, renderer(op, started["title"], started["unit"], as_json))
 
 

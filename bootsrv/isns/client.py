@@ -28,6 +28,7 @@ log = logging.getLogger("bootsrv.isns")
 
 CONNECT_TIMEOUT = 5.0
 CALL_TIMEOUT = 10.0
+MAX_UNSENT = 1 << 20  # bytes of answers the server has not read before we drop the connection
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0
 KEEPALIVE_MAX = 60.0  # open-isns drops connections idle for 300 s
 SETTLE = 0.2  # a reload adds or removes many targets at once: one update for them all
@@ -101,6 +102,10 @@ class IsnsRegistrar:
                 except (OSError, EOFError, ProtocolError, Refused, asyncio.TimeoutError) as exc:
                     if self._outage is None:  # it was registered: a new outage starts with short retries
                         delay = RETRY_FIRST
+                    self._lost(exc, delay)
+                except Exception as exc:  # noqa: BLE001  what the server sent that we did not foresee:
+                    # logged whole and retried like an outage; iSNS is never worth stopping the disks for
+                    log.exception("iSNS session with %s failed", self.server)
                     self._lost(exc, delay)
                 finally:
                     self._close()
@@ -188,6 +193,8 @@ class IsnsRegistrar:
                 replies, answers = self._conn.receive(data)
                 if answers:
                     self._writer.write(answers)
+                    if self._writer.transport.get_write_buffer_size() > MAX_UNSENT:
+                        raise ProtocolError("the server sends requests but does not read our answers")
                 for reply in replies:
                     future = self._waiting.pop(reply.xid, None)
                     if future is not None and not future.done():

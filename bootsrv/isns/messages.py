@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from bootsrv.isns.wire import (ENTITY_PROTOCOL_ISCSI, NODE_TARGET, RESPONSE, Attr, Flag, Function, Message,
                                MessageReader, ProtocolError, Status, Tag, decode_attrs, encode_attrs,
-                               encode_message, ip_address, string, tcp_port, uint32)
+                               PDU_PAYLOAD_LIMIT, encode_message, ip_address, string, tcp_port, uint32)
 
 DELIMITER = Attr(Tag.DELIMITER)
 # open-isns answers within 8 KiB, echoing what was registered: each registration message
@@ -139,5 +139,8 @@ def answer(message: Message) -> bytes:
 
 
 def _response(message: Message, status: int, attrs: list[Attr]) -> bytes:
+    # Only what fits a PDU is echoed: a server's request with a huge attribute gets a short
+    # answer, never an error of ours.
+    echoed = [chunk for chunk in (a.encode() for a in attrs) if len(chunk) <= PDU_PAYLOAD_LIMIT - 4]
     return encode_message((message.function | RESPONSE) & 0xFFFF, Flag.CLIENT, message.xid,
-                          [status.to_bytes(4, "big"), *(a.encode() for a in attrs)])
+                          [status.to_bytes(4, "big"), *echoed])

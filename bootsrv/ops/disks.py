@@ -17,7 +17,7 @@ def disk_extend(view: ApplianceView, args: dict[str, Any], task: Task) -> str:
     return view.extend_disk(str(args["path"]), int(args["size"]), task.progress)
 
 
-@operation("disk.convert", task=lambda args: f"convert {args['src']} -> {args['dst']}")
+@operation("disk.convert", task=lambda args: f"convert {args['src']} -> {args['dst']}", local_only=True)
 def disk_convert(view: ApplianceView, args: dict[str, Any], task: Task) -> str:
     """The CLI's `disk convert` run here when this server runs, so it is a task the dashboard
     shows: the same copy, into DST.partial then renamed."""

@@ -19,4 +19,5 @@ def log_tail(view: ApplianceView, args: dict[str, Any]) -> dict[str, Any]:
     if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
         raise ValueError(f"after: expected the seq of a line, got {after!r}")
     ring = logring.ring()
-    return {"lines": ring.tail(limit, after) if ring is not None else []}
+    # "last": the newest line's seq, so a reader that has more (the server restarted) starts over
+    return {"lines": ring.tail(limit, after) if ring is not None else [], "last": ring.seq if ring is not None else 0}

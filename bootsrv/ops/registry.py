@@ -34,7 +34,8 @@ from snapshots.engine import SnapshotError
 from snapshots.localmount import MountError
 from target.stores.errors import StoreError
 
-from bootsrv.runtime.tasks import Task, TaskLimit, running_on_this_thread
+from bootsrv.progress import Cancelled
+from bootsrv.runtime.tasks import STOPPED, Task, TaskLimit, running_on_this_thread
 
 if TYPE_CHECKING:
     from bootsrv.runtime.view import ApplianceView
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("bootsrv.ops")
 # What an operation raises when the request cannot be done: the message is the answer.
 EXPECTED = (SnapshotError, MountError, StoreError, ConfigError, StartupError, OSError, KeyError, ValueError,
-            DiskToolError)
+            DiskToolError, Cancelled)
 
 
 class OperationFailed(Exception):
@@ -56,21 +57,24 @@ class Operation:
     on_loop: bool = False
     edits_config: bool = False
     task: Callable[[dict[str, Any]], str] | None = None  # long: a task titled task(args); run(view, args, task)
+    # Names any file of the server's (a convert's source and destination): for the CLI and the
+    # owner-only admin socket, never the web API, whose token must not read files as root.
+    local_only: bool = False
 
 
 OPERATIONS: dict[str, Operation] = {}
 
 
 def operation(name: str, *, on_loop: bool = False, edits_config: bool = False,
-              task: Callable[[dict[str, Any]], str] | None = None) -> Callable[[Callable[..., Any]],
-                                                                                Callable[..., Any]]:
+              task: Callable[[dict[str, Any]], str] | None = None,
+              local_only: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def register(run: Callable[..., Any]) -> Callable[..., Any]:
         if name in OPERATIONS:
             raise RuntimeError(f"operation {name!r} registered twice")
         if task is not None and (on_loop or edits_config):
             raise RuntimeError(f"operation {name!r}: a task runs on a worker thread and edits no configuration")
         OPERATIONS[name] = Operation(name, run, on_loop=on_loop or edits_config, edits_config=edits_config,
-                                     task=task)
+                                     task=task, local_only=local_only)
         return run
     return register
 
@@ -137,10 +141,20 @@ async def _as_task(view: "ApplianceView", op: Operation, args: dict[str, Any]) -
         task = view.tasks.start(op.name, titled["result"])
     except TaskLimit as exc:
         return {"ok": False, "error": str(exc)}
-    running = asyncio.get_running_loop().run_in_executor(None, _run_task, op, view, args, task)
+    running = view.tasks.run(task, lambda: _run_task(op, view, args, task))
+    running.add_done_callback(lambda done: _never_started(done, task))
     if args.get("background"):
         return {"ok": True, "result": {"task": task.as_dict()}}  # the worker goes on; the task tells how it ends
-    return await running
+    try:
+        return await running
+    except asyncio.CancelledError:
+        return {"ok": False, "error": f"{op.name}: {STOPPED}"}
+
+
+def _never_started(done: "asyncio.Future[Any]", task: Task) -> None:
+    """A task still waiting for a thread when the server stopped: it fails, never ran."""
+    if done.cancelled():
+        task.fail(STOPPED)
 
 
 def _run_task(op: Operation, view: "ApplianceView", args: dict[str, Any], task: Task) -> dict[str, Any]:

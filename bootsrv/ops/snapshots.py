@@ -73,7 +73,7 @@ def export(view: ApplianceView, args: dict[str, Any], task: Task) -> dict[str, A
                               None if base is None else int(base), task.progress)
 
 
-@operation("snapshot.verify", task=lambda args: f"verify {args['path']}")
+@operation("snapshot.verify", task=lambda args: f"verify {args['path']}", local_only=True)
 def verify_export(view: ApplianceView, args: dict[str, Any], task: Task) -> dict[str, Any]:
     """Re-read an export chain as a task (hours on a big disk); findings go to its log too."""
     findings = verify(str(args["path"]), task.progress)

@@ -55,6 +55,7 @@ from target.stores.gate import GatedStore
 from target.stores.meter import NO_METER, Meter
 
 log = logging.getLogger("bootsrv")
+TASKS_END_WITHIN = 30.0  # seconds a stop waits for running tasks to reach their next step and end
 
 
 @dataclass
@@ -257,6 +258,8 @@ class Appliance:
             self.web.close()
         if self.admin is not None:
             self.admin.close()
+        self.tasks.stop()
+        await self.tasks.ended(timeout=TASKS_END_WITHIN)
         await asyncio.get_running_loop().run_in_executor(None, self.backup.stop)
         if self.leadership is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.leadership.resign)

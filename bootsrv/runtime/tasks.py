@@ -13,19 +13,25 @@ and end. Thread-safe: workers write, the event loop reads.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import threading
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from bootsrv.progress import Progress
 
 KEEP = 100  # finished tasks remembered
 RUNNING = 32  # tasks running (or waiting for a worker thread) at once: more are refused
+WORKERS = 4  # tasks that work at once; the rest wait their turn (each is hours of disk I/O at most)
 LOG_LINES = 200  # log records kept per task
+MAX_MESSAGE = 1000  # characters of one log record kept in a task's log
+SHORT = 200  # characters of a result shown in a list row or a log line
+STOPPED = "stopped with the server"
 
 
 class TaskState:
@@ -50,7 +56,7 @@ class Task:
 
     def note(self, level: str, message: str) -> None:
         with self._lock:
-            self.log.append({"time": time.time(), "level": level, "message": message})
+            self.log.append({"time": time.time(), "level": level, "message": message[:MAX_MESSAGE]})
 
     def finish(self, result: Any) -> None:
         self.result, self.ended, self.state = result, time.time(), TaskState.DONE
@@ -60,14 +66,16 @@ class Task:
         self.error, self.ended, self.state = error, time.time(), TaskState.FAILED
         self.note("ERROR", f"failed: {error}")
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, whole_result: bool = True) -> dict[str, Any]:
+        """The task as CONTRACTS.md has it; a list row carries its result cut short (`task.show` whole)."""
         state = self.progress.snapshot()
         if self.state != TaskState.RUNNING:
             state["rate"] = state["eta"] = None
+        result = self.result if whole_result or len(str(self.result)) <= SHORT else _short(self.result)
         return {"id": self.id, "kind": self.kind, "title": self.title, "state": self.state,
                 "done": state["done"], "total": state["total"], "unit": state["unit"], "rate": state["rate"],
                 "eta": state["eta"], "started": self.started, "ended": self.ended, "error": self.error,
-                "result": self.result}
+                "result": result}
 
     def with_log(self) -> dict[str, Any]:
         with self._lock:
@@ -75,7 +83,7 @@ class Task:
         return {**self.as_dict(), "log": lines}
 
 
-def _short(value: Any, limit: int = 200) -> str:
+def _short(value: Any, limit: int = SHORT) -> str:
     text = str(value)
     return text if len(text) <= limit else text[:limit] + "..."
 
@@ -92,6 +100,33 @@ class TaskRegistry:
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._prefix = f"{int(time.time()):x}"  # ids stay unique across restarts of the server
+        # Tasks work on threads of their own: long exports must never take the event loop's
+        # default pool, which the boot path (a client's disk opened at PXE time) and every
+        # other operation need at once.
+        self._executor = ThreadPoolExecutor(WORKERS, thread_name_prefix="task")
+
+    def run(self, task: Task, work: Callable[[], Any]) -> "asyncio.Future[Any]":
+        """`work()` on a task thread, awaitable from the loop."""
+        return asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+    def stop(self) -> None:
+        """The server stops: running tasks are told to stop at their next step (a partial file is
+        removed, as when they fail), and tasks still waiting for a thread fail without starting."""
+        with self._lock:
+            running = [task for task in self._tasks.values() if task.state == TaskState.RUNNING]
+        for task in running:
+            task.progress.cancel(STOPPED)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def ended(self, timeout: float) -> None:
+        """Until no task runs (they stop at their next step), or `timeout` seconds: what the
+        server closes after this (stores, the snapshot engine) is what tasks work on."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not any(task.state == TaskState.RUNNING for task in self._tasks.values()):
+                    return
+            await asyncio.sleep(0.1)
 
     def start(self, kind: str, title: str, unit: str = "bytes") -> Task:
         task = Task(f"{self._prefix}-{next(self._ids)}", kind, title, Progress(unit=unit))
@@ -112,7 +147,7 @@ class TaskRegistry:
         with self._lock:
             self._prune()
             tasks = list(self._tasks.values())
-        return [task.as_dict() for task in reversed(tasks)]
+        return [task.as_dict(whole_result=False) for task in reversed(tasks)]
 
     def get(self, task_id: str) -> Task:
         with self._lock:

@@ -127,6 +127,11 @@ class ApplianceView:
         """Every client served (configured and adopted) as Wake-on-LAN sees it: a copy, for workers."""
         return {name: Sleeper(name, c.config.mac, c.config.image) for name, c in list(self.app.clients.items())}
 
+    def resets_at_boot(self, name: str) -> bool:
+        """Whether the client's disk starts over when it powers on (a worker may ask: it reads image records)."""
+        client = self.app.clients.get(name)
+        return client is not None and self.app.images.resets_at_boot(client)
+
     def online(self) -> set[str]:
         """The clients logged in to their disk now (a worker may ask: the sessions are copied)."""
         targets = {s.target_name for s in self.sessions()}

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bootsrv.wake")
 POLL = 0.5  # seconds between looks at the sessions while waiting for clients to boot
+MISFIRE_GRACE = 300  # seconds late a wake may still fire (a busy box): waking late beats not waking
 
 
 def run_schedule(config: Config, sleepers: Mapping[str, Sleeper], name: str) -> list[dict[str, str]]:
@@ -75,7 +76,7 @@ class WakeScheduler:
         for schedule in self._schedules:
             self._scheduler.add_job(self._fire, CronTrigger.from_crontab(schedule.cron, timezone=zone),
                                     args=[schedule.name], id=schedule.name, name=schedule.name, coalesce=True,
-                                    max_instances=1)
+                                    max_instances=1, misfire_grace_time=MISFIRE_GRACE)
         self._scheduler.start()
         for name, when in self.next_runs().items():
             log.info("wake schedule %s: next run %s", name,
@@ -112,8 +113,15 @@ def wait_until_booted(view: "ApplianceView", why: str, names: list[str], timeout
     """Wake the clients among `names` that are not logged in, and wait until they are, at most
     `timeout` seconds; returns those that did not come up. Names that are no clients ([[disk]]s)
     are left out. Never raises: the snapshots that follow are taken either way."""
-    sleepers = view.sleepers()
-    asleep = [name for name in names if name in sleepers and name not in view.online()]
+    sleepers, online = view.sleepers(), view.online()
+    asleep = [name for name in names if name in sleepers and name not in online]
+    # A disk that starts over at power-on (reset_on_boot, or a reset to a newer image version)
+    # would lose what the snapshot is taken to keep: such clients are left asleep.
+    starting_over = [name for name in asleep if view.resets_at_boot(name)]
+    if starting_over:
+        log.warning("%s: not waking %s: their disks start over when they power on; their snapshots are "
+                    "taken as the disks are", why, ", ".join(starting_over))
+        asleep = [name for name in asleep if name not in starting_over]
     if not asleep:
         return []
     try:

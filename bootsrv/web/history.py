@@ -120,20 +120,24 @@ class HistorySampler:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        before, failing = self._read(), False
+        before: Reading | None = None
+        failing = False
         next_at = loop.time()
         while True:
-            next_at += self.history.interval
-            await asyncio.sleep(max(next_at - loop.time(), 0))
             try:
                 after = self._read()
-                space = await loop.run_in_executor(None, self._space, *self._space_args())
-                self.history.add(before, after, space)
+                if before is not None:  # rates need two readings
+                    space = await loop.run_in_executor(None, self._space, *self._space_args())
+                    self.history.add(before, after, space)
                 before, failing = after, False
             except Exception:  # the charts miss a point; the server goes on (logged once per streak)
                 if not failing:
                     log.exception("dashboard history: a sample failed")
                 failing = True
+            # After a stall the next sample comes one interval on, not in a burst of points a few
+            # milliseconds apart (spikes in the rates).
+            next_at = max(next_at + self.history.interval, loop.time())
+            await asyncio.sleep(max(next_at - loop.time(), 0))
 
     def _read(self) -> Reading:
         view = self.view

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import h11
 
-from bootsrv.ops import dispatch
+from bootsrv.ops import OPERATIONS, dispatch
 from bootsrv.web.history import History, HistorySampler
 from bootsrv.web.metrics import render_metrics
 from bootsrv.web.page import load_assets
@@ -121,6 +121,10 @@ class WebServer:
                 args = json.loads(body or b"{}")
             except ValueError:
                 return _json(400, {"ok": False, "error": "the body must be a JSON object"})
+            op = OPERATIONS.get(path[5:])
+            if op is not None and op.local_only:
+                return _json(403, {"ok": False, "error": f"{op.name} names files of the server: run it with the "
+                                                         f"bootsrv command on the server (the admin socket)"})
             reply = await dispatch(self.view, path[5:], args)
             return _json(200 if reply.get("ok") else 400, reply)
         return _json(404, {"ok": False, "error": f"no {method} {path}"})

@@ -118,7 +118,8 @@ def stage(root: Path, binary: Path, date: float) -> None:
     write(root / "DEBIAN/conffiles", f"/{CONFFILE}\n")
     write(root / "DEBIAN/md5sums", "".join(
         f"{hashlib.md5(path.read_bytes()).hexdigest()}  {path.relative_to(root)}\n"
-        for path in sorted(root.rglob("*")) if path.is_file() and "DEBIAN" not in path.relative_to(root).parts))
+        for path in sorted(root.rglob("*")) if path.is_file() and "DEBIAN" not in path.relative_to(root).parts
+        and path != root / CONFFILE))  # as dh_md5sums: dpkg records a conffile's sum itself
     for path in [root, *root.rglob("*")]:
         if path.is_dir():
             path.chmod(0o755)

@@ -1,6 +1,9 @@
 """What long work on disks (a copy, an export, a verify) reports its progress to: how many
 bytes it will go through, and each step as it goes. bootsrv's `Progress` is one; this module
-keeps `target/` and `snapshots/` free of it (they import nothing of bootsrv)."""
+keeps `target/` and `snapshots/` free of it (they import nothing of bootsrv).
+
+Either call may raise to stop the work (the server stopping under a running task): work
+that reports to a meter leaves nothing half-done under a final name when it does."""
 
 from __future__ import annotations
 

@@ -200,6 +200,16 @@ def test_mutated_traffic_only_ever_raises_protocol_error():
         assert len(fresh._reader._buffer) <= len(data)
 
 
+def test_a_server_request_with_an_attribute_too_big_to_echo_gets_a_short_answer():
+    """A PDU may carry 64 KiB; our answers go in 8 KiB PDUs (open-isns reads no more): what
+    does not fit is not echoed, and nothing but a reply comes of it."""
+    for function in (Function.ESI, Function.SCN):
+        conn = ClientConnection()
+        big = encode_attrs([string(Tag.ENTITY_IDENTIFIER, "e" * 9000)])
+        replies, answers = conn.receive(pdu(function, Flag.SERVER | Flag.FIRST | Flag.LAST, 7, big))
+        assert replies == [] and answers and len(answers) < 100
+
+
 # ---- configuration -----------------------------------------------------------------------
 
 def test_the_isns_key_takes_a_host_and_an_optional_port(tmp_path):

@@ -15,9 +15,9 @@ from bootsrv.ops import dispatch
 from bootsrv.runtime.view import ApplianceView
 from bootsrv.wake.clients import Sleeper, choose
 from bootsrv.wake.packet import magic_packet
-from bootsrv.wake.schedule import WakeScheduler
+from bootsrv.wake.schedule import WakeScheduler, wait_until_booted
 from bootsrv.wake.send import Destination, WakeError, destination
-from tests.support.appliance import opened_appliance
+from tests.support.appliance import BASE, opened_appliance
 from tests.support.config_sample import GOOD, refusal, write
 
 MAC = bytes.fromhex("52540012345f")
@@ -193,3 +193,14 @@ def test_wake_schedules_are_jobs_at_their_cron_times_and_follow_a_changed_config
         finally:
             asyncio.run(jobs.stop())
         assert jobs.next_runs() == {"newyear": None, "christmas": None}
+
+
+def test_wake_first_leaves_asleep_a_client_whose_disk_starts_over_at_power_on(tmp_path, caplog):
+    """Waking a reset_on_boot client before its snapshot would discard what the snapshot is for."""
+    resetting = BASE.replace('mac = "52:54:00:12:34:56"\n', 'mac = "52:54:00:12:34:56"\nreset_on_boot = true\n')
+    with opened_appliance(tmp_path, resetting) as app:
+        view = ApplianceView.of(app)
+        # No [wake] interface: a client it tried to wake would come back as not woken.
+        assert wait_until_booted(view, "schedule nightly", ["ws01"], 1) == []
+        assert "not waking ws01: their disks start over" in caplog.text
+        assert wait_until_booted(view, "schedule nightly", ["ws02"], 1) == ["ws02"]

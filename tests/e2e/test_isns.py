@@ -19,7 +19,7 @@ from tests.support.snapshots import bootsrv_cli
 pytestmark = pytest.mark.e2e
 BASE = "iqn.2026-11.lan.bootsrv"
 EID = "bootsrv:isns-node"
-PERIOD = 3  # seconds: short, so that the test sees the keep-alive outlast it
+PERIOD = 9  # seconds: short, so that the test sees the keep-alive (every 3 s) outlast it, with room for a stall
 FIRST = {f"{BASE}:one": "first disk", f"{BASE}:two": ""}
 
 

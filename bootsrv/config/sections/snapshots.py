@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from snapshots.schedule import Schedule
 
 DEFAULTS = SnapshotsConfig()
+MAX_BOOT_WAIT = 3600  # seconds: a schedule that waits longer for its clients holds its backup back all night
 
 
 def _keep(sub: Section) -> Keep:
@@ -73,8 +74,8 @@ def _schedule(sub: Section, index: int, names: Collection[str], exports: bool, t
     wake = sub.get("wake", bool, "true or false (wake the clients first)", default_of(Schedule, "wake"))
     boot_wait = parse_duration(sub.get("boot_wait", (int, str), 'a duration like "10m"',
                                        default_of(Schedule, "boot_wait")))
-    if boot_wait is None:
-        sub.fail("boot_wait", 'a duration like "10m"', sub.table.get("boot_wait"))
+    if boot_wait is None or boot_wait > MAX_BOOT_WAIT:
+        sub.fail("boot_wait", 'a duration like "10m", at most "1h"', sub.table.get("boot_wait"))
     sub.done()
     return Schedule(name, cron, tuple(disks), export, keep, grace, full_every, wake, boot_wait)
 

@@ -224,7 +224,12 @@ const RANK = {DEBUG: 0, INFO: 1, WARNING: 2, ERROR: 3, CRITICAL: 4};
 
 async function renderLog(force) {
   const after = logLines.length ? logLines[logLines.length - 1].seq : undefined;
-  const {lines} = await op("log.tail", after === undefined ? {limit: 500} : {limit: 500, after});
+  let {lines, last} = await op("log.tail", after === undefined ? {limit: 500} : {limit: 500, after});
+  if (after !== undefined && last < after) {  // the server restarted: its lines are numbered from 1 again
+    logLines = [];
+    ({lines} = await op("log.tail", {limit: 500}));
+    force = true;
+  }
   if (!lines.length && !force && logLines.length) return;  // the table already shows them
   logLines = logLines.concat(lines).slice(-LOG_KEPT);
   const floor = RANK[$("log-level").value] ?? 0;

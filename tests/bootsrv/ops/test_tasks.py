@@ -72,3 +72,36 @@ def test_the_registry_keeps_running_tasks_and_the_newest_finished_ones_and_bound
     tasks.start("x.long", "second")
     with pytest.raises(TaskLimit, match="2 tasks are running already"):
         tasks.start("x.long", "third")
+
+
+def test_long_tasks_leave_the_other_operations_their_threads_and_stop_with_the_server(tmp_path):
+    """Tasks work on threads of their own: however many run, an ordinary operation (the kind the
+    dashboard and the boot path need) is answered; a stop makes running tasks end at their next
+    step and fails the ones still waiting for a thread."""
+    release = threading.Event()
+
+    @operation("test.spin", task=lambda args: f"spin {args['n']}")
+    def spin(view, args, task):
+        task.progress.set_total(None)
+        while True:  # reports per step, as every long loop does; stops only when told to
+            task.progress.advance(1)
+            release.wait(0.01)
+
+    async def scenario(view):
+        started = [(await dispatch(view, "test.spin", {"n": n, "background": True}))["result"]["task"]
+                   for n in range(8)]
+        answered = await asyncio.wait_for(dispatch(view, "snapshot.list", {}), 10)  # on a worker thread
+        listed = await asyncio.wait_for(dispatch(view, "task.list", {}), 10)
+        view.tasks.stop()
+        await view.tasks.ended(timeout=10)
+        return started, answered, listed, (await dispatch(view, "task.list", {}))["result"]["tasks"]
+
+    try:
+        with opened_appliance(tmp_path) as app:
+            started, answered, listed, ended = asyncio.run(scenario(ApplianceView.of(app)))
+        assert answered["ok"] and listed["ok"]
+        assert len(started) == 8 and all(task["state"] == "running" for task in listed["result"]["tasks"])
+        assert [task["state"] for task in ended] == ["failed"] * 8
+        assert {task["error"] for task in ended} == {"stopped with the server"}
+    finally:
+        del OPERATIONS["test.spin"]
