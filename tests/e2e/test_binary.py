@@ -9,10 +9,12 @@ import random
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from bootsrv.web.page import ROUTES, STATIC
 from tests.support.binary import CLEAN_ENV, serve_binary
 from tests.support.ceph import run_client
 from tests.support.ports import free_port
@@ -55,7 +57,9 @@ def test_binary_serves_snapshots_and_stops_cleanly(binary, tmp_path):
     env = dict(CLEAN_ENV, TMPDIR=str(unpack))  # where the one-file launcher unpacks itself
     port = free_port()
     config = tmp_path / "bootsrv.toml"
-    config.write_text(scratch_config("64MiB").replace("@PORT@", str(port)).replace("scratch.img", "scratch.vhd"))
+    web_port = free_port()
+    config.write_text(scratch_config("64MiB").replace("@PORT@", str(port)).replace("scratch.img", "scratch.vhd")
+                      + f'[web]\nlisten = "127.0.0.1:{web_port}"\ntoken = "binary-test-token-0123"\n')
     started = time.monotonic()
     proc, log = serve_binary(binary, config, tmp_path, env)
     try:
@@ -65,6 +69,10 @@ def test_binary_serves_snapshots_and_stops_cleanly(binary, tmp_path):
         made = subprocess.run([str(binary), "snapshot", "create", "scratch", "-c", str(config)], env=env,
                               cwd=tmp_path, capture_output=True, text=True, timeout=60)
         assert made.returncode == 0 and "snapshot 1 of scratch" in made.stdout, made
+        # The dashboard's files (uPlot among them) are frozen in and served as they are in the tree.
+        for url_path, name in ROUTES.items():
+            with urllib.request.urlopen(f"http://127.0.0.1:{web_port}{url_path}", timeout=30) as reply:
+                assert reply.read() == (STATIC / name).read_bytes(), url_path
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)
