@@ -79,7 +79,7 @@ def test_conformance_suite_on_a_dynamic_vhd(run_server, tmp_path, layout):
     server = run_server(vhd_config(str(tmp_path / "scratch.vhd"), size="1GiB"))
     if layout == "after a snapshot":  # the LUN is then a differencing layer over the frozen one
         bootsrv("snapshot", "create", "scratch", "-c", str(server.config), cwd=tmp_path)
-    out = run(["iscsi-test-cu", "--dataloss", "-n", "--initiator-name=iqn.2026-11.test:init1",
+    out = run(["iscsi-test-cu", "--dataloss", "-n", "-t", "ALL", "--initiator-name=iqn.2026-11.test:init1",
                "--initiator-name-2=iqn.2026-11.test:init2", server.url(SCRATCH_IQN)], timeout=900,
               check=False).stdout
     summary = re.search(r"^\s*tests\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)", out, re.MULTILINE)
