@@ -156,6 +156,7 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         self.loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self.core: TargetConnection | None = None
+        self._target_stats: CommandStats | None = None  # set at its first command (_find_target_stats)
         self.peer = "?"
         self.address = "?"  # the initiator's IP address
         self._timer: asyncio.TimerHandle | None = None
@@ -335,18 +336,24 @@ class _ConnectionShell(asyncio.BufferedProtocol):
         self._complete(task, result, started)
         self._flush()
 
+    def _find_target_stats(self) -> CommandStats | None:
+        """The counters of the target this connection's session logged in to (per client, for the
+        dashboard's history), found once: a session's target never changes after login."""
+        session = self.core.session if self.core is not None else None
+        if session is None or not session.target_name:
+            return None
+        self._target_stats = self.server.target_stats.setdefault(session.target_name, CommandStats())
+        return self._target_stats
+
     def _complete(self, task: ScsiTask, result: ScsiResult, started: float) -> None:
         assert self.core is not None
         try:
             opcode, data_in, data_out = task.cdb[0] if task.cdb else 0, len(result.data), len(task.data or b"")
             seconds = time.monotonic() - started
             self.server.stats.record(opcode, data_in, data_out, result.status, seconds)
-            session = self.core.session
-            if session is not None and session.target_name:  # per client, for the dashboard's history
-                stats = self.server.target_stats.get(session.target_name)
-                if stats is None:
-                    stats = self.server.target_stats[session.target_name] = CommandStats()
-                stats.record(opcode, data_in, data_out, result.status, seconds)
+            per_target = self._target_stats if self._target_stats is not None else self._find_target_stats()
+            if per_target is not None:
+                per_target.record(opcode, data_in, data_out, result.status, seconds)
             self.core.complete(task, result)
         except Exception:  # a result we cannot send: a command left unanswered would hang the initiator
             log.exception("%s: the result of command %s could not be sent; the connection is dropped "
